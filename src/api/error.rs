@@ -1,0 +1,126 @@
+//! Every API error, and the one place that maps each to a status code and FaceCV-style JSON:
+//! `{"error": {"code": "...", "message": "..."}}` (plus `field` for validation errors).
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+
+use crate::config::ConfigError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("this API needs \"Authorization: Bearer <token>\" with the appliance's api.token")]
+    Unauthorized,
+    #[error("no api.token is configured, so the API answers only clients on this machine")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(http::Method),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("the body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("the store is full; the oldest events are being dropped to make room")]
+    StoreFull,
+    #[error("the appliance is shutting down")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
+            ApiError::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let (status, code) = self.status_and_code();
+        let mut error = json!({ "code": code, "message": self.to_string() });
+        if let ApiError::Invalid { field, .. } = &self {
+            error["field"] = json!(field);
+        }
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), "{self}");
+        }
+        super::json_response(status, &json!({ "error": error }))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what),
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::Full => ApiError::StoreFull,
+            StoreError::Closed => ApiError::Unavailable,
+            e if e.is_disk_full() => ApiError::StoreFull,
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Invalid { key, message } => ApiError::Invalid {
+                field: key,
+                message,
+            },
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        match e.classify() {
+            // Well-formed JSON of the wrong shape: a missing field or a wrong type.
+            Category::Data => ApiError::invalid(field_of(&e), e.to_string()),
+            _ => ApiError::InvalidJson(e.to_string()),
+        }
+    }
+}
+
+/// The field serde names in "missing field `url`" or "unknown variant ..., expected ...".
+fn field_of(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match (
+        text.find('`'),
+        text[text.find('`').map_or(0, |i| i + 1)..].find('`'),
+    ) {
+        (Some(start), Some(len)) if text.starts_with("missing field") => {
+            text[start + 1..start + 1 + len].to_owned()
+        }
+        _ => "body".to_owned(),
+    }
+}

@@ -1,0 +1,271 @@
+//! The LAN API: hyper 1, FaceCV's paths and bodies, one file per resource.
+//!
+//! `server` owns the accept loop and graceful shutdown; `route` maps a path to a handler; handlers
+//! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
+
+pub mod error;
+mod events;
+mod ops;
+mod webhooks;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ApiConfig;
+use crate::delivery::Delivery;
+use crate::metrics::Metrics;
+use crate::store::{Outbox, Store};
+pub use error::ApiError;
+
+/// Connections served at once; more wait in the kernel's backlog. An appliance has few clients.
+const MAX_CONNECTIONS: usize = 64;
+/// How long in-flight requests get to finish after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
+
+/// What every handler may use.
+pub struct State {
+    pub store: Store,
+    pub outbox: Outbox,
+    pub delivery: Arc<Delivery>,
+    pub metrics: Arc<Metrics>,
+    pub config: ApiConfig,
+    pub started: Instant,
+    pub stopping: CancellationToken,
+}
+
+/// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+    let graceful = GracefulShutdown::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = stop.cancelled() => break,
+            p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let service = service_fn(move |req| {
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some API requests did not finish before shutdown");
+    }
+}
+
+async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let result = match authorize(state, peer, &req) {
+        Ok(()) => route(state, req).await,
+        Err(e) => Err(e),
+    };
+    let response = result.unwrap_or_else(ApiError::into_response);
+    tracing::debug!(%peer, %method, path, status = response.status().as_u16(), "api request");
+    response
+}
+
+fn authorize(state: &State, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), ApiError> {
+    match &state.config.token {
+        None if is_loopback(peer.ip()) => Ok(()),
+        None => Err(ApiError::Forbidden),
+        Some(token) => {
+            let given = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+                Ok(())
+            } else {
+                Err(ApiError::Unauthorized)
+            }
+        }
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn route(state: &State, req: Request<Incoming>) -> ApiResult {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let method = req.method().clone();
+    match segments.as_slice() {
+        ["health"] => only(&method, Method::GET, || ops::health(state)),
+        ["metrics"] => only(&method, Method::GET, || ops::metrics(state)),
+        ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state, req, rest).await,
+        ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state, &req)),
+        ["api", "v1", "events", "trigger"] => {
+            if method != Method::POST {
+                return Err(ApiError::MethodNotAllowed(method));
+            }
+            events::trigger(state, req).await
+        }
+        _ => Err(ApiError::NotFound(format!("path {path}"))),
+    }
+}
+
+fn only(method: &Method, allowed: Method, f: impl FnOnce() -> ApiResult) -> ApiResult {
+    if *method == allowed {
+        f()
+    } else {
+        Err(ApiError::MethodNotAllowed(method.clone()))
+    }
+}
+
+/// Reads a JSON body of at most `api.max_body_kb`; 413 past that, 400 for broken JSON, 422 for
+/// JSON of the wrong shape. An empty body reads as `{}` so that bodies with only defaults can be
+/// left out.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let bytes = read_body(state, req).await?;
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
+    Ok(serde_json::from_slice(bytes)?)
+}
+
+pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_body_kb as usize * 1024;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge(limit)),
+        Err(e) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
+    }
+}
+
+pub(crate) fn json_response(
+    status: StatusCode,
+    value: &impl serde::Serialize,
+) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(value).expect("API responses serialise");
+    text_response(status, "application/json", body)
+}
+
+pub(crate) fn text_response(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("a static status and content type make a valid response")
+}
+
+pub(crate) fn ok_json(value: &impl serde::Serialize) -> ApiResult {
+    Ok(json_response(StatusCode::OK, value))
+}
+
+/// The query string as key-value pairs, percent-decoded.
+pub(crate) fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub(crate) fn query_param<T: std::str::FromStr>(
+    pairs: &[(String, String)],
+    name: &str,
+) -> Result<Option<T>, ApiError> {
+    match pairs.iter().find(|(k, _)| k == name) {
+        None => Ok(None),
+        Some((_, v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(name, format!("cannot parse {v:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_includes_mapped_v4() {
+        assert!(is_loopback("127.0.0.1".parse().unwrap()));
+        assert!(is_loopback("::1".parse().unwrap()));
+        assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!is_loopback("192.168.1.20".parse().unwrap()));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

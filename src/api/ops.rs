@@ -1,0 +1,45 @@
+//! Operations: `/health` for supervisors and deploy scripts, `/metrics` for Prometheus.
+
+use serde_json::json;
+
+use super::{ok_json, text_response, ApiResult, State};
+use crate::store::sinks::webhook_sink;
+
+pub fn health(state: &State) -> ApiResult {
+    let store_ok = state.store.event_count().is_ok();
+    let status = if store_ok && !state.stopping.is_cancelled() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    ok_json(&json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "store": { "ok": store_ok, "head_seq": state.outbox.head() },
+        "delivery": { "running": state.delivery.running() },
+    }))
+}
+
+pub fn metrics(state: &State) -> ApiResult {
+    // Backlogs are counted when scraped rather than kept up to date on every commit.
+    for r in state.store.webhooks()? {
+        let sink = webhook_sink(&r.id());
+        let (backlog, _) = state
+            .store
+            .sink_backlog(&sink, r.config.event_types.as_deref())?;
+        state
+            .metrics
+            .backlog
+            .get_or_create(&state.metrics.sink(&sink))
+            .set(backlog as i64);
+    }
+    if let Ok(used) = state.store.used_bytes() {
+        state.metrics.store_bytes.set(used as i64);
+    }
+    Ok(text_response(
+        http::StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        state.metrics.encode(),
+    ))
+}

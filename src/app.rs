@@ -1,0 +1,114 @@
+//! Wiring: the store, the outbox, the sinks and the API, started in order and stopped in reverse.
+//!
+//! Shutdown order is what makes SIGTERM safe: first the API stops taking events, then the sinks stop
+//! (abandoning requests in flight without moving their cursors), then the outbox commits what is
+//! queued, and last the store checkpoints its WAL so the next start has nothing to replay.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::config::Config;
+use crate::delivery::Delivery;
+use crate::metrics::Metrics;
+use crate::store::sinks::Origin;
+use crate::store::{Outbox, Store};
+
+pub struct App {
+    addr: SocketAddr,
+    store: Store,
+    outbox: Outbox,
+    delivery: Arc<Delivery>,
+    stop: CancellationToken,
+    api: JoinHandle<()>,
+}
+
+impl App {
+    /// Opens the store, applies the config's webhooks, starts delivery and binds the API.
+    pub async fn start(config: Config) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let store = Store::open(&config.storage, metrics.clone())
+            .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
+        apply_config_webhooks(&store, &config)?;
+        let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
+        let delivery =
+            Delivery::start(outbox.clone(), metrics.clone()).context("starting delivery")?;
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let state = Arc::new(api::State {
+            store: store.clone(),
+            outbox: outbox.clone(),
+            delivery: delivery.clone(),
+            metrics,
+            config: config.api.clone(),
+            started: Instant::now(),
+            stopping: stop.clone(),
+        });
+        if config.api.token.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
+        }
+        let api = tokio::spawn(api::serve(listener, state, stop.clone()));
+        tracing::info!(%addr, store = %store.path().display(), "FaceCV Edge is running");
+        Ok(App {
+            addr,
+            store,
+            outbox,
+            delivery,
+            stop,
+            api,
+        })
+    }
+
+    /// Where the API listens (useful when the config asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops everything in order; see the module comment.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        let _ = self.api.await;
+        self.delivery.shutdown().await;
+        self.outbox.stop().await;
+        self.store.close().context("closing the store")?;
+        tracing::info!("FaceCV Edge stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Webhooks in the config file are created or updated; ones that were in an earlier config file
+/// and are gone from this one are deleted. Webhooks made over the API are left alone.
+fn apply_config_webhooks(store: &Store, config: &Config) -> anyhow::Result<()> {
+    for w in &config.webhooks {
+        store
+            .apply_config_webhook(w)
+            .with_context(|| format!("applying webhook {} from the config", w.webhook_id))?;
+    }
+    for old in store.webhooks()? {
+        let still = config
+            .webhooks
+            .iter()
+            .any(|w| w.webhook_id == old.config.webhook_id);
+        if old.origin == Origin::Config && !still {
+            tracing::info!(webhook = %old.config.webhook_id, "webhook removed from the config; deleting it");
+            store.delete_webhook(&old.id())?;
+        }
+    }
+    Ok(())
+}

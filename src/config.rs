@@ -1,0 +1,427 @@
+//! Typed configuration, read from TOML and validated once at start-up.
+//!
+//! Every value that can be wrong is checked here, with a message that names the key and the allowed
+//! range, so that an installer sees the mistake when the service starts rather than at 3 a.m. when the
+//! first event fails. Webhooks created over the API go through the same [`WebhookConfig::validate`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::EventType;
+
+/// The configuration `facecv serve` runs with when given no file: everything on this machine, the
+/// store in a folder beside the working directory.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config is not valid TOML: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Without a token the API answers loopback peers only; with one, every request must carry it.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Largest request body accepted, in KiB; larger bodies get 413 before they are read whole.
+    #[serde(default = "default_max_body_kb")]
+    pub max_body_kb: u32,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:7000".parse().expect("a literal address")
+}
+fn default_max_body_kb() -> u32 {
+    1024
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+            token: None,
+            max_body_kb: default_max_body_kb(),
+        }
+    }
+}
+
+/// When a committed transaction reaches the flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// fsync at every commit (SQLite `synchronous=FULL`): an event acknowledged as recorded survives a
+    /// power cut. Group commit keeps the number of fsyncs to one per batch of arriving events.
+    Always,
+    /// fsync at WAL checkpoints only (`synchronous=NORMAL`): survives a crash of the process, but a power
+    /// cut may lose the last second of events. Fewer writes to wear the flash.
+    Normal,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default = "default_dir")]
+    pub dir: PathBuf,
+    /// The store's size limit. When reached, delivered events go first, then the oldest undelivered.
+    #[serde(default = "default_quota_mb")]
+    pub quota_mb: u64,
+    #[serde(default = "default_fsync")]
+    pub fsync: FsyncPolicy,
+    /// How long delivered events stay readable (`GET /api/v1/events`, replay from a sequence number).
+    #[serde(default = "default_retain_hours")]
+    pub retain_delivered_hours: u32,
+}
+
+fn default_dir() -> PathBuf {
+    PathBuf::from("facecv-data")
+}
+fn default_quota_mb() -> u64 {
+    256
+}
+fn default_fsync() -> FsyncPolicy {
+    FsyncPolicy::Always
+}
+fn default_retain_hours() -> u32 {
+    24
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: default_dir(),
+            quota_mb: default_quota_mb(),
+            fsync: default_fsync(),
+            retain_delivered_hours: default_retain_hours(),
+        }
+    }
+}
+
+impl StorageConfig {
+    pub fn quota_bytes(&self) -> u64 {
+        self.quota_mb * 1024 * 1024
+    }
+}
+
+/// A webhook's name: used in URLs, logs and metric labels, so kept to a safe alphabet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WebhookId(pub String);
+
+impl WebhookId {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(WebhookId(s.to_owned()))
+        } else {
+            Err(ConfigError::invalid(
+                "webhook_id",
+                format!("must be 1 to 64 characters of A-Z a-z 0-9 _ - . , got {s:?}"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One webhook, with FaceCV's field names, ranges and defaults (`facecv-api-notes.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct WebhookConfig {
+    pub webhook_id: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Seconds to wait for the receiver's answer, 1 to 300.
+    #[serde(default = "default_timeout")]
+    pub timeout: f64,
+    /// Retries after the first attempt, 0 to 10 (FaceCV counted attempts; 0 meant none at all).
+    #[serde(default = "default_retry_count")]
+    pub retry_count: u32,
+    /// The first back-off in seconds, 1 to 60; each retry doubles it, with jitter.
+    #[serde(default = "default_retry_delay")]
+    pub retry_delay: f64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Seconds to wait for a batch to fill, 0.1 to 60.
+    #[serde(default = "default_batch_timeout")]
+    pub batch_timeout: f64,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Absent means every type.
+    #[serde(default)]
+    pub event_types: Option<Vec<EventType>>,
+    /// Standard Webhooks signing secret, `whsec_` + base64 key. Generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+fn default_timeout() -> f64 {
+    30.0
+}
+fn default_retry_count() -> u32 {
+    3
+}
+fn default_retry_delay() -> f64 {
+    1.0
+}
+fn default_batch_size() -> u32 {
+    10
+}
+fn default_batch_timeout() -> f64 {
+    1.0
+}
+fn default_true() -> bool {
+    true
+}
+
+fn check_range(key: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<(), ConfigError> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be between {lo} and {hi}{unit}, got {v}"),
+        ))
+    }
+}
+
+impl WebhookConfig {
+    /// A webhook with FaceCV's defaults for everything but its id and URL.
+    pub fn new(webhook_id: &str, url: &str) -> Self {
+        WebhookConfig {
+            webhook_id: webhook_id.into(),
+            url: url.into(),
+            headers: BTreeMap::new(),
+            timeout: default_timeout(),
+            retry_count: default_retry_count(),
+            retry_delay: default_retry_delay(),
+            batch_size: default_batch_size(),
+            batch_timeout: default_batch_timeout(),
+            enabled: true,
+            event_types: None,
+            secret: None,
+        }
+    }
+
+    /// Checks every field against FaceCV's ranges; the error names the first field that is out.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        WebhookId::parse(&self.webhook_id)?;
+        match url::Url::parse(&self.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "url",
+                    format!("must be an http or https URL, got {:?}", self.url),
+                ))
+            }
+        }
+        for (name, value) in &self.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(ConfigError::invalid(
+                    format!("headers.{name}"),
+                    "must be a valid HTTP header name and value",
+                ));
+            }
+        }
+        check_range("timeout", self.timeout, 1.0, 300.0, " s")?;
+        check_range("retry_count", self.retry_count.into(), 0.0, 10.0, "")?;
+        check_range("retry_delay", self.retry_delay, 1.0, 60.0, " s")?;
+        check_range("batch_size", self.batch_size.into(), 1.0, 100.0, "")?;
+        check_range("batch_timeout", self.batch_timeout, 0.1, 60.0, " s")?;
+        if let Some(secret) = &self.secret {
+            crate::delivery::sign::SigningKey::parse(secret)
+                .map_err(|e| ConfigError::invalid("secret", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub fn id(&self) -> WebhookId {
+        WebhookId(self.webhook_id.clone())
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
+    pub fn retry_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.retry_delay)
+    }
+    pub fn batch_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.batch_timeout)
+    }
+
+    pub fn wants(&self, t: EventType) -> bool {
+        self.event_types.as_ref().is_none_or(|ts| ts.contains(&t))
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    pub fn embedded_default() -> Self {
+        Self::from_toml(EMBEDDED_DEFAULT).expect("the embedded default config is valid")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.api.token {
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::invalid(
+                    "api.token",
+                    "must be at least 16 printable characters without spaces",
+                ));
+            }
+        }
+        if !(1..=65536).contains(&self.api.max_body_kb) {
+            return Err(ConfigError::invalid(
+                "api.max_body_kb",
+                format!(
+                    "must be between 1 and 65536 KiB, got {}",
+                    self.api.max_body_kb
+                ),
+            ));
+        }
+        if !(1..=1_048_576).contains(&self.storage.quota_mb) {
+            return Err(ConfigError::invalid(
+                "storage.quota_mb",
+                format!(
+                    "must be between 1 and 1048576 MiB, got {}",
+                    self.storage.quota_mb
+                ),
+            ));
+        }
+        if self.storage.dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("storage.dir", "must not be empty"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            w.validate().map_err(|e| match e {
+                ConfigError::Invalid { key, message } => {
+                    ConfigError::invalid(format!("webhooks[{i}].{key}"), message)
+                }
+                other => other,
+            })?;
+            if !seen.insert(&w.webhook_id) {
+                return Err(ConfigError::invalid(
+                    format!("webhooks[{i}].webhook_id"),
+                    format!("{:?} is used by two webhooks", w.webhook_id),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_default_is_valid_and_local() {
+        let c = Config::embedded_default();
+        assert!(c.api.listen.ip().is_loopback());
+        assert_eq!(c.api.listen.port(), 7000);
+        assert_eq!(c.storage.fsync, FsyncPolicy::Always);
+    }
+
+    #[test]
+    fn a_webhook_out_of_range_names_its_key() {
+        let err = Config::from_toml(
+            r#"
+            [[webhooks]]
+            webhook_id = "main"
+            url = "http://127.0.0.1:8080/hook"
+            timeout = 500
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "webhooks[0].timeout: must be between 1 and 300 s, got 500"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused() {
+        let err = Config::from_toml("[storage]\nquota = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `quota`"), "{err}");
+        let err =
+            Config::from_toml("[[webhooks]]\nwebhook_id = \"a\"\nurl = \"ftp://example.org/\"\n")
+                .unwrap_err();
+        assert!(err.to_string().starts_with("webhooks[0].url:"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_webhook_ids_are_refused() {
+        let err = Config::from_toml(
+            "[[webhooks]]\nwebhook_id = \"a\"\nurl = \"http://h/\"\n[[webhooks]]\nwebhook_id = \"a\"\nurl = \"http://h/\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("used by two webhooks"), "{err}");
+    }
+
+    #[test]
+    fn webhook_ids_keep_to_a_safe_alphabet() {
+        assert!(WebhookId::parse("main_recognition").is_ok());
+        assert!(WebhookId::parse("a/b").is_err());
+        assert!(WebhookId::parse("").is_err());
+    }
+}

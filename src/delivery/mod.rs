@@ -1,0 +1,131 @@
+//! Sinks: everything that takes committed events out of the outbox to somebody else.
+//!
+//! [`Delivery`] keeps one [`webhook::Worker`] running per enabled webhook and restarts it whenever the
+//! webhook changes. Workers share one HTTP client and learn of new events from the outbox's head.
+
+pub mod http;
+pub mod sign;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebhookId;
+use crate::metrics::Metrics;
+use crate::store::{Outbox, Store};
+
+/// How often delivered events past retention and old delivery attempts are pruned.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+/// Delivery attempts kept per webhook for `GET /webhooks/{id}/deliveries`.
+const ATTEMPTS_KEPT: usize = 1000;
+
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+pub struct Delivery {
+    store: Store,
+    outbox: Outbox,
+    client: http::HttpClient,
+    metrics: Arc<Metrics>,
+    workers: Mutex<HashMap<WebhookId, Running>>,
+    stop: CancellationToken,
+}
+
+impl Delivery {
+    /// Starts a worker for every enabled webhook in the store, and the maintenance task.
+    pub fn start(outbox: Outbox, metrics: Arc<Metrics>) -> crate::store::Result<Arc<Delivery>> {
+        let delivery = Arc::new(Delivery {
+            store: outbox.store().clone(),
+            outbox,
+            client: http::HttpClient::new(),
+            metrics,
+            workers: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+        });
+        for record in delivery.store.webhooks()? {
+            delivery.sync(&record.id());
+        }
+        tokio::spawn(maintain(delivery.store.clone(), delivery.stop.clone()));
+        Ok(delivery)
+    }
+
+    pub fn client(&self) -> &http::HttpClient {
+        &self.client
+    }
+
+    /// Brings the worker of one webhook in line with the store: (re)started if the webhook exists
+    /// and is enabled, stopped otherwise. Call after every change to a webhook.
+    pub fn sync(&self, id: &WebhookId) {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = workers.remove(id) {
+            old.stop.cancel();
+        }
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let record = match self.store.webhook(id) {
+            Ok(r) if r.config.enabled => r,
+            Ok(_) | Err(crate::store::StoreError::NotFound(_)) => return,
+            Err(e) => {
+                tracing::error!(webhook = %id, error = %e, "cannot start the webhook's worker");
+                return;
+            }
+        };
+        let stop = self.stop.child_token();
+        let worker = webhook::Worker {
+            record,
+            store: self.store.clone(),
+            head: self.outbox.subscribe(),
+            client: self.client.clone(),
+            metrics: self.metrics.clone(),
+            stop: stop.clone(),
+        };
+        let task = tokio::spawn(worker.run());
+        workers.insert(id.clone(), Running { stop, task });
+    }
+
+    /// True while the workers run; FaceCV's `manager_running`.
+    pub fn running(&self) -> bool {
+        !self.stop.is_cancelled()
+    }
+
+    /// Stops every worker: requests in flight are abandoned and their cursors stay where they were.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let tasks: Vec<JoinHandle<()>> = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, r)| r.task)
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn maintain(store: Store, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
+        }
+        let r = store
+            .run(|s| Ok((s.prune_delivered()?, s.trim_attempts(ATTEMPTS_KEPT)?)))
+            .await;
+        match r {
+            Ok((events, attempts)) if events + attempts > 0 => {
+                tracing::debug!(events, attempts, "pruned delivered events and old attempts")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "store maintenance failed"),
+        }
+    }
+}

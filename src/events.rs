@@ -1,0 +1,381 @@
+//! The six event types and FaceCV's JSON shapes.
+//!
+//! FaceCV's receivers parse `{"event_type","timestamp","camera_id","data","metadata"}` objects inside a
+//! `{"webhook_id","timestamp","events":[...]}` envelope. We keep those names to the letter and add one
+//! field, `id`, so that a receiver can deduplicate what at-least-once delivery may send twice.
+//!
+//! An event is serialised once, when it is recorded; the outbox stores that text and every sink sends
+//! it as it is. The envelope is then assembled from the stored texts without parsing them again.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// The name of one of the six event kinds, as FaceCV spells it on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    FaceDetected,
+    FaceRecognized,
+    StrangerAlert,
+    AttendanceRecorded,
+    StreamStarted,
+    StreamStopped,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::FaceDetected,
+        EventType::FaceRecognized,
+        EventType::StrangerAlert,
+        EventType::AttendanceRecorded,
+        EventType::StreamStarted,
+        EventType::StreamStopped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::FaceDetected => "face_detected",
+            EventType::FaceRecognized => "face_recognized",
+            EventType::StrangerAlert => "stranger_alert",
+            EventType::AttendanceRecorded => "attendance_recorded",
+            EventType::StreamStarted => "stream_started",
+            EventType::StreamStopped => "stream_stopped",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The text was not one of the six event type names.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown event type {0:?}; expected one of face_detected, face_recognized, stranger_alert, attendance_recorded, stream_started, stream_stopped")]
+pub struct UnknownEventType(pub String);
+
+impl FromStr for EventType {
+    type Err = UnknownEventType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| UnknownEventType(s.to_owned()))
+    }
+}
+
+/// A face box in pixels of the frame, `[x1, y1, x2, y2]`, as FaceCV sends it.
+pub type BBox = [i32; 4];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectedFace {
+    pub bbox: BBox,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecognizedFace {
+    pub name: String,
+    pub confidence: f32,
+    pub bbox: BBox,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_id: Option<String>,
+    /// The person's enrolment metadata (department, employee_id, ...).
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AlertLevel {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttendanceAction {
+    CheckIn,
+    CheckOut,
+    BreakIn,
+    BreakOut,
+}
+
+/// Why a stream ended: receivers treat a lost source differently from an operator's stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Requested,
+    SourceLost,
+    Error,
+    Shutdown,
+}
+
+/// What happened, with the payload FaceCV put under `data` for each kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "data", rename_all = "snake_case")]
+pub enum EventData {
+    FaceDetected {
+        faces: Vec<DetectedFace>,
+        face_count: usize,
+    },
+    FaceRecognized {
+        recognized_faces: Vec<RecognizedFace>,
+        recognized_count: usize,
+    },
+    StrangerAlert {
+        alert_level: AlertLevel,
+        confidence: f32,
+        bbox: BBox,
+        appearance_count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        image_path: Option<String>,
+    },
+    AttendanceRecorded {
+        face_id: String,
+        name: String,
+        action: AttendanceAction,
+        confidence: f32,
+        #[serde(default)]
+        metadata: Map<String, Value>,
+    },
+    StreamStarted {
+        source: String,
+        fps: f32,
+    },
+    StreamStopped {
+        source: String,
+        reason: StopReason,
+        frames_processed: u64,
+    },
+}
+
+impl EventData {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventData::FaceDetected { .. } => EventType::FaceDetected,
+            EventData::FaceRecognized { .. } => EventType::FaceRecognized,
+            EventData::StrangerAlert { .. } => EventType::StrangerAlert,
+            EventData::AttendanceRecorded { .. } => EventType::AttendanceRecorded,
+            EventData::StreamStarted { .. } => EventType::StreamStarted,
+            EventData::StreamStopped { .. } => EventType::StreamStopped,
+        }
+    }
+}
+
+/// FaceCV's event `metadata`: where the event came from and under which threshold.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventMetadata {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_timestamp: Option<String>,
+    /// Anything else a producer wants receivers to see; flattened so FaceCV's three keys stay on top.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An event as producers hand it to the outbox, before it has an id and a sequence number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub timestamp: OffsetDateTime,
+    pub camera_id: String,
+    pub data: EventData,
+    pub metadata: EventMetadata,
+}
+
+impl NewEvent {
+    pub fn new(camera_id: impl Into<String>, data: EventData, metadata: EventMetadata) -> Self {
+        NewEvent {
+            timestamp: OffsetDateTime::now_utc(),
+            camera_id: camera_id.into(),
+            data,
+            metadata,
+        }
+    }
+
+    pub fn event_type(&self) -> EventType {
+        self.data.event_type()
+    }
+
+    /// Serialises the event as receivers will see it, under the given stable id.
+    pub fn to_json(&self, id: &EventId) -> String {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            id: &'a str,
+            #[serde(flatten)]
+            data: &'a EventData,
+            timestamp: String,
+            camera_id: &'a str,
+            metadata: &'a EventMetadata,
+        }
+        serde_json::to_string(&Wire {
+            id: &id.0,
+            data: &self.data,
+            timestamp: format_timestamp(self.timestamp),
+            camera_id: &self.camera_id,
+            metadata: &self.metadata,
+        })
+        .expect("events serialise: all keys are strings and all floats are finite")
+    }
+}
+
+/// The stable id of a recorded event (`evt_` + a time-ordered UUIDv7), the receiver's deduplication key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub String);
+
+impl EventId {
+    pub fn generate() -> Self {
+        EventId(format!("evt_{}", uuid::Uuid::now_v7().simple()))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The outbox's sequence number: the total order in which events were recorded.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
+)]
+#[serde(transparent)]
+pub struct Seq(pub i64);
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event as the outbox holds it: committed, numbered, and already serialised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: Seq,
+    pub id: EventId,
+    pub event_type: EventType,
+    pub camera_id: String,
+    pub json: String,
+    /// Unix milliseconds of the commit, for the commit-to-acknowledgement latency.
+    pub recorded_ms: i64,
+}
+
+/// ISO-8601 UTC with milliseconds, as in FaceCV's guide: `2025-05-26T10:30:45.123Z`.
+pub fn format_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Builds FaceCV's envelope around already-serialised events, without parsing them again.
+pub fn envelope(webhook_id: &str, events: &[&str]) -> String {
+    let total: usize = events.iter().map(|e| e.len() + 1).sum();
+    let mut body = String::with_capacity(total + webhook_id.len() + 80);
+    body.push_str("{\"webhook_id\":");
+    body.push_str(&serde_json::to_string(webhook_id).expect("a string serialises"));
+    body.push_str(",\"timestamp\":\"");
+    body.push_str(&format_timestamp(OffsetDateTime::now_utc()));
+    body.push_str("\",\"events\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(e);
+    }
+    body.push_str("]}");
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recognized() -> NewEvent {
+        NewEvent::new(
+            "entrance_camera",
+            EventData::FaceRecognized {
+                recognized_faces: vec![RecognizedFace {
+                    name: "John Doe".into(),
+                    confidence: 0.95,
+                    bbox: [100, 100, 200, 200],
+                    face_id: None,
+                    metadata: serde_json::from_str(r#"{"department":"Engineering"}"#).unwrap(),
+                }],
+                recognized_count: 1,
+            },
+            EventMetadata {
+                source: "insightface_stream".into(),
+                threshold: Some(0.6),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn an_event_has_facecv_fields_and_an_id() {
+        let id = EventId::generate();
+        let v: Value = serde_json::from_str(&recognized().to_json(&id)).unwrap();
+        assert_eq!(v["id"], id.0.as_str());
+        assert_eq!(v["event_type"], "face_recognized");
+        assert_eq!(v["camera_id"], "entrance_camera");
+        assert_eq!(v["data"]["recognized_faces"][0]["name"], "John Doe");
+        assert_eq!(
+            v["data"]["recognized_faces"][0]["bbox"],
+            serde_json::json!([100, 100, 200, 200])
+        );
+        assert_eq!(
+            v["data"]["recognized_faces"][0]["metadata"]["department"],
+            "Engineering"
+        );
+        assert_eq!(v["data"]["recognized_count"], 1);
+        assert_eq!(v["metadata"]["source"], "insightface_stream");
+        let ts = v["timestamp"].as_str().unwrap();
+        assert_eq!(ts.len(), "2025-05-26T10:30:45.123Z".len(), "{ts}");
+        assert!(ts.ends_with('Z'));
+        assert!(id.0.starts_with("evt_"));
+    }
+
+    #[test]
+    fn the_envelope_wraps_stored_events_verbatim() {
+        let a = recognized().to_json(&EventId::generate());
+        let b = recognized().to_json(&EventId::generate());
+        let body = envelope("main_recognition", &[&a, &b]);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["webhook_id"], "main_recognition");
+        assert_eq!(v["events"].as_array().unwrap().len(), 2);
+        assert_eq!(v["events"][1], serde_json::from_str::<Value>(&b).unwrap());
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds_and_utc() {
+        let t = time::macros::datetime!(2025-05-26 10:30:45.1239 +02:00);
+        assert_eq!(format_timestamp(t), "2025-05-26T08:30:45.123Z");
+    }
+
+    #[test]
+    fn event_type_names_round_trip() {
+        for t in EventType::ALL {
+            assert_eq!(t.as_str().parse::<EventType>().unwrap(), t);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{t}\""));
+        }
+        assert!("face_seen".parse::<EventType>().is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! FaceCV Edge: a face recognition appliance that never loses an event.
+//!
+//! Data flows one way: camera -> vision -> events -> [`store::Outbox`] -> sinks ([`delivery`]).
+//! Everything a sink delivers was first committed to the outbox.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod delivery;
+pub mod events;
+pub mod metrics;
+pub mod samples;
+pub mod store;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,144 @@
+//! The `facecv` command line: nothing but argument parsing and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use facecv::{App, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "facecv",
+    version,
+    about = "FaceCV Edge: on-device face recognition with durable webhook delivery"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance (without --config: the embedded default, everything on this machine).
+    Serve {
+        #[arg(long, env = "FACECV_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file, and the store it points at if one exists, then exit.
+    CheckConfig {
+        #[arg(long, env = "FACECV_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::CheckConfig { config } => check_config(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("facecv: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `LOG_LEVEL` is FaceCV's variable (DEBUG, INFO, WARNING, ERROR); `RUST_LOG` wins when set.
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => EnvFilter::new(v),
+        _ => {
+            let level = std::env::var("LOG_LEVEL").unwrap_or_else(|_| "INFO".into());
+            let level = match level.to_ascii_uppercase().as_str() {
+                "WARNING" | "WARN" => "warn",
+                "CRITICAL" | "ERROR" => "error",
+                "DEBUG" => "debug",
+                "TRACE" => "trace",
+                _ => "info",
+            };
+            EnvFilter::new(format!("{level},hyper=warn,rustls=warn"))
+        }
+    };
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).with_context(|| format!("config {}", p.display())),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path.as_ref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("facecv")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let app = App::start(config).await?;
+        wait_for_signal().await?;
+        tracing::info!("shutting down");
+        app.shutdown().await
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+    }
+    Ok(())
+}
+
+fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+    let config = load(Some(path))?;
+    println!("config {}: valid", path.display());
+    println!(
+        "  api.listen = {} (token {})",
+        config.api.listen,
+        if config.api.token.is_some() {
+            "set"
+        } else {
+            "not set: loopback clients only"
+        }
+    );
+    println!(
+        "  storage.dir = {} (quota {} MiB, fsync {:?})",
+        config.storage.dir.display(),
+        config.storage.quota_mb,
+        config.storage.fsync
+    );
+    println!("  webhooks: {}", config.webhooks.len());
+    let db = config.storage.dir.join(facecv::store::DB_FILE);
+    if db.exists() {
+        let store = facecv::store::Store::open(&config.storage, Default::default())
+            .with_context(|| format!("opening {}", db.display()))?;
+        let check = store.integrity_check()?;
+        anyhow::ensure!(
+            check == "ok",
+            "store {} failed its integrity check: {check}",
+            db.display()
+        );
+        println!(
+            "  store {}: ok, {} events",
+            db.display(),
+            store.event_count()?
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Prometheus metrics, named `facecv_<stage>_<what>` everywhere so one dashboard fits every stage.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::events::EventType;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub event_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    pub sink: String,
+    pub outcome: &'static str,
+}
+
+type HistogramFamily = Family<SinkLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    events_recorded: Family<TypeLabel, Counter>,
+    pub events_dropped: Counter,
+    pub store_bytes: Gauge,
+    pub delivered: Family<SinkLabel, Counter>,
+    pub dead_lettered: Family<SinkLabel, Counter>,
+    pub requests: Family<RequestLabel, Counter>,
+    pub backlog: Family<SinkLabel, Gauge>,
+    pub request_seconds: HistogramFamily,
+    /// From an event's commit to the receiver's acknowledgement.
+    pub event_latency_seconds: HistogramFamily,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("facecv");
+        let m = Metrics {
+            events_recorded: Family::default(),
+            events_dropped: Counter::default(),
+            store_bytes: Gauge::default(),
+            delivered: Family::default(),
+            dead_lettered: Family::default(),
+            requests: Family::default(),
+            backlog: Family::default(),
+            request_seconds: HistogramFamily::new_with_constructor(latency_histogram),
+            event_latency_seconds: HistogramFamily::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_recorded",
+            "Events committed to the outbox",
+            m.events_recorded.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Undelivered events removed because the store reached its quota",
+            m.events_dropped.clone(),
+        );
+        registry.register(
+            "store_bytes",
+            "Bytes of live pages in the store",
+            m.store_bytes.clone(),
+        );
+        registry.register(
+            "sink_events_delivered",
+            "Events a sink's receiver acknowledged",
+            m.delivered.clone(),
+        );
+        registry.register(
+            "sink_events_dead_lettered",
+            "Events moved to the dead letters after every retry failed",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "sink_requests",
+            "Delivery requests by outcome",
+            m.requests.clone(),
+        );
+        registry.register(
+            "sink_backlog_events",
+            "Events recorded but not yet acknowledged by a sink",
+            m.backlog.clone(),
+        );
+        registry.register(
+            "sink_request_duration_seconds",
+            "Time from sending a delivery request to its answer",
+            m.request_seconds.clone(),
+        );
+        registry.register(
+            "sink_event_latency_seconds",
+            "Time from an event's commit to its acknowledgement by a sink",
+            m.event_latency_seconds.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn recorded(&self, t: EventType) {
+        self.events_recorded
+            .get_or_create(&TypeLabel {
+                event_type: t.as_str(),
+            })
+            .inc();
+    }
+
+    /// The text exposition format for `GET /metrics`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn sink(&self, name: &str) -> SinkLabel {
+        SinkLabel {
+            sink: name.to_owned(),
+        }
+    }
+}

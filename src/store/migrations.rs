@@ -1,0 +1,148 @@
+//! Versioned schema migrations.
+//!
+//! `PRAGMA user_version` holds the version a database is at. Each step runs in its own transaction
+//! together with the version bump, so a power cut during an upgrade leaves the database at the last
+//! complete version and the next start simply carries on. A binary refuses a database newer than it
+//! knows rather than guessing at its layout.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Step `i` takes a database from version `i` to version `i + 1`.
+const STEPS: &[&str] = &[
+    // v1: the outbox. AUTOINCREMENT so that a sequence number is never reused, even after the quota
+    // has deleted the newest rows: a sink's cursor must never skip a new event.
+    r#"
+    CREATE TABLE events (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        id     TEXT NOT NULL UNIQUE,
+        type   TEXT NOT NULL,
+        camera TEXT NOT NULL,
+        json   TEXT NOT NULL,
+        time   INTEGER NOT NULL            -- unix milliseconds of the commit
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    "#,
+    // v2: sinks and their bookkeeping.
+    r#"
+    CREATE TABLE webhooks (
+        id              TEXT PRIMARY KEY,
+        config          TEXT NOT NULL,     -- the WebhookConfig as JSON, without the secret
+        secret          TEXT NOT NULL,
+        origin          TEXT NOT NULL,     -- 'config', 'api' or 'stream'
+        created_at      TEXT NOT NULL,
+        total_sent      INTEGER NOT NULL DEFAULT 0,
+        success_count   INTEGER NOT NULL DEFAULT 0,
+        failed_count    INTEGER NOT NULL DEFAULT 0,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        failed_attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE sink_cursors (
+        sink    TEXT PRIMARY KEY,          -- 'webhook:<id>' or 'mqtt'
+        seq     INTEGER NOT NULL,          -- the last event this sink has acknowledged or skipped
+        dropped INTEGER NOT NULL DEFAULT 0 -- events removed by the quota before this sink had them
+    );
+    CREATE TABLE delivery_attempts (
+        id         INTEGER PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        msg_id     TEXT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        first_seq  INTEGER NOT NULL,
+        last_seq   INTEGER NOT NULL,
+        events     INTEGER NOT NULL,
+        status     INTEGER,
+        error      TEXT,
+        latency_ms REAL NOT NULL,
+        at         TEXT NOT NULL
+    );
+    CREATE INDEX delivery_attempts_by_webhook ON delivery_attempts (webhook_id, id);
+    CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY,
+        webhook_id  TEXT NOT NULL,
+        first_seq   INTEGER NOT NULL,
+        last_seq    INTEGER NOT NULL,
+        event_count INTEGER NOT NULL,
+        events      TEXT NOT NULL,          -- JSON array of the events as sent, kept past pruning
+        error       TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        replay      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX dead_letters_by_webhook ON dead_letters (webhook_id, id);
+    "#,
+];
+
+/// The version this binary writes.
+pub const LATEST: u32 = STEPS.len() as u32;
+
+/// Brings the database up to [`LATEST`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    migrate_to(conn, LATEST)
+}
+
+/// Brings the database up to `target`; used by tests to make an older database.
+pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > LATEST {
+        return Err(StoreError::TooNew {
+            found,
+            known: LATEST,
+        });
+    }
+    for version in found..target.min(LATEST) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(STEPS[version as usize])?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+        tracing::info!(from = version, to = version + 1, "store schema upgraded");
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn an_old_database_upgrades_to_the_same_schema_as_a_new_one_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = Connection::open(dir.path().join("old.db")).unwrap();
+        migrate_to(&mut old, 1).unwrap();
+        old.execute(
+            "INSERT INTO events (id, type, camera, json, time) VALUES ('evt_1', 'stream_started', 'cam', '{}', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut old).unwrap(), 1);
+
+        let mut fresh = Connection::open(dir.path().join("fresh.db")).unwrap();
+        assert_eq!(migrate(&mut fresh).unwrap(), 0);
+
+        assert_eq!(schema(&old), schema(&fresh));
+        let id: String = old
+            .query_row("SELECT id FROM events WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, "evt_1");
+        let v: u32 = old
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, LATEST);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("new.db")).unwrap();
+        conn.pragma_update(None, "user_version", LATEST + 1)
+            .unwrap();
+        assert!(matches!(migrate(&mut conn), Err(StoreError::TooNew { .. })));
+    }
+}

@@ -1,0 +1,409 @@
+//! The outbox: the append-only log every sink reads from.
+//!
+//! Guarantees, and the code that keeps them:
+//! * An event is acknowledged to its producer only after the transaction holding it has committed
+//!   (under `fsync = "always"`, after the fsync): [`Outbox::append`] returns its sequence number then.
+//! * Sinks learn of new events through [`Outbox::subscribe`], which moves only after the commit, so a
+//!   sink can never deliver an event that a crash could still take back.
+//! * Events that arrive together share one transaction ("group commit"): the committer thread takes
+//!   everything queued while the previous commit was being written.
+//! * Recording never stops: when the store reaches its quota, or the disk is full, the oldest events
+//!   are deleted (delivered ones first), counted per sink, and logged.
+
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use tokio::sync::{oneshot, watch};
+
+use super::{now_ms, Durability, Result, Store, StoreError};
+use crate::events::{EventId, EventType, NewEvent, Seq, StoredEvent};
+
+/// The most events one transaction takes; more wait for the next commit, which starts at once.
+const MAX_GROUP: usize = 4096;
+/// How many appends may queue for the committer before producers wait.
+const QUEUE_DEPTH: usize = 1024;
+/// After the quota is hit, events are dropped until the store is this share of it (hysteresis, so
+/// that dropping does not run at every commit).
+const QUOTA_LOW_WATER: f64 = 0.9;
+
+/// What an append returns for each event, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub seq: Seq,
+    pub id: EventId,
+}
+
+/// Events waiting to be committed, each with the producer to tell.
+type Pending = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Recorded>>>);
+
+enum Request {
+    Append {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<Vec<Recorded>>>,
+    },
+    Stop(oneshot::Sender<()>),
+}
+
+/// The producers' handle to the outbox. Cloning it is cheap.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::SyncSender<Request>,
+    head: watch::Receiver<Seq>,
+    store: Store,
+}
+
+impl Outbox {
+    /// Starts the committer thread for `store`.
+    pub fn start(store: Store) -> Result<Outbox> {
+        let head_now = store.read(last_seq)?;
+        let (head_tx, head) = watch::channel(head_now);
+        let (tx, rx) = mpsc::sync_channel(QUEUE_DEPTH);
+        let committer = store.clone();
+        thread::Builder::new()
+            .name("outbox-commit".into())
+            .spawn(move || commit_loop(committer, rx, head_tx))
+            .map_err(|e| StoreError::Dir {
+                path: store.path().to_owned(),
+                source: e,
+            })?;
+        Ok(Outbox { tx, head, store })
+    }
+
+    /// Records events durably and returns their sequence numbers and ids, in order.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Recorded>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.clone();
+        // The queue is bounded; a full one means the disk cannot keep up, and the producer waits.
+        tokio::task::spawn_blocking(move || tx.send(Request::Append { events, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Outbox::append`] for threads outside the async runtime (camera pipelines).
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Recorded>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Append { events, reply })
+            .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// The sequence number of the newest committed event, updated after every commit.
+    pub fn subscribe(&self) -> watch::Receiver<Seq> {
+        self.head.clone()
+    }
+
+    pub fn head(&self) -> Seq {
+        *self.head.borrow()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Commits everything already queued, then stops the committer. Later appends fail with Closed.
+    pub async fn stop(&self) {
+        let (ack, done) = oneshot::channel();
+        let tx = self.tx.clone();
+        let sent = tokio::task::spawn_blocking(move || tx.send(Request::Stop(ack))).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = done.await;
+        }
+    }
+}
+
+fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Seq>) {
+    let mut group: Vec<Pending> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut stop = None;
+        let mut queued = 0;
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Append { events, reply } => {
+                    queued += events.len();
+                    group.push((events, reply));
+                }
+                Request::Stop(ack) => {
+                    stop = Some(ack);
+                    break;
+                }
+            }
+            if queued < MAX_GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !group.is_empty() {
+            commit_group(&store, &mut group, &head);
+        }
+        if let Some(ack) = stop {
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+fn commit_group(
+    store: &Store,
+    group: &mut Vec<Pending>,
+    head: &watch::Sender<Seq>,
+) {
+    let mut result = insert_group(store, group);
+    if matches!(&result, Err(e) if e.is_disk_full()) {
+        // Make room the way the quota would, then try once more; if that fails too the producers
+        // hear it (the API answers 507) rather than the appliance stopping.
+        let used = store.used_bytes().unwrap_or(0);
+        tracing::error!(
+            used_bytes = used,
+            "disk full while recording events; dropping the oldest to make room"
+        );
+        if let Err(e) = enforce_quota(store, (used as f64 * 0.8) as u64) {
+            tracing::error!(error = %e, "could not drop events to make room");
+        }
+        result = insert_group(store, group);
+        if matches!(&result, Err(e) if e.is_disk_full()) {
+            result = Err(StoreError::Full);
+        }
+    }
+    match result {
+        Ok(mut per_request) => {
+            let last = per_request
+                .last()
+                .and_then(|r| r.last())
+                .map(|r| r.seq)
+                .unwrap_or_default();
+            let total: usize = per_request.iter().map(Vec::len).sum();
+            for (events, _) in group.iter() {
+                for e in events {
+                    store.metrics().recorded(e.event_type());
+                }
+            }
+            head.send_replace(last);
+            for ((_, reply), recorded) in group.drain(..).zip(per_request.drain(..)) {
+                let _ = reply.send(Ok(recorded));
+            }
+            tracing::trace!(events = total, head = %last, "group committed");
+            if let Ok(used) = store.used_bytes() {
+                store.metrics().store_bytes.set(used as i64);
+                if used > store.inner.quota_bytes {
+                    let low = (store.inner.quota_bytes as f64 * QUOTA_LOW_WATER) as u64;
+                    if let Err(e) = enforce_quota(store, low) {
+                        tracing::error!(error = %e, "could not enforce the storage quota");
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording events failed");
+            // Every producer in the group hears the same cause; the error itself is not Clone.
+            let full = matches!(e, StoreError::Full);
+            let message = e.to_string();
+            for (_, reply) in group.drain(..) {
+                let err = if full {
+                    StoreError::Full
+                } else {
+                    StoreError::Commit(message.clone())
+                };
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+fn insert_group(store: &Store, group: &[Pending]) -> Result<Vec<Vec<Recorded>>> {
+    store.write(Durability::Events, |tx| {
+        let now = now_ms();
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO events (id, type, camera, json, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut out = Vec::with_capacity(group.len());
+        for (events, _) in group {
+            let mut recorded = Vec::with_capacity(events.len());
+            for event in events {
+                let id = EventId::generate();
+                let json = event.to_json(&id);
+                stmt.execute(params![
+                    id.0,
+                    event.event_type().as_str(),
+                    event.camera_id,
+                    json,
+                    now
+                ])?;
+                recorded.push(Recorded {
+                    seq: Seq(tx.last_insert_rowid()),
+                    id,
+                });
+            }
+            out.push(recorded);
+        }
+        Ok(out)
+    })
+}
+
+/// The last sequence number ever assigned (not the largest present: the quota may have deleted it).
+pub(crate) fn last_seq(conn: &rusqlite::Connection) -> Result<Seq> {
+    let seq: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(Seq(seq.unwrap_or(0)))
+}
+
+/// Deletes the oldest events until the store's live pages fit in `target` bytes: delivered events
+/// first (every sink's cursor is past them), then undelivered ones, which are counted as dropped for
+/// each sink that had not had them yet.
+pub(crate) fn enforce_quota(store: &Store, target: u64) -> Result<u64> {
+    let mut dropped_total = 0;
+    for _ in 0..64 {
+        let used = store.used_bytes()?;
+        if used <= target {
+            break;
+        }
+        let dropped = store.write(Durability::Bookkeeping, drop_oldest_tenth)?;
+        match dropped {
+            None => break,
+            Some(n) => dropped_total += n,
+        }
+    }
+    if dropped_total > 0 {
+        store.metrics().events_dropped.inc_by(dropped_total);
+        tracing::warn!(
+            dropped = dropped_total,
+            quota_bytes = store.inner.quota_bytes,
+            "storage quota reached: dropped the oldest undelivered events"
+        );
+    }
+    Ok(dropped_total)
+}
+
+/// One step of [`enforce_quota`]: `None` when there is nothing left to delete.
+fn drop_oldest_tenth(tx: &Transaction<'_>) -> Result<Option<u64>> {
+    let (count, first): (i64, Option<i64>) =
+        tx.query_row("SELECT COUNT(*), MIN(seq) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let n = (count / 10).max(64).min(count);
+    let mut cut: i64 = tx.query_row(
+        "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?1",
+        [n - 1],
+        |r| r.get(0),
+    )?;
+    let min_cursor: Option<i64> =
+        tx.query_row("SELECT MIN(seq) FROM sink_cursors", [], |r| r.get(0))?;
+    let delivered_upto = min_cursor.unwrap_or(i64::MAX);
+    if delivered_upto >= first {
+        // Delivered events exist: remove only those in this step.
+        cut = cut.min(delivered_upto);
+    }
+    // Charge each sink for the undelivered events it is about to lose.
+    tx.execute(
+        "UPDATE sink_cursors SET dropped = dropped +
+            (SELECT COUNT(*) FROM events WHERE seq > sink_cursors.seq AND seq <= ?1)
+         WHERE seq < ?1",
+        [cut],
+    )?;
+    let undelivered: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM events WHERE seq > ?1 AND seq <= ?2",
+        [delivered_upto.min(cut), cut],
+        |r| r.get(0),
+    )?;
+    tx.execute("DELETE FROM events WHERE seq <= ?1", [cut])?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('dropped_total', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+        [undelivered],
+    )?;
+    Ok(Some(undelivered as u64))
+}
+
+impl Store {
+    /// Events after `after`, oldest first, at most `limit`, optionally only of some types.
+    pub fn events_after(
+        &self,
+        after: Seq,
+        limit: usize,
+        types: Option<&[EventType]>,
+    ) -> Result<Vec<StoredEvent>> {
+        self.read(|conn| {
+            let mut sql =
+                String::from("SELECT seq, id, type, camera, json, time FROM events WHERE seq > ?");
+            if let Some(types) = types {
+                sql.push_str(" AND type IN (");
+                for (i, t) in types.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push('\'');
+                    sql.push_str(t.as_str());
+                    sql.push('\'');
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ORDER BY seq LIMIT ?");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![after.0, limit as i64], |r| {
+                let t: String = r.get(2)?;
+                Ok(StoredEvent {
+                    seq: Seq(r.get(0)?),
+                    id: EventId(r.get(1)?),
+                    event_type: t.parse().unwrap_or(EventType::FaceDetected),
+                    camera_id: r.get(3)?,
+                    json: r.get(4)?,
+                    recorded_ms: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Deletes events every sink has had and that are older than the retention period.
+    pub fn prune_delivered(&self) -> Result<usize> {
+        let cutoff = now_ms() - self.inner.retain_delivered_ms;
+        self.write(Durability::Bookkeeping, |tx| {
+            let head = last_seq(tx)?;
+            let min_cursor: Option<i64> =
+                tx.query_row("SELECT MIN(seq) FROM sink_cursors", [], |r| r.get(0))?;
+            let upto = min_cursor.unwrap_or(head.0);
+            Ok(tx.execute(
+                "DELETE FROM events WHERE seq <= ?1 AND time < ?2",
+                params![upto, cutoff],
+            )?)
+        })
+    }
+
+    /// Undelivered events dropped by the quota since the store was created.
+    pub fn dropped_total(&self) -> Result<u64> {
+        self.read(|c| {
+            let v: Option<i64> = c
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'dropped_total'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(v.unwrap_or(0) as u64)
+        })
+    }
+
+    /// How many events are in the outbox now.
+    pub fn event_count(&self) -> Result<u64> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+    }
+}
