@@ -186,7 +186,10 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     } else {
         &bytes
     };
-    Ok(serde_json::from_slice(bytes)?)
+    // Two steps, so that broken JSON (400) is told apart from JSON of the wrong shape (422).
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(serde_json::from_value(value)?)
 }
 
 pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, ApiError> {

@@ -152,11 +152,7 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
     }
 }
 
-fn commit_group(
-    store: &Store,
-    group: &mut Vec<Pending>,
-    head: &watch::Sender<Seq>,
-) {
+fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Seq>) {
     let mut result = insert_group(store, group);
     if matches!(&result, Err(e) if e.is_disk_full()) {
         // Make room the way the quota would, then try once more; if that fails too the producers
@@ -405,5 +401,98 @@ impl Store {
         self.read(|c| {
             Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::{StorageConfig, WebhookConfig};
+    use crate::events::EventType;
+    use crate::store::sinks::Origin;
+
+    fn open(dir: &std::path::Path) -> (Store, Outbox) {
+        let config = StorageConfig {
+            dir: dir.to_owned(),
+            ..StorageConfig::default()
+        };
+        let store = Store::open(&config, Arc::default()).unwrap();
+        let outbox = Outbox::start(store.clone()).unwrap();
+        (store, outbox)
+    }
+
+    fn some(n: usize) -> Vec<NewEvent> {
+        (0..n)
+            .map(|_| crate::samples::sample(EventType::FaceRecognized, "cam"))
+            .collect()
+    }
+
+    /// SQLite's `max_page_count` makes it answer SQLITE_FULL exactly as a full disk does.
+    fn fill_disk_at(store: &Store, extra_pages: i64) {
+        let conn = store.writer();
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "max_page_count", pages + extra_pages)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_drops_the_oldest_undelivered_events_and_recording_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = open(dir.path());
+        // A webhook that never acknowledges: every event stays undelivered.
+        store
+            .create_webhook(
+                &WebhookConfig::new("never", "http://127.0.0.1:9/"),
+                Origin::Api,
+            )
+            .unwrap();
+        outbox.append_blocking(some(500)).unwrap();
+        fill_disk_at(&store, 64);
+        let mut last = Vec::new();
+        for _ in 0..40 {
+            last = outbox
+                .append_blocking(some(100))
+                .expect("recording goes on when the disk is full");
+        }
+        let dropped = store.dropped_total().unwrap();
+        assert!(dropped > 0, "old events were dropped to make room");
+        let newest = store
+            .events_after(Seq(last[0].seq.0 - 1), 1000, None)
+            .unwrap();
+        assert_eq!(newest.len(), 100, "the newest events are kept");
+        let (backlog, lost) = store.sink_backlog("webhook:never", None).unwrap();
+        assert_eq!(lost, dropped);
+        assert_eq!(backlog + lost, 4500);
+    }
+
+    #[test]
+    fn when_nothing_can_be_dropped_the_producer_hears_the_store_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = open(dir.path());
+        fill_disk_at(&store, 0);
+        let err = outbox.append_blocking(some(200)).unwrap_err();
+        assert!(matches!(err, StoreError::Full), "{err}");
+        assert_eq!(store.event_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn events_committed_together_are_numbered_in_order_and_visible_after_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = open(dir.path());
+        let mut head = outbox.subscribe();
+        let recorded = outbox.append_blocking(some(3)).unwrap();
+        assert_eq!(
+            recorded.iter().map(|r| r.seq.0).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(head.has_changed().unwrap());
+        assert_eq!(*head.borrow_and_update(), Seq(3));
+        let stored = store.events_after(Seq(0), 10, None).unwrap();
+        assert_eq!(stored.len(), 3);
+        assert_eq!(stored[2].id, recorded[2].id);
     }
 }

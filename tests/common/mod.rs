@@ -1,0 +1,443 @@
+//! What the integration tests share: a real HTTP receiver on loopback whose answers a test scripts,
+//! the appliance started in-process or as the real binary, and a small JSON client for its API.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use facecv::config::Config;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+    pub status: u16,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the appliance sends JSON")
+    }
+    pub fn event_ids(&self) -> Vec<String> {
+        self.json()["events"]
+            .as_array()
+            .expect("an events array")
+            .iter()
+            .map(|e| e["id"].as_str().expect("an id").to_owned())
+            .collect()
+    }
+}
+
+/// How the receiver answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub delay: Duration,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+        }
+    }
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    script: VecDeque<Reply>,
+    received: Vec<Received>,
+}
+
+/// A webhook receiver on loopback. Answers come from a script, then 200.
+#[derive(Clone)]
+pub struct Receiver {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Log>>,
+    stop: CancellationToken,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::default()).await
+    }
+
+    async fn start_on(addr: SocketAddr, log: Arc<Mutex<Log>>) -> Receiver {
+        let listener = TcpListener::bind(addr).await.expect("bind the receiver");
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let r = Receiver {
+            addr,
+            log: log.clone(),
+            stop: stop.clone(),
+        };
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                };
+                let log = log.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        async move { Ok::<_, Infallible>(answer(&log, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stop.cancelled() => {}
+                    }
+                });
+            }
+        });
+        r
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Queues answers for the next requests.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.log.lock().unwrap().script.extend(replies);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap().received.clone()
+    }
+
+    /// Requests answered 2xx.
+    pub fn accepted(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .collect()
+    }
+
+    /// Event ids of every accepted request, in the order they arrived.
+    pub fn accepted_ids(&self) -> Vec<String> {
+        self.accepted()
+            .iter()
+            .flat_map(Received::event_ids)
+            .collect()
+    }
+
+    /// Closes the listener and every open connection: the receiver is down.
+    pub fn go_down(&self) {
+        self.stop.cancel();
+    }
+
+    /// Starts again on the same port, keeping the log.
+    pub async fn come_back(&self) -> Receiver {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => {
+                    drop(l);
+                    return Self::start_on(self.addr, self.log.clone()).await;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("cannot rebind {}: {e}", self.addr),
+            }
+        }
+    }
+}
+
+async fn answer(log: &Mutex<Log>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let headers = req.headers().clone();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let at = Instant::now();
+    let reply = {
+        // Logged on arrival: a client that gives up on a slow answer has still sent its request.
+        let mut log = log.lock().unwrap();
+        let reply = log.script.pop_front().unwrap_or(Reply::status(200));
+        log.received.push(Received {
+            headers,
+            body,
+            at,
+            status: reply.status,
+        });
+        reply
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    response
+        .body(Full::new(Bytes::from_static(b"{\"status\":\"received\"}")))
+        .unwrap()
+}
+
+/// Polls `cond` every 20 ms until it holds, or panics with `what` after `timeout`.
+pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Like [`wait_until`], for conditions that need the API (async).
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A small JSON client for the appliance's API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(addr: SocketAddr) -> Api {
+        Api {
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            token: None,
+        }
+    }
+
+    pub fn with_token(mut self, token: &str) -> Api {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Sends raw bytes; returns the status and the body parsed as JSON (or as a string).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path))
+            .header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .expect("the API answers");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.raw(Method::GET, path, Bytes::new()).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.raw(Method::POST, path, body.to_string()).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.raw(Method::PUT, path, body.to_string()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.raw(Method::DELETE, path, Bytes::new()).await
+    }
+
+    /// Creates a webhook and returns the create response (with its secret).
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let (status, v) = self.post("/api/v1/webhooks", body).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Records `count` sample events of a type and returns their ids.
+    pub async fn trigger(&self, event_type: &str, count: u32) -> Vec<String> {
+        let (status, v) = self
+            .post("/api/v1/events/trigger", serde_json::json!({"event_type": event_type, "count": count, "camera_id": "entrance"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub async fn stats(&self, webhook: &str) -> Value {
+        let (status, v) = self.get("/api/v1/webhooks/stats").await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["webhooks"][webhook].clone()
+    }
+}
+
+/// A config for a test: the API on a free loopback port, the store in `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    let mut c = Config::embedded_default();
+    c.api.listen = "127.0.0.1:0".parse().unwrap();
+    c.storage.dir = dir.join("store");
+    c
+}
+
+/// The appliance running in this process.
+pub struct Running {
+    pub app: facecv::App,
+    pub api: Api,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_app() -> Running {
+    start_app_with(|_| {}).await
+}
+
+pub async fn start_app_with(tweak: impl FnOnce(&mut Config)) -> Running {
+    init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let app = facecv::App::start(config)
+        .await
+        .expect("the appliance starts");
+    let api = Api::new(app.addr());
+    Running { app, api, dir }
+}
+
+/// Logs go to the test's captured output; `RUST_LOG=debug cargo test` shows them.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real `facecv` binary, as a child process.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub api: Api,
+    pub config: PathBuf,
+}
+
+impl Binary {
+    /// Starts `facecv serve --config <file>` and waits until `/health` answers.
+    pub async fn start(config_file: &Path, port: u16) -> Binary {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
+            .args(["serve", "--config"])
+            .arg(config_file)
+            .env("LOG_LEVEL", "WARNING")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the facecv binary");
+        let api = Api::new(SocketAddr::from(([127, 0, 0, 1], port)));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = tokio::time::timeout(
+                Duration::from_secs(1),
+                api.client
+                    .get(format!("{}/health", api.base).parse().unwrap()),
+            )
+            .await;
+            if matches!(up, Ok(Ok(r)) if r.status() == StatusCode::OK) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "facecv did not answer /health within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Binary {
+            child,
+            api,
+            config: config_file.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash or a power cut of the process.
+    pub fn kill9(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+
+    pub fn sigterm(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

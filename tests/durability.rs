@@ -1,0 +1,261 @@
+//! Nothing acknowledged as recorded is ever lost: not when the receiver is down, not when the
+//! appliance is killed with SIGKILL mid-flow, not when the store fills up (then the oldest events go,
+//! counted, and the API stays up).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::{eventually, free_port, start_app_with, wait_until, Binary, Receiver};
+use http::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_receiver_that_is_down_for_a_while_gets_every_event_in_order_once_it_is_back() {
+    let app = start_app_with(|_| {}).await;
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(
+            json!({"webhook_id": "door", "url": rx.url("/h"), "batch_size": 10,
+                               "batch_timeout": 0.2, "retry_count": 10, "retry_delay": 1}),
+        )
+        .await;
+    let mut sent = app.api.trigger("face_recognized", 5).await;
+    wait_until(Duration::from_secs(10), "the first events", || {
+        rx.accepted_ids().len() == 5
+    })
+    .await;
+
+    rx.go_down();
+    for _ in 0..6 {
+        sent.extend(app.api.trigger("attendance_recorded", 5).await);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let rx = rx.come_back().await;
+    sent.extend(app.api.trigger("stranger_alert", 5).await);
+    wait_until(
+        Duration::from_secs(60),
+        "every event after the outage",
+        || rx.accepted_ids().len() >= sent.len(),
+    )
+    .await;
+    assert_eq!(rx.accepted_ids(), sent, "every event, in order, once");
+    let stats = app.api.stats("door").await;
+    assert_eq!(stats["dead_letters"], 0, "{stats}");
+    assert!(stats["failed_attempts"].as_u64().unwrap() >= 1, "{stats}");
+}
+
+/// Writes a config file for the binary: the API on `port`, the store in `dir`, one webhook.
+fn binary_config(dir: &std::path::Path, port: u16, receiver: &str) -> std::path::PathBuf {
+    let path = dir.join("facecv.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[api]
+listen = "127.0.0.1:{port}"
+
+[storage]
+dir = "{store}"
+fsync = "always"
+
+[[webhooks]]
+webhook_id = "crash_test"
+url = "{receiver}"
+batch_size = 50
+batch_timeout = 0.1
+retry_count = 10
+retry_delay = 1
+"#,
+            store = dir.join("store").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_thousands_of_events_loses_none() {
+    common::init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    let port = free_port();
+    let config = binary_config(dir.path(), port, &rx.url("/hook"));
+    let mut facecv = Binary::start(&config, port).await;
+
+    // Producers keep recording while the appliance is killed under them; every id the API
+    // acknowledged is kept, and must arrive.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut producers = Vec::new();
+    for p in 0..4 {
+        let api = facecv.api.clone();
+        let acked = acknowledged.clone();
+        producers.push(tokio::spawn(async move {
+            let types = [
+                "face_recognized",
+                "face_detected",
+                "stranger_alert",
+                "attendance_recorded",
+            ];
+            for _ in 0..400 {
+                let body =
+                    json!({"event_type": types[p], "count": 10, "camera_id": format!("cam{p}")});
+                let r = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    api.raw(
+                        http::Method::POST,
+                        "/api/v1/events/trigger",
+                        body.to_string(),
+                    ),
+                )
+                .await;
+                match r {
+                    Ok((StatusCode::OK, v)) => {
+                        let ids = v["events"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|e| e["id"].as_str().unwrap().to_owned());
+                        acked.lock().unwrap().extend(ids);
+                    }
+                    _ => return, // the appliance is gone
+                }
+            }
+        }));
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "a few thousand events recorded",
+        || acknowledged.lock().unwrap().len() >= 3000,
+    )
+    .await;
+    assert!(
+        !rx.accepted_ids().is_empty(),
+        "delivery was under way when the appliance was killed"
+    );
+    facecv.kill9();
+    for p in producers {
+        let _ = p.await;
+    }
+    let acked: Vec<String> = acknowledged.lock().unwrap().clone();
+    let delivered_before = rx.accepted_ids().len();
+    assert!(
+        delivered_before < acked.len(),
+        "the kill came mid-flow: {delivered_before} of {}",
+        acked.len()
+    );
+
+    let restarted = Binary::start(&config, port).await;
+    wait_until(
+        Duration::from_secs(90),
+        "every acknowledged event after the restart",
+        || {
+            let got: HashSet<String> = rx.accepted_ids().into_iter().collect();
+            acked.iter().all(|id| got.contains(id))
+        },
+    )
+    .await;
+    let stats = restarted.api.stats("crash_test").await;
+    assert_eq!(stats["dropped"], 0, "{stats}");
+    assert_eq!(stats["dead_letters"], 0, "{stats}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_the_next_start_carries_on() {
+    common::init_logging();
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    rx.go_down(); // nothing can be delivered before the stop
+    let port = free_port();
+    let config = binary_config(dir.path(), port, &rx.url("/hook"));
+    let mut facecv = Binary::start(&config, port).await;
+    let ids = facecv.api.trigger("stream_started", 20).await;
+    let status = facecv.sigterm();
+    assert!(status.success(), "exit status {status:?}");
+    // A clean stop checkpoints the WAL into the database file.
+    let wal = dir.path().join("store/facecv.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the WAL was checkpointed"
+    );
+
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("ok, 20 events"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let rx = rx.come_back().await;
+    let _again = Binary::start(&config, port).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the events recorded before the stop",
+        || rx.accepted_ids() == ids,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_full_store_drops_the_oldest_undelivered_events_and_keeps_recording() {
+    let app = start_app_with(|c| c.storage.quota_mb = 1).await;
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(json!({"webhook_id": "offline", "url": rx.url("/h"), "enabled": false}))
+        .await;
+    let mut last = Vec::new();
+    for _ in 0..12 {
+        last = app.api.trigger("face_recognized", 1000).await;
+    }
+    // Recording went on; the oldest went, the newest stayed; the API still answers.
+    let (code, health) = app.api.get("/health").await;
+    assert_eq!(code, StatusCode::OK, "{health}");
+    let used = app.app.store().used_bytes().unwrap();
+    assert!(
+        used <= 1024 * 1024,
+        "the store keeps to its quota: {used} bytes"
+    );
+    let (_, stats) = app.api.get("/api/v1/webhooks/stats").await;
+    let dropped = stats["events_dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "{stats}");
+    assert_eq!(
+        stats["webhooks"]["offline"]["dropped"].as_u64().unwrap(),
+        dropped,
+        "{stats}"
+    );
+    let backlog = stats["webhooks"]["offline"]["backlog"].as_u64().unwrap();
+    assert_eq!(backlog + dropped, 12_000, "{stats}");
+    let (_, metrics) = app.api.get("/metrics").await;
+    assert!(metrics
+        .as_str()
+        .unwrap()
+        .contains(&format!("facecv_events_dropped_total {dropped}")));
+
+    // What is left is the newest, and it is delivered once the webhook is enabled.
+    app.api
+        .post("/api/v1/webhooks/offline/enable", json!({}))
+        .await;
+    let api = app.api.clone();
+    eventually(Duration::from_secs(60), "the backlog delivered", || {
+        let api = api.clone();
+        async move { api.stats("offline").await["backlog"] == 0 }
+    })
+    .await;
+    let got = rx.accepted_ids();
+    assert_eq!(got.len() as u64, backlog);
+    assert_eq!(
+        got[got.len() - 1000..],
+        last[..],
+        "the newest events survived"
+    );
+}
