@@ -5,12 +5,14 @@
 
 pub mod api;
 pub mod app;
+pub mod camera;
 pub mod config;
 pub mod delivery;
 pub mod events;
 pub mod metrics;
 pub mod samples;
 pub mod store;
+pub mod vision;
 
 pub use app::App;
 pub use config::Config;

@@ -1,0 +1,1 @@
+//! Vision: the TFLite runtime, face detection, alignment, embedding, and the gallery match.
