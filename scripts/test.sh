@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test of FaceCV Edge against real parts, on a fresh Debian machine or a developer's.
+#
+# Installs what cargo does not bring: Debian packages (as root; otherwise it says what is missing),
+# the Python and Node dependencies of the example receivers, and the TFLite runtime library.
+# Everything it installs stays inside the repo or in the system's package managers: nothing is cached
+# elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v node >/dev/null || need_apt+=(nodejs npm)
+if [ -f src/camera/v4l2.rs ]; then
+  [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang*.so >/dev/null 2>&1 || need_apt+=(libclang-dev clang)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${need_apt[*]} (sudo apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+fi
+
+# The example receivers (tests/examples.rs runs them).
+if [ -f examples/requirements.txt ]; then
+  python3 -m pip install -q --disable-pip-version-check -r examples/requirements.txt
+fi
+if [ -f examples/package-lock.json ]; then
+  npm ci --prefix examples --silent --no-audit --no-fund
+fi
+
+# The TFLite runtime the vision tests load (kept in lib/, which git ignores).
+if [ -x scripts/fetch-litert.sh ]; then
+  scripts/fetch-litert.sh x86_64 >/dev/null
+fi
+
+cargo test --locked "$@"
