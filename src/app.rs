@@ -36,8 +36,8 @@ impl App {
             .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
         apply_config_webhooks(&store, &config)?;
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
-        let delivery =
-            Delivery::start(outbox.clone(), metrics.clone()).context("starting delivery")?;
+        let delivery = Delivery::start(outbox.clone(), &config.delivery, metrics.clone())
+            .context("starting delivery")?;
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;

@@ -48,7 +48,19 @@ pub struct Config {
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+}
+
+/// Settings shared by every webhook.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// A PEM bundle of extra CA certificates to trust for HTTPS webhooks, for receivers behind a
+    /// private CA. Mozilla's roots and the system's store are always trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -347,6 +359,14 @@ impl Config {
                     self.storage.quota_mb
                 ),
             ));
+        }
+        if let Some(ca) = &self.delivery.ca_file {
+            if !ca.is_file() {
+                return Err(ConfigError::invalid(
+                    "delivery.ca_file",
+                    format!("{} is not a readable file", ca.display()),
+                ));
+            }
         }
         if self.storage.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("storage.dir", "must not be empty"));

@@ -1,6 +1,7 @@
 //! The HTTP client every webhook worker shares: hyper 1 with a connection pool, HTTPS through rustls
 //! (ring provider, Mozilla's roots), and a hard deadline per request.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +13,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 /// The longest `Retry-After` we honour; a receiver asking for more is waited on for this long.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -46,17 +49,31 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("delivery.ca_file {path}: {message}")]
+    CaFile { path: PathBuf, message: String },
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
 #[derive(Clone)]
 pub struct HttpClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl HttpClient {
-    pub fn new() -> Self {
+    /// A client trusting Mozilla's roots, the system's certificate store, and `ca_file` if given
+    /// (integrators often run receivers behind a private CA).
+    pub fn new(ca_file: Option<&Path>) -> Result<Self, TlsError> {
+        let roots = trust_roots(ca_file)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .expect("ring supports rustls' default protocol versions")
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();
@@ -64,7 +81,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(4)
             .build(https);
-        HttpClient { client }
+        Ok(HttpClient { client })
     }
 
     /// POSTs a JSON body and waits at most `timeout` for the whole answer.
@@ -120,10 +137,29 @@ impl HttpClient {
     }
 }
 
-impl Default for HttpClient {
-    fn default() -> Self {
-        Self::new()
+fn trust_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // The system store is a bonus: an image without ca-certificates still has Mozilla's roots.
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let err = |message: String| TlsError::CaFile {
+            path: path.to_owned(),
+            message,
+        };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| err(e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(err("contains no PEM certificate".into()));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| err(e.to_string()))?;
+        }
     }
+    Ok(roots)
 }
 
 /// hyper's client errors say "client error (Connect)"; the cause underneath says what happened.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::WebhookId;
+use crate::config::{DeliveryConfig, WebhookId};
 use crate::metrics::Metrics;
 use crate::store::{Outbox, Store};
 
@@ -22,6 +22,14 @@ use crate::store::{Outbox, Store};
 const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// Delivery attempts kept per webhook for `GET /webhooks/{id}/deliveries`.
 const ATTEMPTS_KEPT: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Tls(#[from] http::TlsError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 struct Running {
     stop: CancellationToken,
@@ -39,11 +47,15 @@ pub struct Delivery {
 
 impl Delivery {
     /// Starts a worker for every enabled webhook in the store, and the maintenance task.
-    pub fn start(outbox: Outbox, metrics: Arc<Metrics>) -> crate::store::Result<Arc<Delivery>> {
+    pub fn start(
+        outbox: Outbox,
+        config: &DeliveryConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Delivery>, DeliveryError> {
         let delivery = Arc::new(Delivery {
             store: outbox.store().clone(),
             outbox,
-            client: http::HttpClient::new(),
+            client: http::HttpClient::new(config.ca_file.as_deref())?,
             metrics,
             workers: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),

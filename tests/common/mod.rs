@@ -74,23 +74,42 @@ impl Reply {
 #[derive(Default)]
 struct Log {
     script: VecDeque<Reply>,
+    /// The answer once the script is used up; 200 at once when unset.
+    default: Option<Reply>,
     received: Vec<Received>,
 }
 
-/// A webhook receiver on loopback. Answers come from a script, then 200.
+/// A webhook receiver on loopback (HTTP, or HTTPS with [`Receiver::start_tls`]). Answers come from
+/// a script, then 200.
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
     log: Arc<Mutex<Log>>,
     stop: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Receiver {
     pub async fn start() -> Receiver {
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::default()).await
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::default(), None).await
     }
 
-    async fn start_on(addr: SocketAddr, log: Arc<Mutex<Log>>) -> Receiver {
+    /// An HTTPS receiver presenting `tls`'s certificate.
+    pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Receiver {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        Self::start_on(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Arc::default(),
+            Some(acceptor),
+        )
+        .await
+    }
+
+    async fn start_on(
+        addr: SocketAddr,
+        log: Arc<Mutex<Log>>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Receiver {
         let listener = TcpListener::bind(addr).await.expect("bind the receiver");
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
@@ -98,6 +117,7 @@ impl Receiver {
             addr,
             log: log.clone(),
             stop: stop.clone(),
+            tls: tls.clone(),
         };
         tokio::spawn(async move {
             loop {
@@ -107,16 +127,25 @@ impl Receiver {
                 };
                 let log = log.clone();
                 let stop = stop.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let log = log.clone();
                         async move { Ok::<_, Infallible>(answer(&log, req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stop.cancelled() => {}
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let conn = http.serve_connection(TokioIo::new(stream), service);
+                            tokio::select! { _ = conn => {} _ = stop.cancelled() => {} }
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let conn = http.serve_connection(TokioIo::new(stream), service);
+                            tokio::select! { _ = conn => {} _ = stop.cancelled() => {} }
+                        }
                     }
                 });
             }
@@ -125,12 +154,18 @@ impl Receiver {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr, path)
     }
 
     /// Queues answers for the next requests.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.log.lock().unwrap().script.extend(replies);
+    }
+
+    /// Sets the answer given once the script is used up (a slow receiver, say).
+    pub fn answer_by_default(&self, reply: Reply) {
+        self.log.lock().unwrap().default = Some(reply);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -165,7 +200,7 @@ impl Receiver {
             match TcpListener::bind(self.addr).await {
                 Ok(l) => {
                     drop(l);
-                    return Self::start_on(self.addr, self.log.clone()).await;
+                    return Self::start_on(self.addr, self.log.clone(), self.tls.clone()).await;
                 }
                 Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await
@@ -188,7 +223,11 @@ async fn answer(log: &Mutex<Log>, req: Request<Incoming>) -> Response<Full<Bytes
     let reply = {
         // Logged on arrival: a client that gives up on a slow answer has still sent its request.
         let mut log = log.lock().unwrap();
-        let reply = log.script.pop_front().unwrap_or(Reply::status(200));
+        let reply = log
+            .script
+            .pop_front()
+            .or_else(|| log.default.clone())
+            .unwrap_or(Reply::status(200));
         log.received.push(Received {
             headers,
             body,
@@ -266,6 +305,18 @@ impl Api {
         path: &str,
         body: impl Into<Bytes>,
     ) -> (StatusCode, Value) {
+        self.try_raw(method, path, body)
+            .await
+            .expect("the API answers")
+    }
+
+    /// [`Api::raw`] for a server that may be gone: `None` when the connection fails.
+    pub async fn try_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Option<(StatusCode, Value)> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path))
@@ -277,12 +328,12 @@ impl Api {
             .client
             .request(req.body(Full::new(body.into())).unwrap())
             .await
-            .expect("the API answers");
+            .ok()?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let bytes = resp.into_body().collect().await.ok()?.to_bytes();
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
+        Some((status, value))
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
