@@ -10,6 +10,7 @@ pub mod config;
 pub mod delivery;
 pub mod events;
 pub mod metrics;
+pub mod pipeline;
 pub mod samples;
 pub mod store;
 pub mod vision;
