@@ -133,23 +133,25 @@ impl Policy {
                     }
                     self.attendance(&id, now, out);
                 }
-                Verdict::Unknown if track.frames >= self.config.stranger_min_frames => {
-                    if !track.stranger_alerted && self.stranger_allowed(now) {
-                        track.stranger_alerted = true;
-                        self.last_stranger = Some(now);
-                        self.strangers_this_hour.push_back(now);
-                        out.push(EventData::StrangerAlert {
-                            alert_level: if track.frames >= 30 {
-                                AlertLevel::High
-                            } else {
-                                AlertLevel::Medium
-                            },
-                            confidence: track.score,
-                            bbox: bbox(track),
-                            appearance_count: track.frames,
-                            image_path: None,
-                        });
-                    }
+                Verdict::Unknown
+                    if track.frames >= self.config.stranger_min_frames
+                        && !track.stranger_alerted
+                        && self.stranger_allowed(now) =>
+                {
+                    track.stranger_alerted = true;
+                    self.last_stranger = Some(now);
+                    self.strangers_this_hour.push_back(now);
+                    out.push(EventData::StrangerAlert {
+                        alert_level: if track.frames >= 30 {
+                            AlertLevel::High
+                        } else {
+                            AlertLevel::Medium
+                        },
+                        confidence: track.score,
+                        bbox: bbox(track),
+                        appearance_count: track.frames,
+                        image_path: None,
+                    });
                 }
                 _ => {}
             }
