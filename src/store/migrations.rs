@@ -70,6 +70,19 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX dead_letters_by_webhook ON dead_letters (webhook_id, id);
     "#,
+    // v3: the gallery, FaceCV's data model: one row per enrolled image, several per person.
+    r#"
+    CREATE TABLE faces (
+        id              TEXT PRIMARY KEY,  -- uuid
+        name            TEXT NOT NULL,
+        embedding       BLOB NOT NULL,     -- little-endian f32, L2-normalised
+        embedding_model TEXT NOT NULL,     -- embeddings of different models never compare
+        metadata        TEXT NOT NULL,     -- JSON object: department, employee_id, ...
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL
+    );
+    CREATE INDEX faces_by_name ON faces (name);
+    "#,
 ];
 
 /// The version this binary writes.
