@@ -56,6 +56,8 @@ impl App {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
         }
         let api = tokio::spawn(api::serve(listener, state, stop.clone()));
+        crate::systemd::spawn_watchdog(store.clone(), stop.clone());
+        crate::systemd::ready();
         tracing::info!(%addr, store = %store.path().display(), "FaceCV Edge is running");
         Ok(App {
             addr,
@@ -82,6 +84,7 @@ impl App {
 
     /// Stops everything in order; see the module comment.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        crate::systemd::stopping();
         self.stop.cancel();
         let _ = self.api.await;
         self.delivery.shutdown().await;

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod samples;
 pub mod store;
+pub mod systemd;
 pub mod vision;
 
 pub use app::App;

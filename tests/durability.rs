@@ -261,3 +261,47 @@ async fn a_full_store_drops_the_oldest_undelivered_events_and_keeps_recording() 
         "the newest events survived"
     );
 }
+
+#[tokio::test]
+async fn under_systemd_it_says_ready_and_pings_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = free_port();
+    let config = binary_config(dir.path(), port, "http://127.0.0.1:9/h");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("LOG_LEVEL", "WARNING")
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !(seen.iter().any(|m: &String| m.contains("READY=1"))
+        && seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2)
+    {
+        let n = socket.recv(&mut buf).expect("a notification within 10 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    // READY comes first, once the API answers.
+    assert!(seen[0].contains("READY=1"), "{seen:?}");
+    let api = common::Api::new(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    assert_eq!(api.get("/health").await.0, StatusCode::OK);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    loop {
+        let n = socket.recv(&mut buf).expect("STOPPING=1 on SIGTERM");
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+}
