@@ -232,6 +232,18 @@ fn default_true() -> bool {
     true
 }
 
+/// Headers the appliance sets on every delivery; a configured copy would be sent twice.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
 fn check_range(key: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<(), ConfigError> {
     if v.is_finite() && (lo..=hi).contains(&v) {
         Ok(())
@@ -274,6 +286,12 @@ impl WebhookConfig {
             }
         }
         for (name, value) in &self.headers {
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(ConfigError::invalid(
+                    format!("headers.{name}"),
+                    "is set by the appliance itself and cannot be configured",
+                ));
+            }
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || http::HeaderValue::from_str(value).is_err()
             {

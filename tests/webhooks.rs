@@ -347,3 +347,96 @@ async fn the_test_endpoint_sends_one_event_now() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_replay_is_never_undone_by_the_worker_it_interrupts() {
+    let app = start_app().await;
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(
+            json!({"webhook_id": "replayed", "url": rx.url("/h"), "batch_size": 1,
+                               "event_types": ["face_recognized"]}),
+        )
+        .await;
+    let first = app.api.trigger("face_recognized", 1).await;
+    wait_until(WAIT, "the first delivery", || rx.accepted().len() == 1).await;
+    let (_, page) = app.api.get("/api/v1/events?limit=1").await;
+    let seq = page["events"][0]["seq"].as_i64().unwrap();
+    for round in 2..=12 {
+        // Filtered events keep the worker busy moving its cursor when the replay lands.
+        app.api.trigger("face_detected", 3).await;
+        let (code, r) = app
+            .api
+            .post("/api/v1/webhooks/replayed/replay", json!({"from_seq": seq}))
+            .await;
+        assert_eq!(code, StatusCode::OK, "{r}");
+        wait_until(WAIT, "the replayed event", || rx.accepted().len() == round).await;
+        assert_eq!(rx.accepted()[round - 1].event_ids(), first, "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn the_test_endpoint_signs_with_a_webhooks_secret_and_secrets_rotate() {
+    let app = start_app().await;
+    let rx = Receiver::start().await;
+    let created = app
+        .api
+        .create_webhook(json!({"webhook_id": "rot", "url": rx.url("/h"), "batch_size": 1}))
+        .await;
+    let old = created["secret"].as_str().unwrap().to_owned();
+    let (code, r) = app
+        .api
+        .post(
+            "/api/v1/webhooks/test",
+            json!({"url": rx.url("/h"), "webhook_id": "rot"}),
+        )
+        .await;
+    assert_eq!(
+        (code, r["success"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{r}"
+    );
+    let probe = rx.received().pop().unwrap();
+    standardwebhooks::Webhook::new(&old)
+        .unwrap()
+        .verify(&probe.body, &probe.headers)
+        .expect("a signed test event");
+
+    let (code, r) = app
+        .api
+        .post("/api/v1/webhooks/rot/rotate_secret", json!({}))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{r}");
+    let new = r["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    app.api.trigger("stream_stopped", 1).await;
+    wait_until(WAIT, "a delivery after rotation", || {
+        rx.received().len() == 2
+    })
+    .await;
+    let req = rx.received().pop().unwrap();
+    standardwebhooks::Webhook::new(&new)
+        .unwrap()
+        .verify(&req.body, &req.headers)
+        .expect("signed with the new secret");
+    assert!(standardwebhooks::Webhook::new(&old)
+        .unwrap()
+        .verify(&req.body, &req.headers)
+        .is_err());
+}
+
+#[tokio::test]
+async fn headers_the_appliance_sets_cannot_be_configured() {
+    let app = start_app().await;
+    for name in ["Content-Type", "webhook-signature", "Webhook-Id"] {
+        let (code, v) = app
+            .api
+            .post(
+                "/api/v1/webhooks",
+                json!({"webhook_id": "h", "url": "http://127.0.0.1:9/", "headers": {name: "x"}}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {v}");
+        assert_eq!(v["error"]["field"], format!("headers.{name}"));
+    }
+}

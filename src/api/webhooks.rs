@@ -23,9 +23,10 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiR
         (["test"], &Method::POST) => test(state, req).await,
         ([id], &Method::GET) => get(state, &parse_id(id)?),
         ([id], &Method::PUT) => replace(state, &parse_id(id)?, req).await,
-        ([id], &Method::DELETE) => delete(state, &parse_id(id)?),
-        ([id, "enable"], &Method::POST) => set_enabled(state, &parse_id(id)?, true),
-        ([id, "disable"], &Method::POST) => set_enabled(state, &parse_id(id)?, false),
+        ([id], &Method::DELETE) => delete(state, &parse_id(id)?).await,
+        ([id, "enable"], &Method::POST) => set_enabled(state, &parse_id(id)?, true).await,
+        ([id, "disable"], &Method::POST) => set_enabled(state, &parse_id(id)?, false).await,
+        ([id, "rotate_secret"], &Method::POST) => rotate_secret(state, &parse_id(id)?).await,
         ([id, "deliveries"], &Method::GET) => deliveries(state, &parse_id(id)?, &req),
         ([id, "dead_letters"], &Method::GET) => dead_letters(state, &parse_id(id)?, &req),
         ([id, "replay"], &Method::POST) => replay(state, &parse_id(id)?, req).await,
@@ -34,7 +35,7 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiR
             | ["stats"]
             | ["test"]
             | [_]
-            | [_, "enable" | "disable" | "deliveries" | "dead_letters" | "replay"],
+            | [_, "enable" | "disable" | "deliveries" | "dead_letters" | "replay" | "rotate_secret"],
             _,
         ) => Err(ApiError::MethodNotAllowed(method)),
         _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
@@ -90,7 +91,7 @@ async fn create(state: &State, req: Request<Incoming>) -> ApiResult {
     let config: WebhookConfig = read_json(state, req).await?;
     config.validate()?;
     let record = state.store.create_webhook(&config, Origin::Api)?;
-    state.delivery.sync(&record.id());
+    state.delivery.sync(&record.id()).await;
     tracing::info!(webhook = %record.config.webhook_id, url = %record.config.url, "webhook created");
     let mut body = view(&record, None);
     // The only time the secret is shown: the receiver needs it to verify signatures.
@@ -131,20 +132,20 @@ async fn replace(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRe
     let config: WebhookConfig = serde_json::from_value(body)?;
     config.validate()?;
     let record = state.store.replace_webhook(id, &config)?;
-    state.delivery.sync(id);
+    state.delivery.sync(id).await;
     ok_json(&view(&record, None))
 }
 
-fn delete(state: &State, id: &WebhookId) -> ApiResult {
+async fn delete(state: &State, id: &WebhookId) -> ApiResult {
     state.store.delete_webhook(id)?;
-    state.delivery.sync(id);
+    state.delivery.sync(id).await;
     tracing::info!(webhook = %id, "webhook deleted");
     ok_json(&json!({ "message": format!("Webhook {id} deleted"), "webhook_id": id }))
 }
 
-fn set_enabled(state: &State, id: &WebhookId, enabled: bool) -> ApiResult {
+async fn set_enabled(state: &State, id: &WebhookId, enabled: bool) -> ApiResult {
     let record = state.store.set_webhook_enabled(id, enabled)?;
-    state.delivery.sync(id);
+    state.delivery.sync(id).await;
     ok_json(&view(&record, None))
 }
 
@@ -194,6 +195,12 @@ fn stats(state: &State) -> ApiResult {
 #[derive(Deserialize)]
 struct TestRequest {
     url: String,
+    /// Sign with this webhook's secret, so a verifying receiver can be tested end to end.
+    #[serde(default)]
+    webhook_id: Option<String>,
+    /// Or sign with this secret.
+    #[serde(default)]
+    secret: Option<String>,
     #[serde(default)]
     test_data: Value,
     #[serde(default)]
@@ -222,12 +229,40 @@ async fn test(state: &State, req: Request<Incoming>) -> ApiResult {
         "metadata": { "source": "webhook_test" },
     })
     .to_string();
-    let body = Bytes::from(envelope("test", &[&event]));
-    let headers: Vec<_> = probe
+    let key = match (&t.webhook_id, &t.secret) {
+        (Some(id), _) => Some(state.store.webhook(&parse_id(id)?)?.signing_key()),
+        (None, Some(secret)) => Some(
+            crate::delivery::sign::SigningKey::parse(secret)
+                .map_err(|e| ApiError::invalid("secret", e.to_string()))?,
+        ),
+        (None, None) => None,
+    };
+    let body = Bytes::from(envelope(
+        t.webhook_id.as_deref().unwrap_or("test"),
+        &[&event],
+    ));
+    let mut headers: Vec<(http::HeaderName, http::HeaderValue)> = probe
         .headers
         .iter()
         .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
         .collect();
+    if let Some(key) = key {
+        let msg_id = format!("msg_test_{}", uuid::Uuid::now_v7().simple());
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let sig = key.sign(&msg_id, ts, &body);
+        for (name, value) in [
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", ts.to_string()),
+            ("webhook-signature", sig),
+        ] {
+            headers.push((
+                http::HeaderName::from_static(name),
+                value
+                    .parse()
+                    .expect("ids, digits and base64 are valid header values"),
+            ));
+        }
+    }
     let started = Instant::now();
     let result = state
         .delivery
@@ -283,10 +318,14 @@ struct ReplayRequest {
 /// Replays the dead letters (empty body), or every stored event from `from_seq` on.
 async fn replay(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiResult {
     let r: ReplayRequest = read_json(state, req).await?;
+    let store = &state.store;
     let body = match r.from_seq {
         Some(from) if from < 1 => return Err(ApiError::invalid("from_seq", "must be 1 or more")),
         Some(from) => {
-            state.store.rewind_webhook(id, Seq(from))?;
+            state
+                .delivery
+                .with_worker_stopped(id, || store.rewind_webhook(id, Seq(from)))
+                .await?;
             let oldest = state
                 .store
                 .events_after(Seq(0), 1, None)?
@@ -295,10 +334,24 @@ async fn replay(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRes
             json!({ "webhook_id": id, "replaying": "from_seq", "from_seq": from, "oldest_stored_seq": oldest })
         }
         None => {
-            let n = state.store.mark_dead_letters_for_replay(id)?;
+            let n = state
+                .delivery
+                .with_worker_stopped(id, || store.mark_dead_letters_for_replay(id))
+                .await?;
             json!({ "webhook_id": id, "replaying": "dead_letters", "count": n })
         }
     };
-    state.delivery.sync(id);
     ok_json(&body)
+}
+
+/// A new signing secret, returned once; the worker signs with it from its next batch.
+async fn rotate_secret(state: &State, id: &WebhookId) -> ApiResult {
+    let secret = crate::delivery::sign::SigningKey::generate_secret();
+    let store = &state.store;
+    state
+        .delivery
+        .with_worker_stopped(id, || store.set_webhook_secret(id, &secret))
+        .await?;
+    tracing::info!(webhook = %id, "webhook secret rotated");
+    ok_json(&json!({ "webhook_id": id, "secret": secret }))
 }

@@ -42,6 +42,8 @@ pub struct Delivery {
     client: http::HttpClient,
     metrics: Arc<Metrics>,
     workers: Mutex<HashMap<WebhookId, Running>>,
+    /// Serialises worker restarts, so that two API calls never leave two workers for one webhook.
+    changing: tokio::sync::Mutex<()>,
     stop: CancellationToken,
 }
 
@@ -58,10 +60,11 @@ impl Delivery {
             client: http::HttpClient::new(config.ca_file.as_deref())?,
             metrics,
             workers: Mutex::new(HashMap::new()),
+            changing: tokio::sync::Mutex::new(()),
             stop: CancellationToken::new(),
         });
         for record in delivery.store.webhooks()? {
-            delivery.sync(&record.id());
+            delivery.spawn_if_enabled(&record.id());
         }
         tokio::spawn(maintain(delivery.store.clone(), delivery.stop.clone()));
         Ok(delivery)
@@ -73,11 +76,37 @@ impl Delivery {
 
     /// Brings the worker of one webhook in line with the store: (re)started if the webhook exists
     /// and is enabled, stopped otherwise. Call after every change to a webhook.
-    pub fn sync(&self, id: &WebhookId) {
-        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = workers.remove(id) {
+    pub async fn sync(&self, id: &WebhookId) {
+        self.with_worker_stopped(id, || Ok(()))
+            .await
+            .expect("a no-op cannot fail");
+    }
+
+    /// Stops the webhook's worker and waits until it has made its last write, runs `change`, then
+    /// starts the worker again as the store now says. Changes to a sink's cursor (replay) must go
+    /// through here: a worker still finishing a batch would otherwise move the cursor back past
+    /// the change.
+    pub async fn with_worker_stopped<T>(
+        &self,
+        id: &WebhookId,
+        change: impl FnOnce() -> crate::store::Result<T>,
+    ) -> crate::store::Result<T> {
+        let _one_at_a_time = self.changing.lock().await;
+        let old = self
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        if let Some(old) = old {
             old.stop.cancel();
+            let _ = old.task.await;
         }
+        let result = change();
+        self.spawn_if_enabled(id);
+        result
+    }
+
+    fn spawn_if_enabled(&self, id: &WebhookId) {
         if self.stop.is_cancelled() {
             return;
         }
@@ -99,7 +128,10 @@ impl Delivery {
             stop: stop.clone(),
         };
         let task = tokio::spawn(worker.run());
-        workers.insert(id.clone(), Running { stop, task });
+        self.workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), Running { stop, task });
     }
 
     /// True while the workers run; FaceCV's `manager_running`.

@@ -220,6 +220,18 @@ impl Store {
         })
     }
 
+    pub fn set_webhook_secret(&self, id: &WebhookId, secret: &str) -> Result<()> {
+        self.write(Durability::Events, |tx| {
+            match tx.execute(
+                "UPDATE webhooks SET secret = ?2 WHERE id = ?1",
+                params![id.as_str(), secret],
+            )? {
+                0 => Err(StoreError::NotFound(format!("webhook {id}"))),
+                _ => Ok(()),
+            }
+        })
+    }
+
     /// Deletes a webhook with its cursor, attempts and dead letters.
     pub fn delete_webhook(&self, id: &WebhookId) -> Result<()> {
         self.write(Durability::Events, |tx| {
