@@ -1,2 +1,521 @@
 //! Cameras: where frames come from (v4l2, a command's pipe, files, synthetic), and the latest-frame
 //! slot that keeps capture from ever blocking inference.
+//!
+//! A [`Source`] produces RGB24 [`Frame`]s into a buffer the caller reuses; [`open`] builds one from a
+//! [`SourceSpec`] (the config's `[camera.source]` table, or one of FaceCV's `source` strings through
+//! [`parse_source`]). [`Capture`] runs a source on its own thread, keeps only the newest frame, and
+//! reopens live sources (cameras, pipes) that go away, with capped exponential back-off.
+
+mod capture;
+mod file;
+mod frame;
+mod mjpeg;
+mod pipe;
+mod synthetic;
+#[cfg(feature = "v4l2")]
+mod v4l2;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+pub use capture::{Backoff, Capture, CaptureEvent, CaptureStats, SourceState};
+pub use file::FileSource;
+pub use frame::{
+    decode_jpeg, grey_to_rgb, i420_to_rgb, nv12_to_rgb, planar_to_rgb, rgb_len, yuv_to_rgb,
+    yuyv_to_rgb, Frame, PixelFormat, Planes, YuvRange,
+};
+pub use pipe::PipeSource;
+pub use synthetic::SyntheticSource;
+#[cfg(feature = "v4l2")]
+pub use v4l2::V4l2Source;
+
+/// Size used when a `source` string does not say (FaceCV's strings never do).
+pub const DEFAULT_WIDTH: u32 = 640;
+pub const DEFAULT_HEIGHT: u32 = 480;
+/// Largest frame rate accepted anywhere; above it a typo (`fps = 300`) is more likely than a camera.
+pub const MAX_FPS: f32 = 240.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    /// A configuration value is wrong; `key` names it as the config file spells it.
+    #[error("{key} {message}")]
+    Invalid { key: String, message: String },
+    /// A camera device could not be opened or set up; worth retrying (it may be plugged in later).
+    #[error("cannot open {device}: {reason}")]
+    Open { device: String, reason: String },
+    /// The command of a pipe source could not be started.
+    #[error("cannot start `{program}`: {source}{hint}")]
+    Spawn {
+        program: String,
+        hint: &'static str,
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The data is not in the format it claims to be (a bad y4m header, a frame of the wrong size).
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// One frame could not be decoded; the next one may be fine.
+    #[error("cannot decode frame: {0}")]
+    Decode(String),
+    /// What was asked cannot be done by this build or this device.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A file (not looped) has no more frames.
+    #[error("the source ended")]
+    Ended,
+    /// A device or pipe went away; a [`Capture`] reopens it.
+    #[error("the source was lost: {0}")]
+    Lost(String),
+    /// [`Capture::next`] waited its whole timeout without a new frame.
+    #[error("no new frame within {0:?}")]
+    Timeout(Duration),
+    /// The source was interrupted because its capture is stopping.
+    #[error("capture stopped")]
+    Stopped,
+    /// The source cannot work as configured and its capture gave up (see [`SourceState::Failed`]).
+    #[error("the source failed: {0}")]
+    Failed(String),
+}
+
+impl CameraError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        CameraError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether reopening the source later may succeed: a camera can be plugged back in, a stream
+    /// can come back; a wrong setting or a missing program stays wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CameraError::Open { .. } | CameraError::Lost(_) => true,
+            CameraError::Spawn { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+}
+
+/// Where a camera's frames come from. Deserialised from the config's `[camera.source]` table.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceSpec {
+    /// A V4L2 device (USB cameras, CSI cameras with a V4L2 driver). The driver may give another
+    /// size or rate than asked; the source logs and reports what it got.
+    V4l2 {
+        device: PathBuf,
+        #[serde(default = "default_width")]
+        width: u32,
+        #[serde(default = "default_height")]
+        height: u32,
+        /// 0 keeps the driver's rate.
+        #[serde(default = "default_fps")]
+        fps: f32,
+        /// `None` picks one the device offers: YUYV up to 640x480, MJPEG above.
+        #[serde(default)]
+        format: Option<PixelFormat>,
+    },
+    /// Raw frames on a command's stdout: `rpicam-vid`, a GStreamer pipeline, `ffmpeg` for RTSP.
+    Pipe {
+        command: Vec<String>,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    },
+    /// A y4m or MJPEG file, a single image, or a folder of images; paced at `fps` (0: unpaced).
+    File {
+        path: PathBuf,
+        #[serde(default)]
+        fps: f32,
+        #[serde(default)]
+        looped: bool,
+    },
+    /// A moving test pattern with no faces, for soak tests and a camera-less default config.
+    Synthetic {
+        #[serde(default = "default_width")]
+        width: u32,
+        #[serde(default = "default_height")]
+        height: u32,
+        /// 0: as fast as the pattern can be drawn.
+        #[serde(default = "default_fps")]
+        fps: f32,
+    },
+}
+
+fn default_width() -> u32 {
+    DEFAULT_WIDTH
+}
+fn default_height() -> u32 {
+    DEFAULT_HEIGHT
+}
+fn default_fps() -> f32 {
+    15.0
+}
+
+impl SourceSpec {
+    /// Checks every value once at start-up, naming the key, so a typo fails loudly at `serve`.
+    pub fn validate(&self) -> Result<(), CameraError> {
+        match self {
+            SourceSpec::V4l2 {
+                device,
+                width,
+                height,
+                fps,
+                ..
+            } => {
+                if device.as_os_str().is_empty() {
+                    return Err(CameraError::invalid("source.device", "must not be empty"));
+                }
+                check_size(*width, *height)?;
+                check_fps(*fps)
+            }
+            SourceSpec::Pipe {
+                command,
+                width,
+                height,
+                ..
+            } => {
+                if command.first().is_none_or(|p| p.trim().is_empty()) {
+                    return Err(CameraError::invalid(
+                        "source.command",
+                        "must name a program, e.g. [\"rpicam-vid\", \"-t\", \"0\", ...]",
+                    ));
+                }
+                check_size(*width, *height)
+            }
+            SourceSpec::File { path, fps, .. } => {
+                if !path.exists() {
+                    return Err(CameraError::invalid(
+                        "source.path",
+                        format!("{} does not exist", path.display()),
+                    ));
+                }
+                check_fps(*fps)
+            }
+            SourceSpec::Synthetic { width, height, fps } => {
+                check_size(*width, *height)?;
+                check_fps(*fps)
+            }
+        }
+    }
+
+    /// Cameras and streams can come back after they vanish; files and patterns cannot vanish.
+    pub fn is_live(&self) -> bool {
+        matches!(self, SourceSpec::V4l2 { .. } | SourceSpec::Pipe { .. })
+    }
+}
+
+fn check_size(width: u32, height: u32) -> Result<(), CameraError> {
+    for (key, v) in [("source.width", width), ("source.height", height)] {
+        if !(16..=4096).contains(&v) {
+            return Err(CameraError::invalid(
+                key,
+                format!("must be 16..=4096, got {v}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_fps(fps: f32) -> Result<(), CameraError> {
+    if !fps.is_finite() || !(0.0..=MAX_FPS).contains(&fps) {
+        return Err(CameraError::invalid(
+            "source.fps",
+            format!("must be 0..={MAX_FPS} (0: as fast as possible / driver default), got {fps}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads one of FaceCV's `source` strings, so existing configs keep working:
+/// `"0"` is `/dev/video0`, `"/dev/videoN"` a V4L2 device, `rtsp://` and `http(s)://` URLs go through
+/// `ffmpeg` (scaled to 640x480 RGB), an existing file or folder is a file source, `"synthetic"` the
+/// test pattern. `fps` paces files and the pattern and is asked of cameras.
+pub fn parse_source(s: &str, fps: f32) -> Result<SourceSpec, CameraError> {
+    let s = s.trim();
+    let (width, height) = (DEFAULT_WIDTH, DEFAULT_HEIGHT);
+    let lower = s.to_ascii_lowercase();
+    let spec = if s == "synthetic" {
+        SourceSpec::Synthetic { width, height, fps }
+    } else if !s.is_empty() && s.len() <= 3 && s.bytes().all(|b| b.is_ascii_digit()) {
+        let device = PathBuf::from(format!("/dev/video{}", s.parse::<u32>().unwrap_or(0)));
+        SourceSpec::V4l2 {
+            device,
+            width,
+            height,
+            fps,
+            format: None,
+        }
+    } else if s.starts_with("/dev/video") {
+        SourceSpec::V4l2 {
+            device: s.into(),
+            width,
+            height,
+            fps,
+            format: None,
+        }
+    } else if ["rtsp://", "rtsps://", "http://", "https://"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
+        let command = ffmpeg_command(s, width, height, fps);
+        SourceSpec::Pipe {
+            command,
+            width,
+            height,
+            format: PixelFormat::Rgb24,
+        }
+    } else if !s.is_empty() && std::path::Path::new(s).exists() {
+        SourceSpec::File {
+            path: s.into(),
+            fps,
+            looped: false,
+        }
+    } else {
+        return Err(CameraError::invalid(
+            "source",
+            format!(
+                "\"{s}\" is not a camera index, /dev/videoN, rtsp:// or http(s):// URL, \
+                 existing file or folder, or \"synthetic\""
+            ),
+        ));
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The `ffmpeg` command that turns a network stream into raw RGB24 frames of a fixed size, so the
+/// pipe source never has to learn the stream's resolution. TCP for RTSP: UDP loses packets over
+/// Wi-Fi and smears whole frames.
+pub fn ffmpeg_command(url: &str, width: u32, height: u32, fps: f32) -> Vec<String> {
+    let mut cmd: Vec<String> = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
+        .map(String::from)
+        .into();
+    if url.to_ascii_lowercase().starts_with("rtsp") {
+        cmd.extend(["-rtsp_transport", "tcp"].map(String::from));
+    }
+    cmd.extend(["-i".into(), url.into(), "-an".into()]);
+    cmd.extend(["-vf".into(), format!("scale={width}:{height}")]);
+    if fps > 0.0 {
+        cmd.extend(["-r".into(), format!("{fps}")]);
+    }
+    cmd.extend(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"].map(String::from));
+    cmd
+}
+
+/// A source of RGB24 frames. `next_frame` blocks until a frame is there; it returns
+/// [`CameraError::Ended`] when a file has no more, [`CameraError::Lost`] when a device or pipe went
+/// away, and [`CameraError::Stopped`] after its [`Interrupter`] fired.
+pub trait Source: Send {
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError>;
+    /// One line for logs: what this is and what it actually delivers ("/dev/video0 YUYV 640x480 @ 30").
+    fn describe(&self) -> String;
+    /// A handle another thread can use to make a blocked `next_frame` return promptly.
+    fn interrupter(&self) -> Option<Interrupter> {
+        None
+    }
+}
+
+/// Builds the source a spec describes. Opening a missing camera fails here, with a message that
+/// says what to check.
+pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>, CameraError> {
+    spec.validate()?;
+    Ok(match spec {
+        SourceSpec::V4l2 { .. } => open_v4l2(spec)?,
+        SourceSpec::Pipe {
+            command,
+            width,
+            height,
+            format,
+        } => Box::new(PipeSource::spawn(command, *width, *height, *format)?),
+        SourceSpec::File { path, fps, looped } => Box::new(FileSource::open(path, *fps, *looped)?),
+        SourceSpec::Synthetic { width, height, fps } => {
+            Box::new(SyntheticSource::new(*width, *height, *fps))
+        }
+    })
+}
+
+#[cfg(feature = "v4l2")]
+fn open_v4l2(spec: &SourceSpec) -> Result<Box<dyn Source>, CameraError> {
+    Ok(Box::new(V4l2Source::open(spec)?))
+}
+
+#[cfg(not(feature = "v4l2"))]
+fn open_v4l2(_spec: &SourceSpec) -> Result<Box<dyn Source>, CameraError> {
+    Err(CameraError::Unsupported(
+        "this build has no V4L2 support (build with cargo feature `v4l2`); \
+         use a pipe source for CSI cameras"
+            .into(),
+    ))
+}
+
+/// Wakes a source that is blocked in `next_frame` (pacing, waiting for a driver, reading a pipe)
+/// so that stopping a capture never waits for the next frame. Cheap to clone; all clones share one
+/// flag. A pipe source registers its child's process group, which interrupting kills.
+#[derive(Clone, Default, Debug)]
+pub struct Interrupter {
+    inner: Arc<InterruptInner>,
+}
+
+#[derive(Default, Debug)]
+struct InterruptInner {
+    fired: Mutex<bool>,
+    wake: Condvar,
+    process_group: AtomicI32,
+}
+
+impl Interrupter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn interrupt(&self) {
+        *lock(&self.inner.fired) = true;
+        self.inner.wake.notify_all();
+        let pgid = self.inner.process_group.load(Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill(2) with a negative pid signals a process group we created; no memory involved.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        }
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        *lock(&self.inner.fired)
+    }
+
+    /// Sleeps until `deadline`; returns false if interrupted first (or already).
+    pub fn sleep_until(&self, deadline: Instant) -> bool {
+        let mut fired = lock(&self.inner.fired);
+        loop {
+            if *fired {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            fired = match self.inner.wake.wait_timeout(fired, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn set_process_group(&self, pgid: i32) {
+        self.inner.process_group.store(pgid, Ordering::SeqCst);
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update of plain counters; keep going.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Spaces frames `1/fps` apart on a fixed schedule (no drift), and never bursts to catch up after
+/// a stall: a consumer that was paused gets the current frame, not a backlog.
+#[derive(Debug)]
+struct Pacer {
+    interval: Option<Duration>,
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    fn new(fps: f32) -> Self {
+        let interval = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / f64::from(fps)));
+        Pacer {
+            interval,
+            next: None,
+        }
+    }
+
+    fn wait(&mut self, interrupter: &Interrupter) -> Result<(), CameraError> {
+        let Some(interval) = self.interval else {
+            return if interrupter.is_interrupted() {
+                Err(CameraError::Stopped)
+            } else {
+                Ok(())
+            };
+        };
+        let now = Instant::now();
+        let due = match self.next {
+            Some(due) if due + interval >= now => due,
+            _ => now,
+        };
+        if !interrupter.sleep_until(due) {
+            return Err(CameraError::Stopped);
+        }
+        self.next = Some(due + interval);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_table_in_the_config_is_read_and_checked_by_key() {
+        let spec: SourceSpec = toml::from_str(
+            r#"kind = "pipe"
+               command = ["rpicam-vid", "-t", "0", "--codec", "yuv420", "-o", "-"]
+               width = 1280
+               height = 720
+               format = "yuv420""#,
+        )
+        .unwrap();
+        assert!(matches!(
+            spec,
+            SourceSpec::Pipe {
+                format: PixelFormat::I420,
+                width: 1280,
+                ..
+            }
+        ));
+        spec.validate().unwrap();
+
+        let spec: SourceSpec =
+            toml::from_str("kind = \"v4l2\"\ndevice = \"/dev/video0\"\nformat = \"mjpeg\"")
+                .unwrap();
+        assert!(matches!(
+            spec,
+            SourceSpec::V4l2 {
+                width: 640,
+                format: Some(PixelFormat::Mjpeg),
+                ..
+            }
+        ));
+
+        let tiny = SourceSpec::Synthetic {
+            width: 8,
+            height: 48,
+            fps: 5.0,
+        };
+        let err = tiny.validate().unwrap_err().to_string();
+        assert_eq!(err, "source.width must be 16..=4096, got 8");
+        let fast = SourceSpec::Synthetic {
+            width: 64,
+            height: 48,
+            fps: 1000.0,
+        };
+        let err = fast.validate().unwrap_err().to_string();
+        assert!(err.starts_with("source.fps must be 0..=240"), "{err}");
+        let typo = toml::from_str::<SourceSpec>("kind = \"synthetic\"\nwidht = 10");
+        assert!(typo.unwrap_err().to_string().contains("widht"));
+        let missing = SourceSpec::File {
+            path: "/nope.y4m".into(),
+            fps: 1.0,
+            looped: false,
+        };
+        let err = missing.validate().unwrap_err().to_string();
+        assert_eq!(err, "source.path /nope.y4m does not exist");
+    }
+}

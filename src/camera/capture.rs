@@ -1,0 +1,395 @@
+//! The capture thread and its latest-frame slot.
+//!
+//! Inference on a Pi is slower than the camera, so frames must not queue: a queue only adds
+//! latency (the detector would look at the past) and memory. The capture thread therefore keeps
+//! exactly one frame for the consumer. It fills a frame of its own, then swaps it with the slot's
+//! under a lock held for a pointer swap; the consumer swaps the slot's frame with its own the same
+//! way. Three buffers rotate and none is allocated after the first frame. A frame overwritten before
+//! anyone took it is counted as dropped. The capture thread never waits for the consumer.
+//!
+//! Live sources (cameras, pipes) that go away are reopened with capped exponential back-off, and
+//! the consumer hears of it through [`CaptureEvent::SourceLost`] / [`CaptureEvent::SourceRestored`].
+//! Files end ([`SourceState::Ended`]) unless looped; a source that cannot work (a wrong setting, a
+//! missing program, a corrupt file) fails for good ([`SourceState::Failed`]) rather than spinning.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{lock, open, CameraError, Frame, Interrupter, Source, SourceSpec};
+
+/// State changes kept for a consumer that is not reading; beyond this the oldest are forgotten.
+const MAX_EVENTS: usize = 32;
+/// Undecodable frames in a row a live source may send before it is reopened.
+const MAX_BAD_FRAMES: u32 = 30;
+
+/// How long to wait before reopening a lost source: doubling from `min` up to `max`, back to `min`
+/// after a frame arrives. Short enough to recover from a USB reset in a second, long enough that
+/// a camera that is gone for good costs nothing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait that follows `current`: doubled, capped at `max`.
+    pub fn next(&self, current: Duration) -> Duration {
+        current.saturating_mul(2).min(self.max)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceState {
+    /// Opening, before the first frame.
+    Starting,
+    /// Frames are arriving.
+    Running,
+    /// The source went away or could not be opened; it is being reopened with back-off.
+    Lost(String),
+    /// A file has no more frames.
+    Ended,
+    /// The source cannot work as configured; capture has given up.
+    Failed(String),
+}
+
+/// What [`Capture::next`] returns besides errors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CaptureEvent {
+    /// `into` now holds the newest frame, newer than any returned before.
+    Frame,
+    /// The source went away (unplugged camera, dead stream); capture keeps trying to reopen it.
+    SourceLost(String),
+    /// The source delivers again after a loss.
+    SourceRestored,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Frames the source delivered.
+    pub captured: u64,
+    /// Frames replaced by a newer one before the consumer took them.
+    pub dropped: u64,
+    /// Times the source was reopened after a loss (each attempt counts).
+    pub reconnects: u64,
+    pub state: SourceState,
+}
+
+/// A source running on its own thread, with the newest frame always ready to take.
+pub struct Capture {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    slot: Mutex<Slot>,
+    ready: Condvar,
+    /// Set when the capture stops; wakes the back-off sleep.
+    stop: Interrupter,
+    /// The open source's interrupter, so stopping wakes it out of a blocking read.
+    source: Mutex<Option<Interrupter>>,
+}
+
+struct Slot {
+    frame: Frame,
+    fresh: bool,
+    events: VecDeque<CaptureEvent>,
+    state: SourceState,
+    captured: u64,
+    dropped: u64,
+    reconnects: u64,
+    description: Option<String>,
+}
+
+impl Capture {
+    /// Starts capturing `spec` on a thread named after `name` (the camera id), with the default
+    /// back-off. Never fails: problems show in [`Capture::state`] and in [`Capture::next`].
+    pub fn start(spec: SourceSpec, name: &str) -> Capture {
+        Capture::start_with(spec, name, Backoff::default())
+    }
+
+    pub fn start_with(spec: SourceSpec, name: &str, backoff: Backoff) -> Capture {
+        let shared = Arc::new(Shared {
+            slot: Mutex::new(Slot {
+                frame: Frame::new(),
+                fresh: false,
+                events: VecDeque::new(),
+                state: SourceState::Starting,
+                captured: 0,
+                dropped: 0,
+                reconnects: 0,
+                description: None,
+            }),
+            ready: Condvar::new(),
+            stop: Interrupter::new(),
+            source: Mutex::new(None),
+        });
+        let runner = Runner {
+            shared: shared.clone(),
+            spec,
+            name: name.to_string(),
+            backoff,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("capture-{name}"))
+            .spawn(move || runner.run_guarded());
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                lock(&shared.slot).state = SourceState::Failed(format!("cannot start thread: {e}"));
+                None
+            }
+        };
+        Capture { shared, thread }
+    }
+
+    /// Swaps the newest frame not yet returned into `into`, waiting up to `timeout` for one. State
+    /// changes come first, in order. After a file's last frame it returns [`CameraError::Ended`];
+    /// for a source that failed, [`CameraError::Failed`]; with nothing new in time,
+    /// [`CameraError::Timeout`].
+    pub fn next(&self, into: &mut Frame, timeout: Duration) -> Result<CaptureEvent, CameraError> {
+        let deadline = Instant::now() + timeout;
+        let mut slot = lock(&self.shared.slot);
+        loop {
+            if let Some(event) = slot.events.pop_front() {
+                return Ok(event);
+            }
+            if slot.fresh {
+                std::mem::swap(into, &mut slot.frame);
+                slot.fresh = false;
+                return Ok(CaptureEvent::Frame);
+            }
+            match &slot.state {
+                SourceState::Ended => return Err(CameraError::Ended),
+                SourceState::Failed(why) => return Err(CameraError::Failed(why.clone())),
+                _ => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(CameraError::Timeout(timeout));
+            }
+            slot = match self.shared.ready.wait_timeout(slot, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    pub fn stats(&self) -> CaptureStats {
+        let slot = lock(&self.shared.slot);
+        CaptureStats {
+            captured: slot.captured,
+            dropped: slot.dropped,
+            reconnects: slot.reconnects,
+            state: slot.state.clone(),
+        }
+    }
+
+    pub fn state(&self) -> SourceState {
+        lock(&self.shared.slot).state.clone()
+    }
+
+    /// What the source said about itself when it last opened (the size and rate it really gives).
+    pub fn description(&self) -> Option<String> {
+        lock(&self.shared.slot).description.clone()
+    }
+
+    /// Stops the thread and any child process, without waiting for the next frame.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.shared.stop.interrupt();
+        if let Some(source) = lock(&self.shared.source).as_ref() {
+            source.interrupt();
+        }
+        self.shared.ready.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How one open source stopped delivering.
+enum Outcome {
+    Stopped,
+    Ended,
+    Lost(String),
+    Failed(String),
+}
+
+/// The capture thread's side: open, pump frames, reopen.
+struct Runner {
+    shared: Arc<Shared>,
+    spec: SourceSpec,
+    name: String,
+    backoff: Backoff,
+}
+
+impl Runner {
+    /// A panic in a source must not leave consumers waiting for frames that will never come.
+    fn run_guarded(self) {
+        let shared = self.shared.clone();
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.run())) {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!("capture thread panicked: {why}");
+            lock(&shared.slot).state =
+                SourceState::Failed(format!("capture thread panicked: {why}"));
+            shared.ready.notify_all();
+        }
+    }
+
+    fn run(&self) {
+        let live = self.spec.is_live();
+        let mut work = Frame::new();
+        let mut delay = self.backoff.min;
+        let mut attempt = 0u64;
+        loop {
+            if attempt > 0 {
+                lock(&self.shared.slot).reconnects += 1;
+            }
+            attempt += 1;
+            let outcome = match open(&self.spec) {
+                Ok(mut source) => self.serve(source.as_mut(), &mut work, &mut delay),
+                Err(e) if live && e.is_transient() => Outcome::Lost(e.to_string()),
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+            match outcome {
+                Outcome::Stopped => return,
+                Outcome::Ended => return self.finish(SourceState::Ended),
+                Outcome::Failed(why) => {
+                    tracing::error!(camera = %self.name, "capture failed: {why}");
+                    return self.finish(SourceState::Failed(why));
+                }
+                Outcome::Lost(why) => self.lost(why, delay),
+            }
+            if !self.shared.stop.sleep_until(Instant::now() + delay) {
+                return;
+            }
+            delay = self.backoff.next(delay);
+        }
+    }
+
+    /// Runs one open source until it stops delivering.
+    fn serve(&self, source: &mut dyn Source, work: &mut Frame, delay: &mut Duration) -> Outcome {
+        *lock(&self.shared.source) = source.interrupter();
+        // A stop that came while the source was opening found no interrupter to fire.
+        if self.shared.stop.is_interrupted() {
+            return Outcome::Stopped;
+        }
+        let description = source.describe();
+        tracing::info!(camera = %self.name, source = %description, "capture source open");
+        lock(&self.shared.slot).description = Some(description);
+        let outcome = self.pump(source, work, delay);
+        *lock(&self.shared.source) = None;
+        outcome
+    }
+
+    fn pump(&self, source: &mut dyn Source, work: &mut Frame, delay: &mut Duration) -> Outcome {
+        let live = self.spec.is_live();
+        let mut bad_frames = 0;
+        loop {
+            match source.next_frame(work) {
+                Ok(()) => {
+                    bad_frames = 0;
+                    *delay = self.backoff.min;
+                    self.publish(work);
+                }
+                Err(CameraError::Stopped) => return Outcome::Stopped,
+                Err(CameraError::Ended) => return Outcome::Ended,
+                Err(CameraError::Decode(why)) if live && bad_frames < MAX_BAD_FRAMES => {
+                    if bad_frames == 0 {
+                        tracing::warn!(camera = %self.name, "skipping undecodable frame: {why}");
+                    }
+                    bad_frames += 1;
+                }
+                Err(CameraError::Lost(why)) if live => return Outcome::Lost(why),
+                Err(e) if live => return Outcome::Lost(e.to_string()),
+                Err(e) => return Outcome::Failed(e.to_string()),
+            }
+            if self.shared.stop.is_interrupted() {
+                return Outcome::Stopped;
+            }
+        }
+    }
+
+    /// Puts `work` in the slot and takes the slot's old buffer back to fill next.
+    fn publish(&self, work: &mut Frame) {
+        let mut slot = lock(&self.shared.slot);
+        slot.captured += 1;
+        work.seq = slot.captured;
+        if slot.fresh {
+            slot.dropped += 1;
+        }
+        std::mem::swap(&mut slot.frame, work);
+        slot.fresh = true;
+        if let SourceState::Lost(_) = slot.state {
+            tracing::info!(camera = %self.name, "capture source restored");
+            push_event(&mut slot, CaptureEvent::SourceRestored);
+        }
+        slot.state = SourceState::Running;
+        drop(slot);
+        self.shared.ready.notify_all();
+    }
+
+    fn lost(&self, why: String, retry_in: Duration) {
+        let mut slot = lock(&self.shared.slot);
+        if !matches!(slot.state, SourceState::Lost(_)) {
+            tracing::warn!(camera = %self.name, "capture source lost: {why}; retrying in {retry_in:?}");
+            push_event(&mut slot, CaptureEvent::SourceLost(why.clone()));
+        } else {
+            tracing::debug!(camera = %self.name, "capture source still lost: {why}");
+        }
+        slot.state = SourceState::Lost(why);
+        drop(slot);
+        self.shared.ready.notify_all();
+    }
+
+    fn finish(&self, state: SourceState) {
+        lock(&self.shared.slot).state = state;
+        self.shared.ready.notify_all();
+    }
+}
+
+fn push_event(slot: &mut Slot, event: CaptureEvent) {
+    if slot.events.len() == MAX_EVENTS {
+        slot.events.pop_front();
+    }
+    slot.events.push_back(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_back_off_doubles_from_half_a_second_up_to_thirty() {
+        let b = Backoff::default();
+        let mut d = b.min;
+        let mut waits = vec![d];
+        for _ in 0..7 {
+            d = b.next(d);
+            waits.push(d);
+        }
+        let secs: Vec<f32> = waits.iter().map(Duration::as_secs_f32).collect();
+        assert_eq!(secs, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
+    }
+}
