@@ -1,9 +1,7 @@
 //! Every API error, and the one place that maps each to a status code and FaceCV-style JSON:
 //! `{"error": {"code": "...", "message": "..."}}` (plus `field` for validation errors).
 
-use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::Full;
 use serde_json::json;
 
 use crate::config::ConfigError;
@@ -62,7 +60,7 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<super::Body> {
         let (status, code) = self.status_and_code();
         let mut error = json!({ "code": code, "message": self.to_string() });
         if let ApiError::Invalid { field, .. } = &self {

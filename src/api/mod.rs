@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -36,7 +37,9 @@ const MAX_CONNECTIONS: usize = 64;
 /// How long in-flight requests get to finish after shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub type ApiResult = Result<Response<Full<Bytes>>, ApiError>;
+/// A response body: a whole JSON document, or a stream (server-sent events).
+pub type Body = BoxBody<Bytes, Infallible>;
+pub type ApiResult = Result<Response<Body>, ApiError>;
 
 /// What every handler may use.
 pub struct State {
@@ -97,7 +100,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationT
     }
 }
 
-async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let result = match authorize(state, peer, &req) {
@@ -212,7 +215,7 @@ pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<B
 pub(crate) fn json_response(
     status: StatusCode,
     value: &impl serde::Serialize,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let body = serde_json::to_vec(value).expect("API responses serialise");
     text_response(status, "application/json", body)
 }
@@ -221,11 +224,11 @@ pub(crate) fn text_response(
     status: StatusCode,
     content_type: &str,
     body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()))
+        .body(Full::new(body.into()).boxed())
         .expect("a static status and content type make a valid response")
 }
 
