@@ -155,20 +155,26 @@ impl StorageConfig {
 #[serde(transparent)]
 pub struct WebhookId(pub String);
 
+/// Ids (webhooks, cameras) appear in URLs, topics, logs and metric labels: a safe alphabet only.
+pub fn check_name(key: &str, s: &str) -> Result<(), ConfigError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("must be 1 to 64 characters of A-Z a-z 0-9 _ - . , got {s:?}"),
+        ))
+    }
+}
+
 impl WebhookId {
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if ok {
-            Ok(WebhookId(s.to_owned()))
-        } else {
-            Err(ConfigError::invalid(
-                "webhook_id",
-                format!("must be 1 to 64 characters of A-Z a-z 0-9 _ - . , got {s:?}"),
-            ))
-        }
+        check_name("webhook_id", s)?;
+        Ok(WebhookId(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -208,6 +214,9 @@ pub struct WebhookConfig {
     /// Absent means every type.
     #[serde(default)]
     pub event_types: Option<Vec<EventType>>,
+    /// Only events of these cameras; absent means every camera.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_ids: Option<Vec<String>>,
     /// Standard Webhooks signing secret, `whsec_` + base64 key. Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -269,6 +278,7 @@ impl WebhookConfig {
             batch_timeout: default_batch_timeout(),
             enabled: true,
             event_types: None,
+            camera_ids: None,
             secret: None,
         }
     }
@@ -301,6 +311,9 @@ impl WebhookConfig {
                 ));
             }
         }
+        for c in self.camera_ids.iter().flatten() {
+            check_name("camera_ids", c)?;
+        }
         check_range("timeout", self.timeout, 1.0, 300.0, " s")?;
         check_range("retry_count", self.retry_count.into(), 0.0, 10.0, "")?;
         check_range("retry_delay", self.retry_delay, 1.0, 60.0, " s")?;
@@ -327,8 +340,12 @@ impl WebhookConfig {
         Duration::from_secs_f64(self.batch_timeout)
     }
 
-    pub fn wants(&self, t: EventType) -> bool {
-        self.event_types.as_ref().is_none_or(|ts| ts.contains(&t))
+    /// The events this webhook receives.
+    pub fn filter(&self) -> crate::events::EventFilter<'_> {
+        crate::events::EventFilter {
+            types: self.event_types.as_deref(),
+            cameras: self.camera_ids.as_deref(),
+        }
     }
 }
 

@@ -114,6 +114,8 @@ pub enum AttendanceAction {
 pub enum StopReason {
     Requested,
     SourceLost,
+    /// A file source reached its end.
+    Ended,
     Error,
     Shutdown,
 }
@@ -154,6 +156,9 @@ pub enum EventData {
         source: String,
         reason: StopReason,
         frames_processed: u64,
+        /// What went wrong, for `source_lost` and `error`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
 }
 
@@ -268,6 +273,38 @@ pub struct StoredEvent {
     pub json: String,
     /// Unix milliseconds of the commit, for the commit-to-acknowledgement latency.
     pub recorded_ms: i64,
+}
+
+/// Which events a reader wants: some types, some cameras, or (`None`) all.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EventFilter<'a> {
+    pub types: Option<&'a [EventType]>,
+    pub cameras: Option<&'a [String]>,
+}
+
+impl EventFilter<'_> {
+    pub const ALL: EventFilter<'static> = EventFilter {
+        types: None,
+        cameras: None,
+    };
+
+    /// The filter as SQL conditions on the `events` table, each starting with ` AND`. Type names
+    /// are our own constants; camera ids are quoted, so the text is safe to splice.
+    pub fn sql(&self) -> String {
+        let mut sql = String::new();
+        if let Some(types) = self.types {
+            let names: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
+            sql.push_str(&format!(" AND type IN ({})", names.join(",")));
+        }
+        if let Some(cameras) = self.cameras {
+            let ids: Vec<String> = cameras
+                .iter()
+                .map(|c| format!("'{}'", c.replace('\'', "''")))
+                .collect();
+            sql.push_str(&format!(" AND camera IN ({})", ids.join(",")));
+        }
+        sql
+    }
 }
 
 /// ISO-8601 UTC with milliseconds, as in FaceCV's guide: `2025-05-26T10:30:45.123Z`.

@@ -440,3 +440,25 @@ async fn headers_the_appliance_sets_cannot_be_configured() {
         assert_eq!(v["error"]["field"], format!("headers.{name}"));
     }
 }
+
+#[tokio::test]
+async fn camera_ids_filter_what_a_webhook_receives() {
+    let app = start_app().await;
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(json!({"webhook_id": "door", "url": rx.url("/h"), "batch_size": 1, "camera_ids": ["front_door"]}))
+        .await;
+    app.api.trigger("face_recognized", 2).await; // camera "entrance"
+    let (_, v) = app
+        .api
+        .post(
+            "/api/v1/events/trigger",
+            json!({"event_type": "stranger_alert", "camera_id": "front_door"}),
+        )
+        .await;
+    let wanted = v["events"][0]["id"].as_str().unwrap().to_owned();
+    wait_until(WAIT, "the front door's event", || rx.accepted().len() == 1).await;
+    assert_eq!(rx.accepted_ids(), [wanted]);
+    let (_, page) = app.api.get("/api/v1/events?camera_id=front_door").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+}

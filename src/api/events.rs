@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ok_json, query, query_param, read_json, text_response, ApiError, ApiResult, State};
-use crate::events::{EventType, Seq};
+use crate::events::{EventFilter, EventType, Seq};
 
 /// The most events one trigger call records.
 const MAX_TRIGGER: u32 = 1000;
@@ -55,7 +55,7 @@ pub async fn trigger(state: &State, req: Request<Incoming>) -> ApiResult {
     ok_json(&json!({ "event_type": t.event_type, "count": list.len(), "events": list }))
 }
 
-/// `GET /api/v1/events?after_seq=&limit=&event_type=`: the log, oldest first, each event with its
+/// `GET /api/v1/events?after_seq=&limit=&event_type=&camera_id=`: the log, oldest first, each event with its
 /// sequence number. Page by passing the answer's `next_after_seq` back as `after_seq`.
 pub fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
     let q = query(req);
@@ -76,9 +76,15 @@ pub fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
                 .map_err(|e| ApiError::invalid("event_type", e.to_string()))?,
         ),
     };
-    let events = state
-        .store
-        .events_after(Seq(after), limit, types.as_deref())?;
+    let cameras: Option<Vec<String>> = q
+        .iter()
+        .find(|(k, _)| k == "camera_id")
+        .map(|(_, v)| v.split(',').map(|c| c.trim().to_owned()).collect());
+    let filter = EventFilter {
+        types: types.as_deref(),
+        cameras: cameras.as_deref(),
+    };
+    let events = state.store.events_after(Seq(after), limit, filter)?;
     let next = events.last().map_or(after, |e| e.seq.0);
     // The stored texts go out as they are, without a parse and re-serialise.
     let mut body =

@@ -212,10 +212,7 @@ pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<B
     }
 }
 
-pub(crate) fn json_response(
-    status: StatusCode,
-    value: &impl serde::Serialize,
-) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let body = serde_json::to_vec(value).expect("API responses serialise");
     text_response(status, "application/json", body)
 }

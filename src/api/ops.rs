@@ -25,9 +25,7 @@ pub fn metrics(state: &State) -> ApiResult {
     // Backlogs are counted when scraped rather than kept up to date on every commit.
     for r in state.store.webhooks()? {
         let sink = webhook_sink(&r.id());
-        let (backlog, _) = state
-            .store
-            .sink_backlog(&sink, r.config.event_types.as_deref())?;
+        let (backlog, _) = state.store.sink_backlog(&sink, r.config.filter())?;
         state
             .metrics
             .backlog

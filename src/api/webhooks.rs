@@ -103,7 +103,7 @@ fn get(state: &State, id: &WebhookId) -> ApiResult {
     let record = state.store.webhook(id)?;
     let (backlog, dropped) = state
         .store
-        .sink_backlog(&webhook_sink(id), record.config.event_types.as_deref())?;
+        .sink_backlog(&webhook_sink(id), record.config.filter())?;
     let delivery = json!({
         "backlog": backlog,
         "dropped": dropped,
@@ -155,9 +155,7 @@ fn stats(state: &State) -> ApiResult {
     let mut queue_size = 0;
     for r in &records {
         let sink = webhook_sink(&r.id());
-        let (backlog, dropped) = state
-            .store
-            .sink_backlog(&sink, r.config.event_types.as_deref())?;
+        let (backlog, dropped) = state.store.sink_backlog(&sink, r.config.filter())?;
         if r.config.enabled {
             queue_size += backlog;
         }
@@ -328,7 +326,7 @@ async fn replay(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRes
                 .await?;
             let oldest = state
                 .store
-                .events_after(Seq(0), 1, None)?
+                .events_after(Seq(0), 1, crate::events::EventFilter::ALL)?
                 .first()
                 .map(|e| e.seq);
             json!({ "webhook_id": id, "replaying": "from_seq", "from_seq": from, "oldest_stored_seq": oldest })

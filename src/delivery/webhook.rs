@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::http::{Answer, HttpClient, SendError};
 use super::sign::SigningKey;
 use crate::config::WebhookId;
-use crate::events::{envelope, Seq, StoredEvent};
+use crate::events::{envelope, EventFilter, Seq, StoredEvent};
 use crate::metrics::Metrics;
 use crate::store::sinks::{webhook_sink, Attempt, DeadLetter, WebhookRecord};
 use crate::store::{now_ms, now_text, Store};
@@ -96,15 +96,22 @@ impl Worker {
         let config = &self.record.config;
         let size = config.batch_size as usize;
         let types = config.event_types.clone();
+        let cameras = config.camera_ids.clone();
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let head = *self.head.borrow_and_update();
             if head > *cursor {
                 let after = *cursor;
-                let types2 = types.clone();
+                let (types2, cameras2) = (types.clone(), cameras.clone());
                 let events = match self
                     .store
-                    .run(move |s| s.events_after(after, size, types2.as_deref()))
+                    .run(move |s| {
+                        let filter = EventFilter {
+                            types: types2.as_deref(),
+                            cameras: cameras2.as_deref(),
+                        };
+                        s.events_after(after, size, filter)
+                    })
                     .await
                 {
                     Ok(ev) => ev,

@@ -17,7 +17,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use tokio::sync::{oneshot, watch};
 
 use super::{now_ms, Durability, Result, Store, StoreError};
-use crate::events::{EventId, EventType, NewEvent, Seq, StoredEvent};
+use crate::events::{EventFilter, EventId, EventType, NewEvent, Seq, StoredEvent};
 
 /// The most events one transaction takes; more wait for the next commit, which starts at once.
 const MAX_GROUP: usize = 4096;
@@ -328,29 +328,18 @@ fn drop_oldest_tenth(tx: &Transaction<'_>) -> Result<Option<u64>> {
 }
 
 impl Store {
-    /// Events after `after`, oldest first, at most `limit`, optionally only of some types.
+    /// Events after `after`, oldest first, at most `limit`, those `filter` lets through.
     pub fn events_after(
         &self,
         after: Seq,
         limit: usize,
-        types: Option<&[EventType]>,
+        filter: EventFilter<'_>,
     ) -> Result<Vec<StoredEvent>> {
         self.read(|conn| {
-            let mut sql =
-                String::from("SELECT seq, id, type, camera, json, time FROM events WHERE seq > ?");
-            if let Some(types) = types {
-                sql.push_str(" AND type IN (");
-                for (i, t) in types.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push('\'');
-                    sql.push_str(t.as_str());
-                    sql.push('\'');
-                }
-                sql.push(')');
-            }
-            sql.push_str(" ORDER BY seq LIMIT ?");
+            let sql = format!(
+                "SELECT seq, id, type, camera, json, time FROM events WHERE seq > ?{} ORDER BY seq LIMIT ?",
+                filter.sql()
+            );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![after.0, limit as i64], |r| {
                 let t: String = r.get(2)?;
@@ -461,10 +450,12 @@ mod tests {
         let dropped = store.dropped_total().unwrap();
         assert!(dropped > 0, "old events were dropped to make room");
         let newest = store
-            .events_after(Seq(last[0].seq.0 - 1), 1000, None)
+            .events_after(Seq(last[0].seq.0 - 1), 1000, EventFilter::ALL)
             .unwrap();
         assert_eq!(newest.len(), 100, "the newest events are kept");
-        let (backlog, lost) = store.sink_backlog("webhook:never", None).unwrap();
+        let (backlog, lost) = store
+            .sink_backlog("webhook:never", EventFilter::ALL)
+            .unwrap();
         assert_eq!(lost, dropped);
         assert_eq!(backlog + lost, 4500);
     }
@@ -491,7 +482,7 @@ mod tests {
         );
         assert!(head.has_changed().unwrap());
         assert_eq!(*head.borrow_and_update(), Seq(3));
-        let stored = store.events_after(Seq(0), 10, None).unwrap();
+        let stored = store.events_after(Seq(0), 10, EventFilter::ALL).unwrap();
         assert_eq!(stored.len(), 3);
         assert_eq!(stored[2].id, recorded[2].id);
     }

@@ -12,7 +12,7 @@ use super::outbox::last_seq;
 use super::{now_text, Durability, Result, Store, StoreError};
 use crate::config::{WebhookConfig, WebhookId};
 use crate::delivery::sign::SigningKey;
-use crate::events::{EventType, Seq};
+use crate::events::{EventFilter, Seq};
 
 /// Where a webhook came from; config-file webhooks are re-applied at every start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -473,7 +473,7 @@ impl Store {
 
     /// Events after a sink's cursor that it will send (its filter applied), and those it lost to
     /// the quota.
-    pub fn sink_backlog(&self, sink: &str, types: Option<&[EventType]>) -> Result<(u64, u64)> {
+    pub fn sink_backlog(&self, sink: &str, filter: EventFilter<'_>) -> Result<(u64, u64)> {
         self.read(|c| {
             let row: Option<(i64, i64)> = c
                 .query_row(
@@ -485,11 +485,7 @@ impl Store {
             let Some((cursor, dropped)) = row else {
                 return Ok((0, 0));
             };
-            let mut sql = String::from("SELECT COUNT(*) FROM events WHERE seq > ?1");
-            if let Some(types) = types {
-                let names: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
-                sql.push_str(&format!(" AND type IN ({})", names.join(",")));
-            }
+            let sql = format!("SELECT COUNT(*) FROM events WHERE seq > ?1{}", filter.sql());
             let backlog: i64 = c.query_row(&sql, [cursor], |r| r.get(0))?;
             Ok((backlog as u64, dropped as u64))
         })
