@@ -87,6 +87,7 @@ pub fn sample(event_type: EventType, camera_id: &str) -> NewEvent {
             source: "0".into(),
             reason: StopReason::Requested,
             frames_processed: rng.gen_range(100..100_000),
+            detail: None,
         },
     };
     let now = time::OffsetDateTime::now_utc();
