@@ -74,6 +74,9 @@ pub struct ApiConfig {
     /// Largest request body accepted, in KiB; larger bodies get 413 before they are read whole.
     #[serde(default = "default_max_body_kb")]
     pub max_body_kb: u32,
+    /// Largest image upload (enrolment, recognition), in MiB.
+    #[serde(default = "default_max_upload_mb")]
+    pub max_upload_mb: u32,
 }
 
 fn default_listen() -> SocketAddr {
@@ -82,6 +85,9 @@ fn default_listen() -> SocketAddr {
 fn default_max_body_kb() -> u32 {
     1024
 }
+fn default_max_upload_mb() -> u32 {
+    16
+}
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -89,6 +95,7 @@ impl Default for ApiConfig {
             listen: default_listen(),
             token: None,
             max_body_kb: default_max_body_kb(),
+            max_upload_mb: default_max_upload_mb(),
         }
     }
 }
@@ -384,6 +391,12 @@ impl Config {
                     "must be between 1 and 65536 KiB, got {}",
                     self.api.max_body_kb
                 ),
+            ));
+        }
+        if !(1..=256).contains(&self.api.max_upload_mb) {
+            return Err(ConfigError::invalid(
+                "api.max_upload_mb",
+                format!("must be between 1 and 256 MiB, got {}", self.api.max_upload_mb),
             ));
         }
         if !(1..=1_048_576).contains(&self.storage.quota_mb) {

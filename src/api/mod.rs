@@ -196,7 +196,11 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
 }
 
 pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let limit = state.config.max_body_kb as usize * 1024;
+    read_body_limit(req, state.config.max_body_kb as usize * 1024).await
+}
+
+/// Reads a body of at most `limit` bytes; 413 past that, before it is read whole.
+pub(crate) async fn read_body_limit(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
