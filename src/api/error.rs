@@ -27,6 +27,14 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    #[error("{field}: {message}")]
+    Unprocessable {
+        field: String,
+        code: &'static str,
+        message: String,
+    },
+    #[error("face recognition is not available: {0}")]
+    VisionUnavailable(String),
     #[error("the store is full; the oldest events are being dropped to make room")]
     StoreFull,
     #[error("the appliance is shutting down")]
@@ -54,6 +62,8 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            ApiError::VisionUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "vision_unavailable"),
             ApiError::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -63,7 +73,7 @@ impl ApiError {
     pub fn into_response(self) -> Response<super::Body> {
         let (status, code) = self.status_and_code();
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Invalid { field, .. } = &self {
+        if let ApiError::Invalid { field, .. } | ApiError::Unprocessable { field, .. } = &self {
             error["field"] = json!(field);
         }
         if status.is_server_error() {
