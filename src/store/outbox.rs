@@ -20,7 +20,11 @@ use super::{now_ms, Durability, Result, Store, StoreError};
 use crate::events::{EventFilter, EventId, EventType, NewEvent, Seq, StoredEvent};
 
 /// The most events one transaction takes; more wait for the next commit, which starts at once.
-const MAX_GROUP: usize = 4096;
+/// Bounded so that the writer lock is never held long: sinks write their cursors under it too.
+const MAX_GROUP: usize = 1024;
+/// How often the store's size is compared with the quota (a few pragmas under the writer lock):
+/// after this long, or after a sixteenth of the quota was written, whichever first.
+const QUOTA_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// How many appends may queue for the committer before producers wait.
 const QUEUE_DEPTH: usize = 1024;
 /// After the quota is hit, events are dropped until the store is this share of it (hysteresis, so
@@ -35,6 +39,18 @@ pub struct Recorded {
 }
 
 /// Events waiting to be committed, each with the producer to tell.
+fn check_quota(store: &Store) {
+    if let Ok(used) = store.used_bytes() {
+        store.metrics().store_bytes.set(used as i64);
+        if used > store.inner.quota_bytes {
+            let low = (store.inner.quota_bytes as f64 * QUOTA_LOW_WATER) as u64;
+            if let Err(e) = enforce_quota(store, low) {
+                tracing::error!(error = %e, "could not enforce the storage quota");
+            }
+        }
+    }
+}
+
 type Pending = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Recorded>>>);
 
 enum Request {
@@ -123,6 +139,8 @@ impl Outbox {
 
 fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Seq>) {
     let mut group: Vec<Pending> = Vec::new();
+    let mut quota_checked = std::time::Instant::now();
+    let mut written_since_check = 0u64;
     while let Ok(first) = rx.recv() {
         let mut stop = None;
         let mut queued = 0;
@@ -143,7 +161,14 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
             }
         }
         if !group.is_empty() {
-            commit_group(&store, &mut group, &head);
+            written_since_check += commit_group(&store, &mut group, &head);
+            if quota_checked.elapsed() >= QUOTA_CHECK_EVERY
+                || written_since_check > store.inner.quota_bytes / 16
+            {
+                quota_checked = std::time::Instant::now();
+                written_since_check = 0;
+                check_quota(&store);
+            }
         }
         if let Some(ack) = stop {
             let _ = ack.send(());
@@ -152,7 +177,8 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
     }
 }
 
-fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Seq>) {
+/// Commits the group and answers its producers; returns the bytes of event text written.
+fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Seq>) -> u64 {
     let mut result = insert_group(store, group);
     if matches!(&result, Err(e) if e.is_disk_full()) {
         // Make room the way the quota would, then try once more; if that fails too the producers
@@ -171,7 +197,7 @@ fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Se
         }
     }
     match result {
-        Ok(mut per_request) => {
+        Ok((mut per_request, bytes)) => {
             let last = per_request
                 .last()
                 .and_then(|r| r.last())
@@ -188,15 +214,7 @@ fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Se
                 let _ = reply.send(Ok(recorded));
             }
             tracing::trace!(events = total, head = %last, "group committed");
-            if let Ok(used) = store.used_bytes() {
-                store.metrics().store_bytes.set(used as i64);
-                if used > store.inner.quota_bytes {
-                    let low = (store.inner.quota_bytes as f64 * QUOTA_LOW_WATER) as u64;
-                    if let Err(e) = enforce_quota(store, low) {
-                        tracing::error!(error = %e, "could not enforce the storage quota");
-                    }
-                }
-            }
+            bytes
         }
         Err(e) => {
             tracing::error!(error = %e, "recording events failed");
@@ -211,22 +229,36 @@ fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Se
                 };
                 let _ = reply.send(Err(err));
             }
+            0
         }
     }
 }
 
-fn insert_group(store: &Store, group: &[Pending]) -> Result<Vec<Vec<Recorded>>> {
+fn insert_group(store: &Store, group: &[Pending]) -> Result<(Vec<Vec<Recorded>>, u64)> {
+    // Ids and texts are made before the writer lock is taken: sinks wait on that lock.
+    let prepared: Vec<Vec<(EventId, String)>> = group
+        .iter()
+        .map(|(events, _)| {
+            events
+                .iter()
+                .map(|e| {
+                    let id = EventId::generate();
+                    let json = e.to_json(&id);
+                    (id, json)
+                })
+                .collect()
+        })
+        .collect();
+    let bytes = prepared.iter().flatten().map(|(_, j)| j.len() as u64).sum();
     store.write(Durability::Events, |tx| {
         let now = now_ms();
         let mut stmt = tx.prepare_cached(
             "INSERT INTO events (id, type, camera, json, time) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut out = Vec::with_capacity(group.len());
-        for (events, _) in group {
+        for ((events, _), texts) in group.iter().zip(&prepared) {
             let mut recorded = Vec::with_capacity(events.len());
-            for event in events {
-                let id = EventId::generate();
-                let json = event.to_json(&id);
+            for (event, (id, json)) in events.iter().zip(texts) {
                 stmt.execute(params![
                     id.0,
                     event.event_type().as_str(),
@@ -236,12 +268,12 @@ fn insert_group(store: &Store, group: &[Pending]) -> Result<Vec<Vec<Recorded>>> 
                 ])?;
                 recorded.push(Recorded {
                     seq: Seq(tx.last_insert_rowid()),
-                    id,
+                    id: id.clone(),
                 });
             }
             out.push(recorded);
         }
-        Ok(out)
+        Ok((out, bytes))
     })
 }
 
