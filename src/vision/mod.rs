@@ -1,1 +1,285 @@
 //! Vision: the TFLite runtime, face detection, alignment, embedding, and the gallery match.
+//!
+//! [`FaceEngine`] is the one door in: give it an RGB frame and it returns the faces in it, each
+//! with a box, keypoints and (when large enough) an [`Embedding`] to look up in a [`Gallery`].
+//! Inside, the stages are separate modules, each testable alone:
+//!
+//! ```text
+//! frame ─▶ detector (BlazeFace, letterbox 192², weighted NMS) ─▶ align (similarity to template)
+//!       ─▶ embedder (FaceRes or MobileFaceNet, L2-normalised) ─▶ gallery (cosine top-1)
+//! ```
+//!
+//! The engine owns every buffer it needs and reuses them, so `analyze` does not allocate; each
+//! camera task owns one engine (the runtime library underneath is shared and loaded once).
+
+pub mod align;
+pub mod config;
+pub mod detector;
+pub mod embedder;
+mod error;
+pub mod gallery;
+pub mod model;
+pub mod runtime;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub use config::{
+    Accelerator, AlignMode, EmbedderKind, ExternalDelegate, RuntimeConfig, VisionConfig,
+};
+pub use detector::{Detection, Detector, MAX_FACES};
+pub use embedder::{Embedder, Embedding, MAX_EMBEDDING_DIM};
+pub use error::VisionError;
+pub use gallery::{Gallery, Match};
+pub use runtime::Runtime;
+
+/// A face found in a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    /// `[x1, y1, x2, y2]` in frame pixels.
+    pub bbox: [f32; 4],
+    /// Detector confidence in (0, 1).
+    pub score: f32,
+    /// Right eye, left eye, nose tip, mouth centre, right ear, left ear (frame pixels; "right" is
+    /// the person's right).
+    pub keypoints: [[f32; 2]; 6],
+    /// `None` when the face is narrower than `vision.embedder.min_face_px`.
+    pub embedding: Option<Embedding>,
+}
+
+/// Time spent per stage in the last [`FaceEngine::analyze`] or enrolment call.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    /// Frame to detector input (letterbox, resize, scale).
+    pub convert: Duration,
+    /// Detector inference, decoding and NMS.
+    pub detect: Duration,
+    /// Warping every face onto the embedder's template (summed over faces).
+    pub align: Duration,
+    /// Embedder inference (summed over faces).
+    pub embed: Duration,
+    /// Faces found, and faces embedded.
+    pub faces: usize,
+    pub embedded: usize,
+}
+
+/// Detector + embedder, ready to analyse frames and enrol photos.
+#[derive(Debug)]
+pub struct FaceEngine {
+    config: VisionConfig,
+    runtime: &'static Runtime,
+    detector: Detector,
+    embedder: Embedder,
+    detections: heapless::Vec<Detection, MAX_FACES>,
+    timings: StageTimings,
+}
+
+impl FaceEngine {
+    /// Validate `config`, load the runtime, and load, check and compile both models.
+    pub fn new(config: VisionConfig) -> Result<Self, VisionError> {
+        config.validate()?;
+        let runtime = Runtime::load(&config.runtime)?;
+        let detector = Detector::new(runtime, &config)?;
+        let embedder = Embedder::new(runtime, &config)?;
+        Ok(FaceEngine {
+            config,
+            runtime,
+            detector,
+            embedder,
+            detections: heapless::Vec::new(),
+            timings: StageTimings::default(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &VisionConfig {
+        &self.config
+    }
+
+    /// The runtime library in use.
+    pub fn runtime_path(&self) -> &Path {
+        self.runtime.path()
+    }
+
+    /// The embedding network in use.
+    pub fn embedder_kind(&self) -> EmbedderKind {
+        self.embedder.kind()
+    }
+
+    /// Size of the embeddings this engine makes.
+    pub fn embedding_dim(&self) -> usize {
+        self.embedder.dim()
+    }
+
+    /// A gallery with this engine's match threshold.
+    pub fn new_gallery<K: PartialEq>(&self) -> Gallery<K> {
+        Gallery::new(self.config.match_threshold())
+    }
+
+    /// Per-stage timings of the last call.
+    pub fn timings(&self) -> StageTimings {
+        self.timings
+    }
+
+    /// Detect only (no embeddings): for callers that track faces between recognitions.
+    pub fn detect(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut heapless::Vec<Detection, MAX_FACES>,
+    ) -> Result<(), VisionError> {
+        let t = self.detector.detect(rgb, width, height, out)?;
+        self.timings = StageTimings {
+            convert: t.convert,
+            detect: t.detect,
+            faces: out.len(),
+            ..StageTimings::default()
+        };
+        Ok(())
+    }
+
+    /// Find and embed every face in a packed RGB8 frame (`width * height * 3` bytes). `out` is
+    /// cleared first; faces come highest score first.
+    pub fn analyze(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut heapless::Vec<Face, MAX_FACES>,
+    ) -> Result<(), VisionError> {
+        out.clear();
+        let mut dets = std::mem::take(&mut self.detections);
+        let result = self.detect(rgb, width, height, &mut dets);
+        let result = result.and_then(|()| {
+            for det in &dets {
+                let embedding = if det.width() >= self.config.embedder.min_face_px as f32 {
+                    Some(self.embed_detection(rgb, width, height, det)?)
+                } else {
+                    None
+                };
+                let _ = out.push(Face {
+                    bbox: det.bbox,
+                    score: det.score,
+                    keypoints: det.keypoints,
+                    embedding,
+                });
+            }
+            Ok(())
+        });
+        self.detections = dets;
+        result
+    }
+
+    /// Align and embed one detection, adding to the align and embed timings.
+    fn embed_detection(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        det: &Detection,
+    ) -> Result<Embedding, VisionError> {
+        let start = Instant::now();
+        self.embedder.align(rgb, width, height, det);
+        let aligned = Instant::now();
+        let e = self.embedder.embed_aligned()?;
+        self.timings.align += aligned - start;
+        self.timings.embed += aligned.elapsed();
+        self.timings.embedded += 1;
+        Ok(e)
+    }
+
+    /// The embedding of the one face in an encoded photo (JPEG or PNG), for enrolment.
+    pub fn embed_single(&mut self, image: &[u8]) -> Result<Embedding, VisionError> {
+        let (rgb, width, height) = decode_image(image)?;
+        self.embed_single_rgb(&rgb, width, height)
+    }
+
+    /// The embedding of the one face in an RGB8 photo. Refuses a photo with no face, with
+    /// several, or with a face narrower than `vision.enrol.min_face_px`. A tight crop (a face
+    /// filling the photo) is padded by `vision.enrol.pad` and tried again, as BlazeFace needs
+    /// some context around a face to find it.
+    pub fn embed_single_rgb(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+    ) -> Result<Embedding, VisionError> {
+        let mut dets = heapless::Vec::new();
+        self.detect(rgb, width, height, &mut dets)?;
+        if dets.is_empty() && self.config.enrol.pad > 1.0 {
+            let padded = pad_image(rgb, width, height, self.config.enrol.pad);
+            self.detect(&padded.rgb, padded.width, padded.height, &mut dets)?;
+            return self.embed_one(&padded.rgb, padded.width, padded.height, &dets);
+        }
+        self.embed_one(rgb, width, height, &dets)
+    }
+
+    fn embed_one(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        dets: &[Detection],
+    ) -> Result<Embedding, VisionError> {
+        let det = match dets {
+            [] => return Err(VisionError::NoFace),
+            [one] => one,
+            many => return Err(VisionError::MultipleFaces { count: many.len() }),
+        };
+        let size_px = det.width().round() as u32;
+        if size_px < self.config.enrol.min_face_px {
+            return Err(VisionError::FaceTooSmall {
+                size_px,
+                min_px: self.config.enrol.min_face_px,
+            });
+        }
+        self.embed_detection(rgb, width, height, det)
+    }
+}
+
+// A camera task owns its engine on its own thread: it must be `Send`.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<FaceEngine>();
+};
+
+/// Decode a JPEG or PNG into packed RGB8.
+pub fn decode_image(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), VisionError> {
+    let img =
+        image::load_from_memory(bytes).map_err(|e| VisionError::ImageDecode(e.to_string()))?;
+    let rgb = img.into_rgb8();
+    let (w, h) = rgb.dimensions();
+    Ok((rgb.into_raw(), w, h))
+}
+
+/// An image centred on a larger mid-grey canvas.
+#[derive(Debug, Clone)]
+pub struct Padded {
+    pub rgb: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// Where the original's top-left corner is on the canvas.
+    pub offset: (u32, u32),
+}
+
+/// Centre `rgb` on a canvas `factor` times its size: BlazeFace misses faces that fill the whole
+/// picture (it was trained on faces with surroundings), so still-image callers with tight crops
+/// pad first. Subtract `offset` from coordinates found on the canvas to map them back.
+pub fn pad_image(rgb: &[u8], width: u32, height: u32, factor: f32) -> Padded {
+    let (w, h) = (width as usize, height as usize);
+    let pw = ((w as f32 * factor).round() as usize).max(w);
+    let ph = ((h as f32 * factor).round() as usize).max(h);
+    let (ox, oy) = ((pw - w) / 2, (ph - h) / 2);
+    let mut out = vec![128u8; pw * ph * 3];
+    for y in 0..h {
+        let dst = ((y + oy) * pw + ox) * 3;
+        out[dst..dst + w * 3].copy_from_slice(&rgb[y * w * 3..(y + 1) * w * 3]);
+    }
+    Padded {
+        rgb: out,
+        width: pw as u32,
+        height: ph as u32,
+        offset: (ox as u32, oy as u32),
+    }
+}

@@ -1,0 +1,120 @@
+//! Everything that can go wrong in vision, as one enum whose messages say what to do about it.
+//!
+//! Most of these happen once, at start-up (a missing runtime, a damaged model); the rest are what an
+//! enrolment request can get wrong (not an image, no face, two faces). The API maps them to status
+//! codes in one place, so each variant is a distinct, stable kind of failure.
+
+use std::path::PathBuf;
+
+use super::config::Accelerator;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    /// The TFLite runtime library is not installed where we look.
+    #[error(
+        "TFLite runtime library (libLiteRt.so or libtensorflowlite_c.so) not found; looked in: {}. \
+         Get it with `scripts/fetch-litert.sh [x86_64|aarch64] [DEST]` (downloads PyPI's \
+         ai-edge-litert wheel and extracts libLiteRt.so into lib/<arch>/), then put it beside the \
+         facecv binary, or point vision.runtime.library or FACECV_LITERT_LIB at it",
+        .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    RuntimeNotFound { searched: Vec<PathBuf> },
+
+    /// The file exists but could not be loaded as a TFLite runtime.
+    #[error(
+        "cannot load TFLite runtime {path}: {reason} (re-fetch it with scripts/fetch-litert.sh)"
+    )]
+    RuntimeLoad { path: PathBuf, reason: String },
+
+    /// A runtime call failed (compiling or running a model).
+    #[error("TFLite runtime error in {context}: {message}")]
+    Runtime {
+        context: &'static str,
+        message: String,
+    },
+
+    /// The config asks for an accelerator this runtime did not register.
+    #[error(
+        "vision.runtime.accelerator = {requested:?} but the runtime registered only {available:?}; \
+         install the accelerator library beside libLiteRt.so and on LD_LIBRARY_PATH \
+         (WITH_GPU=1 scripts/fetch-litert.sh) or use \"cpu\""
+    )]
+    AcceleratorUnavailable {
+        requested: Accelerator,
+        available: Vec<String>,
+    },
+
+    /// An external delegate `.so` could not be loaded.
+    #[error("vision.runtime.external_delegate: cannot load {path}: {reason}")]
+    DelegateLoad { path: PathBuf, reason: String },
+
+    /// A combination of settings this runtime cannot do.
+    #[error("{key}: {message}")]
+    Unsupported { key: String, message: String },
+
+    /// A configuration value is out of range.
+    #[error("{key}: {message}")]
+    Config { key: String, message: String },
+
+    /// A model file could not be read.
+    #[error("{key}: cannot read model {path}: {source}")]
+    ModelRead {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A shipped model file does not have the digest recorded for it.
+    #[error(
+        "model {path} is damaged or not the shipped file ({len} bytes, sha256 {actual}, expected \
+         {expected}); copy it again from models/ (see models/README.md)"
+    )]
+    ModelChecksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+        len: usize,
+    },
+
+    /// A model file is not a readable TFLite flatbuffer.
+    #[error("model {path} is corrupt or not a TFLite model: {reason}")]
+    ModelCorrupt { path: PathBuf, reason: String },
+
+    /// A model's tensors do not fit the role it was configured for.
+    #[error("{key}: {path} is not {expected}: it has {found}")]
+    ModelShape {
+        key: String,
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+
+    /// The bytes given for enrolment are not a JPEG or PNG image.
+    #[error("not a decodable image (JPEG or PNG expected): {0}")]
+    ImageDecode(String),
+
+    /// A frame's buffer does not match its stated size.
+    #[error("frame buffer has {got} bytes but {width}x{height} RGB needs {expected}")]
+    FrameSize {
+        width: u32,
+        height: u32,
+        expected: usize,
+        got: usize,
+    },
+
+    /// Enrolment needs exactly one face; there was none.
+    #[error("no face found in the image")]
+    NoFace,
+
+    /// Enrolment needs exactly one face; there were several.
+    #[error("{count} faces found in the image; enrolment needs a photo with exactly one")]
+    MultipleFaces { count: usize },
+
+    /// The face is too small to give a reliable embedding.
+    #[error("face is {size_px} px wide, smaller than vision.enrol.min_face_px = {min_px}; use a closer or larger photo")]
+    FaceTooSmall { size_px: u32, min_px: u32 },
+
+    /// Embeddings of different sizes (different embedders) cannot be compared.
+    #[error("embedding has {got} dimensions but the gallery holds {expected}-dimensional ones (was the embedder changed? re-enrol)")]
+    EmbeddingDim { expected: usize, got: usize },
+}

@@ -1,0 +1,312 @@
+//! Model files: read, checksum, and check their tensors before the runtime ever sees them.
+//!
+//! A `.tflite` file that is truncated, swapped for another model, or from a different conversion
+//! would otherwise fail deep inside the runtime (or, worse, run and produce garbage embeddings that
+//! match nobody). So every model goes through [`load`]: the files we ship are known by name and
+//! sha256; every file, known or not, is parsed here with bounds-checked reads of the TFLite
+//! flatbuffer (schema `tflite/schema.fbs`), and its input and output tensors are compared with what
+//! the caller's role needs. The quantization parameters read here are also how an int8 output is
+//! dequantized: LiteRT's CompiledModel API does not report them.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::VisionError;
+
+/// A `.tflite` file this project ships, pinned by sha256 (see `models/README.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct KnownModel {
+    pub file_name: &'static str,
+    pub sha256: &'static str,
+}
+
+/// The models in `models/`. A file with one of these names must have this digest: a mismatch
+/// means a damaged copy or a file put in the wrong place, and is refused.
+pub const KNOWN_MODELS: &[KnownModel] = &[
+    KnownModel {
+        file_name: "blazeface_full_int8.tflite",
+        sha256: "8ff50ce098b04be7a56489adff951d904d204045f77582072ce0128091b9780a",
+    },
+    KnownModel {
+        file_name: "mobilefacenet_expo_int8.tflite",
+        sha256: "b689b7ac59325f467b7b84f8e582289d020daa8cd12f2f29bfae803e5f57b158",
+    },
+    KnownModel {
+        file_name: "mobilefacenet_expo_f32.tflite",
+        sha256: "f1d6adfa8f0d83920aec6d4c1711855643332f1ea0a5042cc3fab7ffda8aa6db",
+    },
+    KnownModel {
+        file_name: "faceres_hse_int8_iou8.tflite",
+        sha256: "583bf5032bf8d63727fa873b21c8d0dff679159df472c6a0e4a40cb2348debad",
+    },
+];
+
+/// Element type of a tensor, as the TFLite schema numbers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U8,
+    I8,
+    Other(u8),
+}
+
+impl DType {
+    fn from_schema(code: u8) -> Self {
+        match code {
+            0 => DType::F32,
+            3 => DType::U8,
+            9 => DType::I8,
+            other => DType::Other(other),
+        }
+    }
+
+    /// Bytes per element, for sizing host buffers.
+    pub fn width(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::U8 | DType::I8 => 1,
+            DType::Other(_) => 0,
+        }
+    }
+}
+
+/// One input or output tensor of a model's main subgraph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    /// `(scale, zero_point)` of a quantized tensor (per-tensor; the first entry if per-axis).
+    pub quant: Option<(f32, i64)>,
+}
+
+impl TensorInfo {
+    /// Size of the tensor's data in bytes.
+    pub fn byte_size(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.width()
+    }
+}
+
+impl std::fmt::Display for TensorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} {:?}", self.shape, self.dtype)
+    }
+}
+
+/// What a model file says about itself: the tensors of subgraph 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+}
+
+impl ModelInfo {
+    /// One line for error messages: `inputs [..] -> outputs [..], [..]`.
+    pub fn describe(&self) -> String {
+        let list = |t: &[TensorInfo]| {
+            t.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "input {} -> output {}",
+            list(&self.inputs),
+            list(&self.outputs)
+        )
+    }
+}
+
+/// A model file read, checked and parsed: the bytes are what the runtime gets.
+#[derive(Debug)]
+pub struct ModelFile {
+    pub bytes: Vec<u8>,
+    pub info: ModelInfo,
+    pub sha256: String,
+}
+
+/// Read `path`, verify its digest if it is one of [`KNOWN_MODELS`], and parse its tensors.
+/// `key` is the config key that named the file, so that every error points at what to fix.
+pub fn load(path: &Path, key: &str) -> Result<ModelFile, VisionError> {
+    let bytes = std::fs::read(path).map_err(|source| VisionError::ModelRead {
+        key: key.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if let Some(known) = KNOWN_MODELS.iter().find(|k| k.file_name == name) {
+        if known.sha256 != sha256 {
+            return Err(VisionError::ModelChecksum {
+                path: path.to_path_buf(),
+                expected: known.sha256.to_string(),
+                actual: sha256,
+                len: bytes.len(),
+            });
+        }
+    }
+    let info = parse(&bytes).map_err(|reason| VisionError::ModelCorrupt {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    Ok(ModelFile {
+        bytes,
+        info,
+        sha256,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parse the tensors of subgraph 0 from a TFLite flatbuffer. Every read is bounds-checked, so a
+/// truncated or foreign file gives an `Err` with the reason, never a panic.
+pub fn parse(buf: &[u8]) -> Result<ModelInfo, String> {
+    let fb = Flat(buf);
+    if buf.get(4..8) != Some(b"TFL3".as_slice()) {
+        return Err("not a TFLite flatbuffer (no TFL3 identifier)".into());
+    }
+    let model = fb.deref(0)?;
+    // Every constant buffer must lie inside the file: this is where truncation shows.
+    if let Some(buffers) = fb.field_vector(model, 4)? {
+        for i in 0..buffers.1 {
+            let table = fb.deref(buffers.0 + 4 * i)?;
+            fb.field_vector(table, 0)?;
+        }
+    }
+    let (subgraphs, count) = fb.field_vector(model, 2)?.ok_or("model has no subgraphs")?;
+    if count == 0 {
+        return Err("model has no subgraphs".into());
+    }
+    let graph = fb.deref(subgraphs)?;
+    let (tensors, n_tensors) = fb
+        .field_vector(graph, 0)?
+        .ok_or("subgraph has no tensors")?;
+    let tensor_at = |index: i32| -> Result<TensorInfo, String> {
+        let index = usize::try_from(index).map_err(|_| "negative tensor index")?;
+        if index >= n_tensors {
+            return Err(format!("tensor index {index} out of range"));
+        }
+        read_tensor(&fb, fb.deref(tensors + 4 * index)?)
+    };
+    let list = |field: usize| -> Result<Vec<TensorInfo>, String> {
+        let (at, n) = fb
+            .field_vector(graph, field)?
+            .ok_or("subgraph lacks inputs/outputs")?;
+        (0..n).map(|i| tensor_at(fb.i32(at + 4 * i)?)).collect()
+    };
+    Ok(ModelInfo {
+        inputs: list(1)?,
+        outputs: list(2)?,
+    })
+}
+
+fn read_tensor(fb: &Flat<'_>, table: usize) -> Result<TensorInfo, String> {
+    let shape = match fb.field_vector(table, 0)? {
+        Some((at, n)) => (0..n)
+            .map(|i| {
+                let d = fb.i32(at + 4 * i)?;
+                usize::try_from(d).map_err(|_| format!("dynamic dimension {d}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?,
+        None => Vec::new(),
+    };
+    let dtype = DType::from_schema(match fb.field(table, 1)? {
+        Some(at) => fb.u8(at)?,
+        None => 0,
+    });
+    let mut quant = None;
+    if let Some(q) = fb.field(table, 4)? {
+        let q = q + fb.u32(q)? as usize;
+        if let (Some((s, ns)), Some((z, nz))) = (fb.field_vector(q, 2)?, fb.field_vector(q, 3)?) {
+            if ns > 0 && nz > 0 {
+                quant = Some((f32::from_bits(fb.u32(s)?), fb.i64(z)?));
+            }
+        }
+    }
+    Ok(TensorInfo {
+        shape,
+        dtype,
+        quant,
+    })
+}
+
+/// Bounds-checked little-endian reads over a flatbuffer.
+struct Flat<'a>(&'a [u8]);
+
+impl Flat<'_> {
+    fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N], String> {
+        self.0
+            .get(at..at.checked_add(N).ok_or("offset overflow")?)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| format!("read past end of file at byte {at} (file is truncated?)"))
+    }
+    fn u8(&self, at: usize) -> Result<u8, String> {
+        Ok(self.bytes::<1>(at)?[0])
+    }
+    fn u16(&self, at: usize) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.bytes(at)?))
+    }
+    fn u32(&self, at: usize) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.bytes(at)?))
+    }
+    fn i32(&self, at: usize) -> Result<i32, String> {
+        Ok(i32::from_le_bytes(self.bytes(at)?))
+    }
+    fn i64(&self, at: usize) -> Result<i64, String> {
+        Ok(i64::from_le_bytes(self.bytes(at)?))
+    }
+
+    /// Follow the unsigned offset stored at `at` to the table or vector it points to.
+    fn deref(&self, at: usize) -> Result<usize, String> {
+        at.checked_add(self.u32(at)? as usize)
+            .filter(|&p| p < self.0.len())
+            .ok_or_else(|| format!("offset at byte {at} points outside the file (truncated?)"))
+    }
+
+    /// Position of field `index` of the table at `table`, or `None` if the field is absent.
+    fn field(&self, table: usize, index: usize) -> Result<Option<usize>, String> {
+        let vtable =
+            i64::try_from(table).map_err(|_| "offset overflow")? - i64::from(self.i32(table)?);
+        let vtable = usize::try_from(vtable).map_err(|_| "vtable outside the file")?;
+        let vt_len = usize::from(self.u16(vtable)?);
+        let slot = 4 + 2 * index;
+        if slot + 2 > vt_len {
+            return Ok(None);
+        }
+        match self.u16(vtable + slot)? {
+            0 => Ok(None),
+            off => Ok(Some(table + usize::from(off))),
+        }
+    }
+
+    /// `(first element position, length)` of the vector that field `index` points to. At least
+    /// `length` bytes past it must lie inside the file (exact for byte vectors such as weight
+    /// buffers; wider elements are bounds-checked again when read).
+    fn field_vector(&self, table: usize, index: usize) -> Result<Option<(usize, usize)>, String> {
+        let Some(at) = self.field(table, index)? else {
+            return Ok(None);
+        };
+        let vec = self.deref(at)?;
+        let len = self.u32(vec)? as usize;
+        if vec + 4 + len > self.0.len() {
+            return Err(format!(
+                "vector of {len} elements at byte {vec} runs past the end of the file (truncated?)"
+            ));
+        }
+        Ok(Some((vec + 4, len)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_is_not_a_tflite_file() {
+        assert!(parse(b"").is_err());
+        assert!(parse(b"\x10\0\0\0TFL3").is_err());
+        assert!(parse(&[0u8; 64]).unwrap_err().contains("TFL3"));
+    }
+}
