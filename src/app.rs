@@ -16,6 +16,7 @@ use crate::api;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
+use crate::pipeline::{Cameras, SharedGallery};
 use crate::store::sinks::Origin;
 use crate::store::{Outbox, Store};
 
@@ -24,6 +25,7 @@ pub struct App {
     store: Store,
     outbox: Outbox,
     delivery: Arc<Delivery>,
+    cameras: Arc<Cameras>,
     stop: CancellationToken,
     api: JoinHandle<()>,
 }
@@ -38,6 +40,16 @@ impl App {
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
         let delivery = Delivery::start(outbox.clone(), &config.delivery, metrics.clone())
             .context("starting delivery")?;
+        let gallery = SharedGallery::load(
+            &store,
+            &embedder_id(&config.vision),
+            config.vision.match_threshold(),
+        )
+        .context("loading the enrolled faces")?;
+        let cameras = Arc::new(Cameras::new(config.vision.clone(), gallery, outbox.clone()));
+        for c in &config.cameras {
+            cameras.add(c.clone())?;
+        }
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
@@ -47,6 +59,10 @@ impl App {
             store: store.clone(),
             outbox: outbox.clone(),
             delivery: delivery.clone(),
+            cameras: cameras.clone(),
+            engine: Arc::new(std::sync::Mutex::new(api::ApiEngine::new(
+                config.vision.clone(),
+            ))),
             metrics,
             config: config.api.clone(),
             started: Instant::now(),
@@ -56,6 +72,8 @@ impl App {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
         }
         let api = tokio::spawn(api::serve(listener, state, stop.clone()));
+        let starting = cameras.clone();
+        tokio::task::spawn_blocking(move || starting.start_autostart());
         crate::systemd::spawn_watchdog(store.clone(), stop.clone());
         crate::systemd::ready();
         tracing::info!(%addr, store = %store.path().display(), "FaceCV Edge is running");
@@ -64,6 +82,7 @@ impl App {
             store,
             outbox,
             delivery,
+            cameras,
             stop,
             api,
         })
@@ -82,11 +101,18 @@ impl App {
         &self.store
     }
 
+    pub fn cameras(&self) -> &Arc<Cameras> {
+        &self.cameras
+    }
+
     /// Stops everything in order; see the module comment.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         crate::systemd::stopping();
         self.stop.cancel();
         let _ = self.api.await;
+        // Cameras record their `stream_stopped` before the sinks and the outbox go.
+        let cameras = self.cameras.clone();
+        let _ = tokio::task::spawn_blocking(move || cameras.shutdown()).await;
         self.delivery.shutdown().await;
         self.outbox.stop().await;
         self.store.close().context("closing the store")?;
@@ -114,4 +140,19 @@ fn apply_config_webhooks(store: &Store, config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What enrolled embeddings are tagged with: embeddings of different networks (or files) live in
+/// different spaces and must never be compared.
+pub fn embedder_id(vision: &crate::vision::VisionConfig) -> String {
+    let kind = serde_json::to_value(vision.embedder.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let file = vision
+        .embedder_model()
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{kind}:{file}")
 }

@@ -40,7 +40,7 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -51,6 +51,10 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub vision: crate::vision::VisionConfig,
+    #[serde(default)]
+    pub cameras: Vec<crate::pipeline::CameraConfig>,
 }
 
 /// Settings shared by every webhook.
@@ -396,7 +400,10 @@ impl Config {
         if !(1..=256).contains(&self.api.max_upload_mb) {
             return Err(ConfigError::invalid(
                 "api.max_upload_mb",
-                format!("must be between 1 and 256 MiB, got {}", self.api.max_upload_mb),
+                format!(
+                    "must be between 1 and 256 MiB, got {}",
+                    self.api.max_upload_mb
+                ),
             ));
         }
         if !(1..=1_048_576).contains(&self.storage.quota_mb) {
@@ -418,6 +425,27 @@ impl Config {
         }
         if self.storage.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("storage.dir", "must not be empty"));
+        }
+        self.vision.validate().map_err(|e| match e {
+            crate::vision::VisionError::Config { key, message } => {
+                ConfigError::invalid(key, message)
+            }
+            other => ConfigError::invalid("vision", other.to_string()),
+        })?;
+        let mut cameras = std::collections::BTreeSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            c.validate().map_err(|e| match e {
+                ConfigError::Invalid { key, message } => {
+                    ConfigError::invalid(format!("cameras[{i}].{key}"), message)
+                }
+                other => other,
+            })?;
+            if !cameras.insert(&c.camera_id) {
+                return Err(ConfigError::invalid(
+                    format!("cameras[{i}].camera_id"),
+                    format!("{:?} is used by two cameras", c.camera_id),
+                ));
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod app;
 pub mod camera;
+pub mod cmds;
 pub mod config;
 pub mod delivery;
 pub mod events;

@@ -30,6 +30,29 @@ enum Command {
         #[arg(long, env = "FACECV_CONFIG")]
         config: PathBuf,
     },
+    /// Find the faces in an image.
+    Detect {
+        image: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "FACECV_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Find and name the faces in an image, against the store's enrolled people.
+    Recognize {
+        image: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "FACECV_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Enrol every person of a folder laid out DIR/<name>/*.jpg.
+    Enroll {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, env = "FACECV_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +61,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Detect {
+            image,
+            json,
+            config,
+        } => load(config.as_ref()).and_then(|c| facecv::cmds::detect(&c, &image, json)),
+        Command::Recognize {
+            image,
+            json,
+            config,
+        } => load(config.as_ref()).and_then(|c| facecv::cmds::recognize(&c, &image, json)),
+        Command::Enroll { dir, config } => {
+            load(config.as_ref()).and_then(|c| facecv::cmds::enroll(&c, &dir))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,10 +3,15 @@
 //! `server` owns the accept loop and graceful shutdown; `route` maps a path to a handler; handlers
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
+mod cameras;
 pub mod error;
 mod events;
+mod faces;
 mod ops;
+mod streams;
 mod webhooks;
+
+pub use faces::ApiEngine;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ApiConfig;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
+use crate::pipeline::Cameras;
 use crate::store::{Outbox, Store};
 pub use error::ApiError;
 
@@ -46,6 +52,9 @@ pub struct State {
     pub store: Store,
     pub outbox: Outbox,
     pub delivery: Arc<Delivery>,
+    pub cameras: Arc<Cameras>,
+    /// The engine that analyses uploaded images (cameras have their own).
+    pub engine: Arc<std::sync::Mutex<ApiEngine>>,
     pub metrics: Arc<Metrics>,
     pub config: ApiConfig,
     pub started: Instant,
@@ -77,7 +86,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationT
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, peer, req).await) }
+            async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -100,10 +109,10 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationT
     }
 }
 
-async fn handle(state: &State, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let result = match authorize(state, peer, &req) {
+    let result = match authorize(&state, peer, &req) {
         Ok(()) => route(state, req).await,
         Err(e) => Err(e),
     };
@@ -149,21 +158,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn route(state: &State, req: Request<Incoming>) -> ApiResult {
+async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
+    let state_ref: &State = &state;
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();
     match segments.as_slice() {
-        ["health"] => only(&method, Method::GET, || ops::health(state)),
-        ["metrics"] => only(&method, Method::GET, || ops::metrics(state)),
-        ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state, req, rest).await,
-        ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state, &req)),
+        ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
+        ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
+        ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,
+        ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state_ref, &req)),
         ["api", "v1", "events", "trigger"] => {
             if method != Method::POST {
                 return Err(ApiError::MethodNotAllowed(method));
             }
-            events::trigger(state, req).await
+            events::trigger(state_ref, req).await
         }
+        ["api", "v1", "cameras", rest @ ..] => cameras::route(state_ref, req, rest).await,
+        ["api", "v1", "face_recognition_insightface" | "face_recognition_deepface", "recognize", "webcam", "stream"] =>
+        {
+            if method != Method::GET {
+                return Err(ApiError::MethodNotAllowed(method));
+            }
+            streams::stream(state.clone(), req).await
+        }
+        ["api", "v1", "insightface" | "face_recognition_insightface", rest @ ..] => {
+            faces::route(state_ref, req, rest, false).await
+        }
+        ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),
     }
 }
@@ -200,7 +222,10 @@ pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<B
 }
 
 /// Reads a body of at most `limit` bytes; 413 past that, before it is read whole.
-pub(crate) async fn read_body_limit(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body_limit(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)

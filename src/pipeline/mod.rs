@@ -1,5 +1,13 @@
 //! One pipeline per camera: capture -> detect -> align -> embed -> match -> tracker -> policy ->
 //! events. Everything after `match` is here; the stages before it live in `camera` and `vision`.
 
+pub mod config;
+pub mod gallery;
+pub mod manager;
 pub mod policy;
+pub mod runner;
 pub mod tracker;
+
+pub use config::CameraConfig;
+pub use gallery::{Person, SharedGallery};
+pub use manager::{CameraStatus, Cameras, CamerasError};

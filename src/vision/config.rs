@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::VisionError;
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VisionConfig {
     #[serde(default)]
@@ -29,8 +29,37 @@ pub struct VisionConfig {
     pub enrol: EnrolConfig,
 }
 
+impl Default for VisionConfig {
+    fn default() -> Self {
+        VisionConfig {
+            runtime: RuntimeConfig::default(),
+            models_dir: default_models_dir(),
+            detector: DetectorConfig::default(),
+            embedder: EmbedderConfig::default(),
+            gallery: GalleryConfig::default(),
+            enrol: EnrolConfig::default(),
+        }
+    }
+}
+
+/// Where the shipped models are when the config does not say: `./models` in a checkout, else
+/// beside the installed binary (`<bin>/models`, `<bin>/../share/facecv/models`), else the system's
+/// `/usr/share/facecv/models` (the Yocto and Debian layouts).
 fn default_models_dir() -> PathBuf {
-    PathBuf::from("models")
+    let mut candidates = vec![PathBuf::from("models")];
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        candidates.push(bin.join("models"));
+        candidates.push(bin.join("../share/facecv/models"));
+    }
+    candidates.push(PathBuf::from("/usr/share/facecv/models"));
+    candidates
+        .iter()
+        .find(|d| d.join(EmbedderKind::default().default_model()).is_file())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("models"))
 }
 
 /// Where the TFLite runtime comes from and what it runs on.

@@ -310,6 +310,19 @@ impl Api {
             .expect("the API answers")
     }
 
+    /// Sends a body of another content type (a multipart form, say).
+    pub async fn raw_with(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> (StatusCode, Value) {
+        self.send(method, path, content_type, body)
+            .await
+            .expect("the API answers")
+    }
+
     /// [`Api::raw`] for a server that may be gone: `None` when the connection fails.
     pub async fn try_raw(
         &self,
@@ -317,16 +330,27 @@ impl Api {
         path: &str,
         body: impl Into<Bytes>,
     ) -> Option<(StatusCode, Value)> {
+        self.send(method, path, "application/json", body.into())
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Option<(StatusCode, Value)> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path))
-            .header("content-type", "application/json");
+            .header("content-type", content_type);
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let resp = self
             .client
-            .request(req.body(Full::new(body.into())).unwrap())
+            .request(req.body(Full::new(body)).unwrap())
             .await
             .ok()?;
         let status = resp.status();

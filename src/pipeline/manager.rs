@@ -1,0 +1,281 @@
+//! The cameras of the appliance: from the config and added over the API, each started and stopped
+//! on request, each with its own thread, engine, tracker and policy.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::config::CameraConfig;
+use super::gallery::SharedGallery;
+use super::runner::{CameraCounters, CameraRun, LiveFrame};
+use crate::config::ConfigError;
+use crate::events::StopReason;
+use crate::store::Outbox;
+use crate::vision::{FaceEngine, VisionConfig, VisionError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CamerasError {
+    #[error("camera {0} not found")]
+    NotFound(String),
+    #[error("camera {0} already exists")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    #[error("vision is not available: {0}")]
+    Vision(#[from] VisionError),
+}
+
+/// What the API shows of a camera.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStatus {
+    pub camera_id: String,
+    pub source: String,
+    pub fps: f32,
+    pub autostart: bool,
+    pub running: bool,
+    /// `running`, `stopped`, or how it last ended: `ended`, `source_lost`, `error`.
+    pub state: String,
+    pub frames_analysed: u64,
+    pub events_recorded: u64,
+}
+
+/// A camera's run: the thread while it runs, the counters and the end reason after.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<CameraCounters>,
+    ended: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl Running {
+    fn alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+struct Entry {
+    config: CameraConfig,
+    live: broadcast::Sender<Arc<LiveFrame>>,
+    running: Option<Running>,
+}
+
+pub struct Cameras {
+    vision: VisionConfig,
+    gallery: SharedGallery,
+    outbox: Outbox,
+    cameras: Mutex<BTreeMap<String, Entry>>,
+    shutting_down: Arc<AtomicBool>,
+}
+
+impl Cameras {
+    pub fn new(vision: VisionConfig, gallery: SharedGallery, outbox: Outbox) -> Cameras {
+        Cameras {
+            vision,
+            gallery,
+            outbox,
+            cameras: Mutex::new(BTreeMap::new()),
+            shutting_down: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.cameras.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn add(&self, config: CameraConfig) -> Result<(), CamerasError> {
+        config.validate()?;
+        let mut cameras = self.lock();
+        if cameras.contains_key(&config.camera_id) {
+            return Err(CamerasError::Conflict(config.camera_id));
+        }
+        let (live, _) = broadcast::channel(16);
+        cameras.insert(
+            config.camera_id.clone(),
+            Entry {
+                config,
+                live,
+                running: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops (if running) and forgets a camera.
+    pub fn remove(&self, id: &str) -> Result<(), CamerasError> {
+        self.stop(id)?;
+        self.lock().remove(id);
+        Ok(())
+    }
+
+    /// Starts a camera; starting a running one does nothing. Loads the models, so a missing
+    /// runtime or a corrupt model is reported here, to the caller.
+    pub fn start(&self, id: &str) -> Result<(), CamerasError> {
+        let (config, live) = {
+            let mut cameras = self.lock();
+            let entry = cameras
+                .get_mut(id)
+                .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+            if entry.running.as_ref().is_some_and(Running::alive) {
+                return Ok(());
+            }
+            entry.running = None;
+            (entry.config.clone(), entry.live.clone())
+        };
+        let spec = config.source_spec()?;
+        let engine = FaceEngine::new(self.vision.clone())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(CameraCounters::default());
+        let ended = Arc::new(Mutex::new(None));
+        let run = CameraRun {
+            config,
+            spec,
+            engine,
+            gallery: self.gallery.clone(),
+            outbox: self.outbox.clone(),
+            live,
+            stop: stop.clone(),
+            shutdown: self.shutting_down.clone(),
+            counters: counters.clone(),
+            ended: ended.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("camera-{id}"))
+            .spawn(move || run.run())
+            .map_err(|e| {
+                CamerasError::Vision(VisionError::Config {
+                    key: "cameras".into(),
+                    message: format!("cannot start a thread: {e}"),
+                })
+            })?;
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.running = Some(Running {
+                stop,
+                thread: Some(thread),
+                counters,
+                ended,
+            });
+        }
+        tracing::info!(camera = id, "camera started");
+        Ok(())
+    }
+
+    /// Stops a camera and waits for its last event (`stream_stopped`) to be recorded. Blocks.
+    pub fn stop(&self, id: &str) -> Result<(), CamerasError> {
+        // The thread is joined outside the lock: its last act, recording `stream_stopped`, may
+        // take a moment, and the API must stay responsive meanwhile.
+        let thread = {
+            let mut cameras = self.lock();
+            let entry = cameras
+                .get_mut(id)
+                .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+            entry.running.as_mut().and_then(|r| {
+                r.stop.store(true, Ordering::Relaxed);
+                r.thread.take()
+            })
+        };
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+
+    /// Stops every camera for the appliance's shutdown: their `stream_stopped` says `shutdown`.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        for id in ids {
+            let _ = self.stop(&id);
+        }
+    }
+
+    /// Starts every camera whose config says `autostart`; a failure is logged, not fatal, so
+    /// that one broken camera does not keep the others (and the API) down.
+    pub fn start_autostart(&self) {
+        let ids: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| e.config.autostart)
+            .map(|e| e.config.camera_id.clone())
+            .collect();
+        for id in ids {
+            if let Err(e) = self.start(&id) {
+                tracing::error!(camera = %id, error = %e, "camera did not start");
+            }
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Result<CameraStatus, CamerasError> {
+        let cameras = self.lock();
+        let entry = cameras
+            .get(id)
+            .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+        Ok(status_of(entry))
+    }
+
+    pub fn list(&self) -> Vec<CameraStatus> {
+        self.lock().values().map(status_of).collect()
+    }
+
+    /// Live analysis results of a camera, for SSE viewers.
+    pub fn subscribe(&self, id: &str) -> Result<broadcast::Receiver<Arc<LiveFrame>>, CamerasError> {
+        let cameras = self.lock();
+        let entry = cameras
+            .get(id)
+            .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+        Ok(entry.live.subscribe())
+    }
+
+    pub fn config(&self, id: &str) -> Result<CameraConfig, CamerasError> {
+        let cameras = self.lock();
+        let entry = cameras
+            .get(id)
+            .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+        Ok(entry.config.clone())
+    }
+
+    pub fn gallery(&self) -> &SharedGallery {
+        &self.gallery
+    }
+}
+
+fn status_of(entry: &Entry) -> CameraStatus {
+    let (running, state, frames, events) = match &entry.running {
+        None => (false, "stopped".to_owned(), 0, 0),
+        Some(r) => {
+            let alive = r.alive();
+            let state = if alive {
+                "running".to_owned()
+            } else {
+                match *r.ended.lock().unwrap_or_else(|p| p.into_inner()) {
+                    Some(StopReason::Requested) | Some(StopReason::Shutdown) | None => {
+                        "stopped".to_owned()
+                    }
+                    Some(reason) => serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                }
+            };
+            (
+                alive,
+                state,
+                r.counters.frames_analysed.load(Ordering::Relaxed),
+                r.counters.events_recorded.load(Ordering::Relaxed),
+            )
+        }
+    };
+    CameraStatus {
+        camera_id: entry.config.camera_id.clone(),
+        source: entry.config.source_label(),
+        fps: entry.config.fps,
+        autostart: entry.config.autostart,
+        running,
+        state,
+        frames_analysed: frames,
+        events_recorded: events,
+    }
+}

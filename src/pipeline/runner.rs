@@ -1,0 +1,243 @@
+//! The loop of one camera, on a thread of its own: take the newest frame, find and embed the
+//! faces, match them, follow them, and record what the policy says happened.
+//!
+//! It blocks (capture, inference, the outbox's commit) and so runs outside the async runtime. It
+//! allocates nothing per frame once warm: the frame, the faces and the observations are reused;
+//! only events, which are rare, allocate.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::config::CameraConfig;
+use super::gallery::SharedGallery;
+use super::policy::Policy;
+use super::tracker::{Identity, Observation, Tracker, TrackerConfig};
+use crate::camera::{CameraError, Capture, CaptureEvent, Frame, SourceSpec};
+use crate::events::{format_timestamp, EventData, EventMetadata, NewEvent, StopReason};
+use crate::store::Outbox;
+use crate::vision::{Face, FaceEngine, MAX_FACES};
+
+/// One analysed frame, for live viewers (FaceCV's SSE messages).
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveFrame {
+    pub camera_id: String,
+    pub timestamp: String,
+    pub faces: Vec<LiveFace>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveFace {
+    /// "Unknown" when nobody enrolled matched, as FaceCV said.
+    pub name: String,
+    pub confidence: f32,
+    pub bbox: [i32; 4],
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a running camera reports to the API and the metrics.
+#[derive(Debug, Default)]
+pub struct CameraCounters {
+    pub frames_analysed: AtomicU64,
+    pub events_recorded: AtomicU64,
+    pub analysis_errors: AtomicU64,
+}
+
+/// Everything a camera's loop needs from the rest of the appliance.
+pub struct CameraRun {
+    pub config: CameraConfig,
+    pub spec: SourceSpec,
+    pub engine: FaceEngine,
+    pub gallery: SharedGallery,
+    pub outbox: Outbox,
+    pub live: broadcast::Sender<Arc<LiveFrame>>,
+    pub stop: Arc<AtomicBool>,
+    /// Set when the whole appliance stops, so the reason recorded is `shutdown`.
+    pub shutdown: Arc<AtomicBool>,
+    pub counters: Arc<CameraCounters>,
+    /// How the loop ended, once it has.
+    pub ended: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl CameraRun {
+    /// Runs until stopped or the source ends or fails; records `stream_started` first and
+    /// `stream_stopped` with the reason last.
+    pub fn run(mut self) {
+        let capture = Capture::start(self.spec.clone(), &self.config.camera_id);
+        self.record(vec![EventData::StreamStarted {
+            source: self.config.source_label(),
+            fps: self.config.fps,
+        }]);
+        let (reason, detail) = self.frames(&capture);
+        capture.stop();
+        let frames = self.counters.frames_analysed.load(Ordering::Relaxed);
+        tracing::info!(camera = %self.config.camera_id, ?reason, frames, "camera stopped");
+        self.record(vec![EventData::StreamStopped {
+            source: self.config.source_label(),
+            reason,
+            frames_processed: frames,
+            detail,
+        }]);
+        *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    fn frames(&mut self, capture: &Capture) -> (StopReason, Option<String>) {
+        let mut frame = Frame::default();
+        let mut faces: heapless::Vec<Face, MAX_FACES> = heapless::Vec::new();
+        let mut observations: Vec<Observation> = Vec::with_capacity(MAX_FACES);
+        let mut events: Vec<EventData> = Vec::new();
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let mut policy = Policy::new(self.config.policy.clone());
+        let period = Duration::from_secs_f32(1.0 / self.config.fps);
+        let mut next_due = Instant::now();
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return (self.stop_reason(), None);
+            }
+            match capture.next(&mut frame, Duration::from_millis(200)) {
+                Ok(CaptureEvent::Frame) => {}
+                Ok(CaptureEvent::SourceLost(why)) => {
+                    tracing::warn!(camera = %self.config.camera_id, why, "camera source lost; reconnecting");
+                    continue;
+                }
+                Ok(CaptureEvent::SourceRestored) => continue,
+                Err(CameraError::Timeout(_)) => continue,
+                Err(CameraError::Ended) => return (StopReason::Ended, None),
+                Err(CameraError::Stopped) => return (self.stop_reason(), None),
+                Err(e) => return (StopReason::Error, Some(e.to_string())),
+            }
+            let now = Instant::now();
+            if now < next_due {
+                continue; // the camera is faster than the analysis rate: skip this frame
+            }
+            next_due = (next_due + period).max(now);
+            if let Err(e) = self
+                .engine
+                .analyze(&frame.rgb, frame.width, frame.height, &mut faces)
+            {
+                self.counters
+                    .analysis_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(camera = %self.config.camera_id, error = %e, "analysis failed");
+                continue;
+            }
+            self.counters
+                .frames_analysed
+                .fetch_add(1, Ordering::Relaxed);
+            self.observe(&faces, &mut observations);
+            tracker.update(&observations, now);
+            policy.on_frame(&mut tracker, now, &mut events);
+            self.publish_live(&frame, &observations);
+            if !events.is_empty() {
+                self.record_with_frame_time(std::mem::take(&mut events), &frame);
+            }
+        }
+    }
+
+    fn stop_reason(&self) -> StopReason {
+        if self.shutdown.load(Ordering::Relaxed) {
+            StopReason::Shutdown
+        } else {
+            StopReason::Requested
+        }
+    }
+
+    /// Matches every embedded face against the gallery.
+    fn observe(&self, faces: &[Face], out: &mut Vec<Observation>) {
+        out.clear();
+        let gallery = self.gallery.read();
+        let threshold = self.config.threshold.unwrap_or(gallery.threshold());
+        for face in faces {
+            let identity = face
+                .embedding
+                .as_ref()
+                .and_then(|e| gallery.best(e))
+                .and_then(|m| {
+                    (m.similarity >= threshold).then(|| Identity {
+                        person_id: m.id.name.clone(),
+                        name: m.id.name.clone(),
+                        similarity: m.similarity,
+                        metadata: m.id.metadata.clone(),
+                    })
+                });
+            out.push(Observation {
+                bbox: face.bbox,
+                score: face.score,
+                identity,
+            });
+        }
+    }
+
+    fn publish_live(&self, frame: &Frame, observations: &[Observation]) {
+        if self.live.receiver_count() == 0 {
+            return;
+        }
+        let faces = observations
+            .iter()
+            .map(|o| LiveFace {
+                name: o
+                    .identity
+                    .as_ref()
+                    .map_or_else(|| "Unknown".to_owned(), |i| i.name.clone()),
+                confidence: o.identity.as_ref().map_or(o.score, |i| i.similarity),
+                bbox: o.bbox.map(|v| v.round() as i32),
+                metadata: o
+                    .identity
+                    .as_ref()
+                    .map(|i| i.metadata.clone())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let _ = self.live.send(Arc::new(LiveFrame {
+            camera_id: self.config.camera_id.clone(),
+            timestamp: format_timestamp(frame.timestamp),
+            faces,
+        }));
+    }
+
+    fn metadata(&self, frame_timestamp: Option<String>) -> EventMetadata {
+        let threshold = self
+            .config
+            .threshold
+            .unwrap_or(self.gallery.read().threshold());
+        let mut extra = serde_json::Map::new();
+        extra.insert("embedder".into(), serde_json::json!(self.gallery.model()));
+        EventMetadata {
+            source: "facecv_edge".into(),
+            threshold: Some(threshold),
+            frame_timestamp,
+            extra,
+        }
+    }
+
+    fn record_with_frame_time(&self, events: Vec<EventData>, frame: &Frame) {
+        let ts = Some(format_timestamp(frame.timestamp));
+        self.record_events(events, ts);
+    }
+
+    fn record(&self, events: Vec<EventData>) {
+        self.record_events(events, None);
+    }
+
+    fn record_events(&self, events: Vec<EventData>, frame_timestamp: Option<String>) {
+        let n = events.len() as u64;
+        let metadata = self.metadata(frame_timestamp);
+        let new: Vec<NewEvent> = events
+            .into_iter()
+            .map(|data| NewEvent::new(self.config.camera_id.clone(), data, metadata.clone()))
+            .collect();
+        match self.outbox.append_blocking(new) {
+            Ok(_) => {
+                self.counters
+                    .events_recorded
+                    .fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.config.camera_id, error = %e, "cannot record events")
+            }
+        }
+    }
+}

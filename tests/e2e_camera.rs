@@ -1,0 +1,198 @@
+//! From a camera to a webhook, with nothing mocked: a video made of real photos drives a camera,
+//! the real TFLite runtime and models find and recognise the faces, and the events reach a
+//! receiver on loopback with the right names.
+//!
+//! The story: an installer enrols two people over FaceCV's API. Then, in front of the door camera,
+//! John Salley walks up, leaves; a stranger (John Simm, never enrolled) lingers; John Savage walks
+//! up. The receiver must hear `face_recognized` and `attendance_recorded` for both Johns, one
+//! `stranger_alert`, and `stream_started` / `stream_stopped` (the video ends).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{eventually, start_app_with, Received, Receiver};
+use http::{Method, StatusCode};
+use image::{imageops, Rgb, RgbImage};
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn photos_of(person: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(root().join("tests/data/faces/johns").join(person))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    files.sort();
+    files
+}
+
+/// A 640x480 frame with `photo` scaled to 200x200 in the middle, as a person at a door camera.
+fn frame_with(photo: Option<&Path>) -> RgbImage {
+    let mut canvas = RgbImage::from_pixel(640, 480, Rgb([118, 124, 120]));
+    if let Some(p) = photo {
+        let face = image::open(p).unwrap().to_rgb8();
+        let face = imageops::resize(&face, 200, 200, imageops::FilterType::Triangle);
+        imageops::overlay(&mut canvas, &face, 220, 120);
+    }
+    canvas
+}
+
+/// Writes the "video" as an image folder, one PNG per frame.
+fn make_video(dir: &Path) -> PathBuf {
+    let video = dir.join("door_video");
+    std::fs::create_dir_all(&video).unwrap();
+    let salley = photos_of("John_Salley");
+    let simm = photos_of("John_Simm");
+    let savage = photos_of("John_Savage");
+    let mut scenes: Vec<Option<PathBuf>> = Vec::new();
+    // Photos 0-2 of each enrolled person are enrolled; the camera sees the others.
+    for i in 0..12 {
+        scenes.push(Some(salley[3 + i % 8].clone()));
+    }
+    scenes.extend(std::iter::repeat_n(None, 8));
+    for i in 0..12 {
+        scenes.push(Some(simm[i % 11].clone()));
+    }
+    scenes.extend(std::iter::repeat_n(None, 8));
+    for i in 0..12 {
+        scenes.push(Some(savage[3 + i % 8].clone()));
+    }
+    scenes.extend(std::iter::repeat_n(None, 4));
+    for (n, scene) in scenes.iter().enumerate() {
+        frame_with(scene.as_deref())
+            .save(video.join(format!("frame_{n:03}.png")))
+            .unwrap();
+    }
+    video
+}
+
+/// A multipart body with `name` and three photo files, as FaceCV's register form.
+fn register_form(name: &str, photos: &[PathBuf]) -> (String, Bytes) {
+    let boundary = "facecv-test-boundary";
+    let mut body = Vec::new();
+    body.extend(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n")
+            .as_bytes(),
+    );
+    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"department\"\r\n\r\nFront desk\r\n").as_bytes());
+    for p in photos {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend(std::fs::read(p).unwrap());
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        Bytes::from(body),
+    )
+}
+
+fn events_of(received: &[Received]) -> Vec<Value> {
+    received
+        .iter()
+        .flat_map(|r| r.json()["events"].as_array().unwrap().clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_of_real_faces_drives_recognition_strangers_and_attendance_to_a_webhook() {
+    let app = start_app_with(|c| {
+        c.vision.models_dir = root().join("models");
+    })
+    .await;
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(json!({"webhook_id": "door_events", "url": rx.url("/hook"), "batch_size": 10, "batch_timeout": 0.2}))
+        .await;
+    for person in ["John_Salley", "John_Savage"] {
+        let (ct, body) = register_form(&person.replace('_', " "), &photos_of(person)[..3]);
+        let (code, v) = app
+            .api
+            .raw_with(Method::POST, "/api/v1/insightface/register", &ct, body)
+            .await;
+        assert_eq!(code, StatusCode::OK, "{v}");
+        assert_eq!(v["face_ids"].as_array().unwrap().len(), 3, "{v}");
+    }
+
+    let video = make_video(app.dir.path());
+    let (code, v) = app
+        .api
+        .post(
+            "/api/v1/cameras",
+            json!({"camera_id": "front_door", "fps": 10,
+                   "spec": {"kind": "file", "path": video, "fps": 10, "looped": false},
+                   "policy": {"stranger_min_frames": 4, "attendance_min_confidence": 0.6}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+
+    let api = app.api.clone();
+    eventually(Duration::from_secs(60), "the video to end", || {
+        let api = api.clone();
+        async move { api.get("/api/v1/cameras/front_door").await.1["state"] == "ended" }
+    })
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "stream_stopped at the receiver",
+        || {
+            let rx = rx.clone();
+            async move {
+                events_of(&rx.accepted())
+                    .iter()
+                    .any(|e| e["event_type"] == "stream_stopped")
+            }
+        },
+    )
+    .await;
+
+    let events = events_of(&rx.accepted());
+    let of = |t: &str| {
+        events
+            .iter()
+            .filter(|e| e["event_type"] == t)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let recognized: Vec<String> = of("face_recognized")
+        .iter()
+        .flat_map(|e| e["data"]["recognized_faces"].as_array().unwrap().clone())
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recognized, ["John Salley", "John Savage"], "{events:#?}");
+    let attended = of("attendance_recorded");
+    let attendance: Vec<&str> = attended
+        .iter()
+        .map(|e| e["data"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(attendance, ["John Salley", "John Savage"]);
+    assert_eq!(of("stranger_alert").len(), 1, "{events:#?}");
+    assert_eq!(of("stream_started").len(), 1);
+    let stopped = &of("stream_stopped")[0];
+    assert_eq!(stopped["data"]["reason"], "ended");
+    for e in &events {
+        assert_eq!(e["camera_id"], "front_door");
+        assert!(e["id"].as_str().unwrap().starts_with("evt_"));
+    }
+    let salley = &of("face_recognized")[0]["data"]["recognized_faces"][0];
+    assert_eq!(salley["metadata"]["department"], "Front desk");
+    let bbox: Vec<i64> = salley["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert!(
+        bbox[0] > 180 && bbox[2] < 460,
+        "the face box is around the photo: {bbox:?}"
+    );
+}

@@ -1,0 +1,294 @@
+//! Enrolment and recognition over FaceCV's routes, with the real runtime, models and photos, and
+//! the answers an enrolment form gets for the wrong pictures.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{start_app_with, Api, Receiver};
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/faces")
+        .join(rel)
+}
+
+fn john(person: &str, n: usize) -> Vec<u8> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data("johns").join(person))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    std::fs::read(&files[n]).unwrap()
+}
+
+fn png(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A multipart form of text fields and files.
+fn form(fields: &[(&str, &str)], files: &[(&str, Vec<u8>)]) -> (String, Bytes) {
+    let b = "facecv-boundary-7";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend(
+            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (k, bytes) in files {
+        body.extend(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{b}--\r\n").as_bytes());
+    (
+        format!("multipart/form-data; boundary={b}"),
+        Bytes::from(body),
+    )
+}
+
+async fn post_form(
+    api: &Api,
+    path: &str,
+    fields: &[(&str, &str)],
+    files: &[(&str, Vec<u8>)],
+) -> (StatusCode, Value) {
+    let (ct, body) = form(fields, files);
+    api.raw_with(Method::POST, path, &ct, body).await
+}
+
+#[tokio::test]
+async fn people_are_registered_recognised_verified_listed_and_deleted() {
+    let app = start_app_with(|_| {}).await;
+    let api = &app.api;
+    let photos: Vec<(&str, Vec<u8>)> = (0..3)
+        .map(|n| ("file", john("John_Schneider", n)))
+        .collect();
+    let (code, v) = post_form(
+        api,
+        "/api/v1/insightface/register",
+        &[
+            ("name", "John Schneider"),
+            ("department", "Security"),
+            ("employee_id", "E77"),
+        ],
+        &photos,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["face_ids"].as_array().unwrap().len(), 3);
+    let (code, v) = post_form(
+        api,
+        "/api/v1/face_recognition_insightface/register",
+        &[("name", "Barack Obama")],
+        &[("file", std::fs::read(data("misc/obama.jpg")).unwrap())],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+
+    // An unseen photo of each is recognised by name, with the enrolment metadata.
+    let (code, v) = post_form(
+        api,
+        "/api/v1/insightface/recognize",
+        &[],
+        &[("file", john("John_Schneider", 7))],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v["face_count"], 1, "{v}");
+    assert_eq!(v["faces"][0]["name"], "John Schneider");
+    assert_eq!(
+        v["faces"][0]["metadata"],
+        json!({"department": "Security", "employee_id": "E77"})
+    );
+    let (_, v) = post_form(
+        api,
+        "/api/v1/faces/recognize",
+        &[],
+        &[("file", std::fs::read(data("misc/obama2.jpg")).unwrap())],
+    )
+    .await;
+    assert_eq!(v["faces"][0]["name"], "Barack Obama", "{v}");
+    let (_, v) = post_form(
+        api,
+        "/api/v1/insightface/recognize",
+        &[],
+        &[("file", std::fs::read(data("misc/biden.jpg")).unwrap())],
+    )
+    .await;
+    assert_eq!(v["faces"][0]["name"], "Unknown", "Biden is not Obama: {v}");
+
+    let obama = || std::fs::read(data("misc/obama.jpg")).unwrap();
+    let (_, v) = post_form(
+        api,
+        "/api/v1/insightface/verify",
+        &[],
+        &[
+            ("file1", obama()),
+            ("file2", std::fs::read(data("misc/obama2.jpg")).unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(v["verified"], true, "{v}");
+    let (_, v) = post_form(
+        api,
+        "/api/v1/insightface/verify",
+        &[],
+        &[
+            ("file1", obama()),
+            ("file2", std::fs::read(data("misc/biden.jpg")).unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(v["verified"], false, "{v}");
+
+    let (_, v) = post_form(
+        api,
+        "/api/v1/insightface/detect",
+        &[("min_confidence", "0.5")],
+        &[("file", obama())],
+    )
+    .await;
+    assert_eq!(v["face_count"], 1, "{v}");
+    assert_eq!(v["faces"][0]["landmarks"].as_array().unwrap().len(), 6);
+
+    let (_, count) = api.get("/api/v1/insightface/faces/count").await;
+    assert_eq!(count, json!({"count": 4, "people": 2}));
+    let (_, list) = api
+        .get("/api/v1/insightface/faces?name=John%20Schneider&limit=2")
+        .await;
+    assert_eq!(list["faces"].as_array().unwrap().len(), 2);
+    let one = list["faces"][0]["id"].as_str().unwrap().to_owned();
+    let (code, _) = api
+        .delete(&format!("/api/v1/insightface/faces/{one}"))
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = api
+        .delete(&format!("/api/v1/insightface/faces/{one}"))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    let (code, v) = api.delete("/api/v1/faces/by-name/Barack%20Obama").await;
+    assert_eq!(
+        (code, v["deleted"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{v}"
+    );
+    // Deleted means forgotten: Obama is a stranger now.
+    let (_, v) = post_form(
+        api,
+        "/api/v1/insightface/recognize",
+        &[],
+        &[("file", std::fs::read(data("misc/obama2.jpg")).unwrap())],
+    )
+    .await;
+    assert_eq!(v["faces"][0]["name"], "Unknown", "{v}");
+    let (_, count) = api.get("/api/v1/faces/count").await;
+    assert_eq!(count, json!({"count": 2, "people": 1}));
+}
+
+#[tokio::test]
+async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
+    let app = start_app_with(|_| {}).await;
+    let api = &app.api;
+    let grey = png(&image::RgbImage::from_pixel(
+        320,
+        240,
+        image::Rgb([128, 128, 128]),
+    ));
+    let mut two = image::RgbImage::from_pixel(640, 320, image::Rgb([120, 120, 120]));
+    for (i, who) in ["John_Salley", "John_Simm"].iter().enumerate() {
+        let face = image::load_from_memory(&john(who, 0)).unwrap().to_rgb8();
+        let face = image::imageops::resize(&face, 200, 200, image::imageops::FilterType::Triangle);
+        image::imageops::overlay(&mut two, &face, 60 + 320 * i as i64, 60);
+    }
+    let tiny = {
+        let face = image::load_from_memory(&john("John_Salley", 0))
+            .unwrap()
+            .to_rgb8();
+        let face = image::imageops::resize(&face, 40, 40, image::imageops::FilterType::Triangle);
+        let mut canvas = image::RgbImage::from_pixel(400, 300, image::Rgb([120, 120, 120]));
+        image::imageops::overlay(&mut canvas, &face, 180, 130);
+        png(&canvas)
+    };
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "bytes that are not an image",
+            b"GIF89a? no, just text".to_vec(),
+            "not_an_image",
+        ),
+        ("a picture with no face", grey, "no_face"),
+        ("two faces where one is needed", png(&two), "multiple_faces"),
+        ("a face too small to enrol", tiny, "face_too_small"),
+    ];
+    for (what, bytes, code) in cases {
+        let (status, v) = post_form(
+            api,
+            "/api/v1/insightface/register",
+            &[("name", "Someone")],
+            &[("file", bytes)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {v}");
+        assert_eq!(v["error"]["code"], code, "{what}: {v}");
+    }
+    // One bad photo among good ones fails the registration as a whole.
+    let (status, v) = post_form(
+        api,
+        "/api/v1/insightface/register",
+        &[("name", "Someone")],
+        &[("file", john("John_Salley", 1)), ("file", b"junk".to_vec())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "file[1]");
+    let (status, v) = post_form(
+        api,
+        "/api/v1/insightface/register",
+        &[],
+        &[("file", john("John_Salley", 1))],
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("name")),
+        "{v}"
+    );
+    let (status, v) = api
+        .post("/api/v1/insightface/register", json!({"name": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (_, count) = api.get("/api/v1/insightface/faces/count").await;
+    assert_eq!(count["count"], 0);
+}
+
+#[tokio::test]
+async fn a_missing_runtime_is_a_503_that_says_how_to_get_it_and_webhooks_keep_working() {
+    let app =
+        start_app_with(|c| c.vision.runtime.library = Some("/nonexistent/libLiteRt.so".into()))
+            .await;
+    let (status, v) = post_form(
+        &app.api,
+        "/api/v1/insightface/detect",
+        &[],
+        &[("file", john("John_Salley", 0))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "vision_unavailable");
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(json!({"webhook_id": "w", "url": rx.url("/h"), "batch_size": 1}))
+        .await;
+    app.api.trigger("stream_started", 1).await;
+    common::wait_until(Duration::from_secs(10), "a delivery", || {
+        rx.accepted().len() == 1
+    })
+    .await;
+}
