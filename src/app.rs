@@ -46,7 +46,12 @@ impl App {
             config.vision.match_threshold(),
         )
         .context("loading the enrolled faces")?;
-        let cameras = Arc::new(Cameras::new(config.vision.clone(), gallery, outbox.clone()));
+        let cameras = Arc::new(Cameras::new(
+            config.vision.clone(),
+            gallery,
+            outbox.clone(),
+            config.storage.dir.join("snapshots"),
+        ));
         for c in &config.cameras {
             cameras.add(c.clone())?;
         }

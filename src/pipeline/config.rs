@@ -27,6 +27,9 @@ pub struct CameraConfig {
     pub autostart: bool,
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Keep a JPEG of each stranger (in the store's folder, `snapshots/<camera>/`).
+    #[serde(default = "default_true")]
+    pub snapshots: bool,
 }
 
 fn default_fps() -> f32 {
@@ -47,6 +50,7 @@ impl CameraConfig {
             threshold: None,
             autostart: true,
             policy: PolicyConfig::default(),
+            snapshots: true,
         }
     }
 

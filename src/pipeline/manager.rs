@@ -65,6 +65,8 @@ struct Entry {
 
 pub struct Cameras {
     vision: VisionConfig,
+    /// Where stranger snapshots go (`<storage.dir>/snapshots`).
+    snapshot_dir: std::path::PathBuf,
     gallery: SharedGallery,
     outbox: Outbox,
     cameras: Mutex<BTreeMap<String, Entry>>,
@@ -72,9 +74,15 @@ pub struct Cameras {
 }
 
 impl Cameras {
-    pub fn new(vision: VisionConfig, gallery: SharedGallery, outbox: Outbox) -> Cameras {
+    pub fn new(
+        vision: VisionConfig,
+        gallery: SharedGallery,
+        outbox: Outbox,
+        snapshot_dir: std::path::PathBuf,
+    ) -> Cameras {
         Cameras {
             vision,
+            snapshot_dir,
             gallery,
             outbox,
             cameras: Mutex::new(BTreeMap::new()),
@@ -130,6 +138,7 @@ impl Cameras {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(CameraCounters::default());
         let ended = Arc::new(Mutex::new(None));
+        let snapshots = config.snapshots.then(|| self.snapshot_dir.clone());
         let run = CameraRun {
             config,
             spec,
@@ -140,6 +149,7 @@ impl Cameras {
             stop: stop.clone(),
             shutdown: self.shutting_down.clone(),
             counters: counters.clone(),
+            snapshots,
             ended: ended.clone(),
         };
         let thread = std::thread::Builder::new()

@@ -6,6 +6,7 @@ pub mod gallery;
 pub mod manager;
 pub mod policy;
 pub mod runner;
+pub mod snapshot;
 pub mod tracker;
 
 pub use config::CameraConfig;

@@ -121,8 +121,13 @@ impl Policy {
             }
             match track.verdict(&tconfig) {
                 Verdict::Known(id) => {
-                    if due(track.recognized_at, self.config.recognized_interval, now) {
+                    let someone_else =
+                        track.recognized_as.as_deref() != Some(id.person_id.as_str());
+                    if someone_else
+                        || due(track.recognized_at, self.config.recognized_interval, now)
+                    {
                         track.recognized_at = Some(now);
+                        track.recognized_as = Some(id.person_id.clone());
                         recognized.push(RecognizedFace {
                             name: id.name.clone(),
                             confidence: id.similarity,
@@ -381,6 +386,26 @@ mod tests {
                 .count();
         }
         assert_eq!(alerts, 3);
+    }
+
+    #[test]
+    fn another_person_in_the_same_spot_is_announced_at_once() {
+        let mut p = Policy::new(PolicyConfig::default());
+        let mut t = Tracker::new(TrackerConfig::default());
+        let start = Instant::now();
+        let events = run(&mut p, &mut t, start, 20, &|i| {
+            frame(100.0, known(if i < 10 { "Ana" } else { "Bo" }, 0.9))
+        });
+        let names: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                EventData::FaceRecognized {
+                    recognized_faces, ..
+                } => Some(recognized_faces[0].name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["Ana", "Bo"]);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct CameraRun {
     /// Set when the whole appliance stops, so the reason recorded is `shutdown`.
     pub shutdown: Arc<AtomicBool>,
     pub counters: Arc<CameraCounters>,
+    /// Where stranger snapshots go; `None` keeps none.
+    pub snapshots: Option<std::path::PathBuf>,
     /// How the loop ended, once it has.
     pub ended: Arc<Mutex<Option<StopReason>>>,
 }
@@ -110,8 +112,11 @@ impl CameraRun {
                 Err(e) => return (StopReason::Error, Some(e.to_string())),
             }
             let now = Instant::now();
-            if now < next_due {
-                continue; // the camera is faster than the analysis rate: skip this frame
+            // Skip frames only when the camera is clearly faster than the analysis rate: a
+            // frame a little early (camera jitter) is taken, or a 10 fps camera analysed at
+            // 10 fps would lose every other frame.
+            if now + period / 4 < next_due {
+                continue;
             }
             next_due = (next_due + period).max(now);
             if let Err(e) = self
@@ -131,6 +136,7 @@ impl CameraRun {
             tracker.update(&observations, now);
             policy.on_frame(&mut tracker, now, &mut events);
             self.publish_live(&frame, &observations);
+            self.snapshot_strangers(&frame, &mut events);
             if !events.is_empty() {
                 self.record_with_frame_time(std::mem::take(&mut events), &frame);
             }
@@ -142,6 +148,24 @@ impl CameraRun {
             StopReason::Shutdown
         } else {
             StopReason::Requested
+        }
+    }
+
+    /// Saves a JPEG of each new stranger and names it in the alert.
+    fn snapshot_strangers(&self, frame: &Frame, events: &mut [EventData]) {
+        let Some(dir) = &self.snapshots else { return };
+        for e in events.iter_mut() {
+            if let EventData::StrangerAlert {
+                bbox, image_path, ..
+            } = e
+            {
+                match super::snapshot::save(dir, &self.config.camera_id, frame, *bbox) {
+                    Ok(p) => *image_path = Some(p.display().to_string()),
+                    Err(err) => {
+                        tracing::warn!(camera = %self.config.camera_id, error = %err, "cannot save a stranger snapshot")
+                    }
+                }
+            }
         }
     }
 

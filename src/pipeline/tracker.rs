@@ -74,6 +74,9 @@ pub struct Track {
     /// Set by the policy: when this track was last announced, per event kind.
     pub detected_at: Option<Instant>,
     pub recognized_at: Option<Instant>,
+    /// Who the track was last announced as: a different verdict on the same track (one person
+    /// stepping out of the spot where another stood) is announced at once.
+    pub recognized_as: Option<String>,
     pub stranger_alerted: bool,
 }
 
@@ -174,6 +177,7 @@ impl Tracker {
                 history,
                 detected_at: None,
                 recognized_at: None,
+                recognized_as: None,
                 stranger_alerted: false,
             });
             self.next_id += 1;
