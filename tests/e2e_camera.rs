@@ -210,3 +210,59 @@ async fn a_video_of_real_faces_drives_recognition_strangers_and_attendance_to_a_
         "the face box is around the photo: {bbox:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_loses_its_source_says_so_and_is_back_when_it_returns() {
+    let app = start_app_with(|_| {}).await;
+    let rx = Receiver::start().await;
+    app.api
+        .create_webhook(
+            json!({"webhook_id": "ops", "url": rx.url("/hook"), "batch_size": 1,
+                               "event_types": ["stream_started", "stream_stopped"]}),
+        )
+        .await;
+    // A "camera" command that sends two grey 64x48 frames, then dies: as an RTSP feed that drops.
+    let frame_bytes = 64 * 48 * 3 * 2;
+    let (code, v) = app
+        .api
+        .post(
+            "/api/v1/cameras",
+            json!({"camera_id": "yard", "fps": 5,
+                   "spec": {"kind": "pipe", "width": 64, "height": 48, "format": "rgb24",
+                            "command": ["sh", "-c", format!("head -c {frame_bytes} /dev/zero; echo feed dropped >&2; exit 3")]}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    eventually(Duration::from_secs(30), "a loss and a return", || {
+        let rx = rx.clone();
+        async move { events_of(&rx.accepted()).len() >= 3 }
+    })
+    .await;
+    let (code, _) = app.api.post("/api/v1/cameras/yard/stop", json!({})).await;
+    assert_eq!(code, StatusCode::OK);
+    eventually(Duration::from_secs(20), "the requested stop", || {
+        let rx = rx.clone();
+        async move {
+            events_of(&rx.accepted())
+                .iter()
+                .any(|e| e["data"]["reason"] == "requested")
+        }
+    })
+    .await;
+    let events = events_of(&rx.accepted());
+    assert_eq!(events[0]["event_type"], "stream_started");
+    assert_eq!(events[1]["event_type"], "stream_stopped");
+    assert_eq!(events[1]["data"]["reason"], "source_lost");
+    let detail = events[1]["data"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("exit status: 3") && detail.contains("feed dropped"),
+        "{detail}"
+    );
+    assert_eq!(
+        events[2]["event_type"], "stream_started",
+        "back after the reconnect"
+    );
+    let (_, status) = app.api.get("/api/v1/cameras/yard").await;
+    assert!(status["reconnects"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(status["running"], false);
+}

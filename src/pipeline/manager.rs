@@ -2,7 +2,7 @@
 //! on request, each with its own thread, engine, tracker and policy.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -39,6 +39,10 @@ pub struct CameraStatus {
     pub running: bool,
     /// `running`, `stopped`, or how it last ended: `ended`, `source_lost`, `error`.
     pub state: String,
+    pub frames_captured: u64,
+    /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
+    pub frames_dropped: u64,
+    pub reconnects: u64,
     pub frames_analysed: u64,
     pub events_recorded: u64,
 }
@@ -253,8 +257,11 @@ impl Cameras {
 }
 
 fn status_of(entry: &Entry) -> CameraStatus {
-    let (running, state, frames, events) = match &entry.running {
-        None => (false, "stopped".to_owned(), 0, 0),
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let zero = CameraCounters::default();
+    let counters = entry.running.as_ref().map_or(&zero, |r| &r.counters);
+    let (running, state) = match &entry.running {
+        None => (false, "stopped".to_owned()),
         Some(r) => {
             let alive = r.alive();
             let state = if alive {
@@ -270,12 +277,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
                         .unwrap_or_default(),
                 }
             };
-            (
-                alive,
-                state,
-                r.counters.frames_analysed.load(Ordering::Relaxed),
-                r.counters.events_recorded.load(Ordering::Relaxed),
-            )
+            (alive, state)
         }
     };
     CameraStatus {
@@ -285,7 +287,10 @@ fn status_of(entry: &Entry) -> CameraStatus {
         autostart: entry.config.autostart,
         running,
         state,
-        frames_analysed: frames,
-        events_recorded: events,
+        frames_captured: load(&counters.frames_captured),
+        frames_dropped: load(&counters.frames_dropped),
+        reconnects: load(&counters.reconnects),
+        frames_analysed: load(&counters.frames_analysed),
+        events_recorded: load(&counters.events_recorded),
     }
 }

@@ -41,6 +41,10 @@ pub struct LiveFace {
 /// What a running camera reports to the API and the metrics.
 #[derive(Debug, Default)]
 pub struct CameraCounters {
+    /// Frames the camera delivered, and those replaced by a newer one before analysis took them.
+    pub frames_captured: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
     pub frames_analysed: AtomicU64,
     pub events_recorded: AtomicU64,
     pub analysis_errors: AtomicU64,
@@ -101,16 +105,41 @@ impl CameraRun {
             }
             match capture.next(&mut frame, Duration::from_millis(200)) {
                 Ok(CaptureEvent::Frame) => {}
+                // A camera unplugged is news for the receivers (a door without eyes); so is its
+                // return. Capture keeps reconnecting meanwhile.
                 Ok(CaptureEvent::SourceLost(why)) => {
                     tracing::warn!(camera = %self.config.camera_id, why, "camera source lost; reconnecting");
+                    self.record(vec![EventData::StreamStopped {
+                        source: self.config.source_label(),
+                        reason: StopReason::SourceLost,
+                        frames_processed: self.counters.frames_analysed.load(Ordering::Relaxed),
+                        detail: Some(why),
+                    }]);
                     continue;
                 }
-                Ok(CaptureEvent::SourceRestored) => continue,
+                Ok(CaptureEvent::SourceRestored) => {
+                    tracing::info!(camera = %self.config.camera_id, "camera source is back");
+                    self.record(vec![EventData::StreamStarted {
+                        source: self.config.source_label(),
+                        fps: self.config.fps,
+                    }]);
+                    continue;
+                }
                 Err(CameraError::Timeout(_)) => continue,
                 Err(CameraError::Ended) => return (StopReason::Ended, None),
                 Err(CameraError::Stopped) => return (self.stop_reason(), None),
                 Err(e) => return (StopReason::Error, Some(e.to_string())),
             }
+            let stats = capture.stats();
+            self.counters
+                .frames_captured
+                .store(stats.captured, Ordering::Relaxed);
+            self.counters
+                .frames_dropped
+                .store(stats.dropped, Ordering::Relaxed);
+            self.counters
+                .reconnects
+                .store(stats.reconnects, Ordering::Relaxed);
             let now = Instant::now();
             // Skip frames only when the camera is clearly faster than the analysis rate: a
             // frame a little early (camera jitter) is taken, or a 10 fps camera analysed at
