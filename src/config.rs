@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::mqtt::MqttConfig;
 use crate::events::EventType;
 
 /// The configuration `facecv serve` runs with when given no file: everything on this machine, the
@@ -51,6 +52,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// The MQTT bridge; absent means none (and no `mqtt` cursor holding events back).
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// Settings shared by every webhook.
@@ -371,14 +375,13 @@ impl Config {
         if self.storage.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("storage.dir", "must not be empty"));
         }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.validate().map_err(|e| prefixed("mqtt.", e))?;
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {
-            w.validate().map_err(|e| match e {
-                ConfigError::Invalid { key, message } => {
-                    ConfigError::invalid(format!("webhooks[{i}].{key}"), message)
-                }
-                other => other,
-            })?;
+            w.validate()
+                .map_err(|e| prefixed(&format!("webhooks[{i}]."), e))?;
             if !seen.insert(&w.webhook_id) {
                 return Err(ConfigError::invalid(
                     format!("webhooks[{i}].webhook_id"),
@@ -387,6 +390,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// `e` with its key under `prefix` (`mqtt.`, `webhooks[2].`).
+fn prefixed(prefix: &str, e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::Invalid { key, message } => {
+            ConfigError::invalid(format!("{prefix}{key}"), message)
+        }
+        other => other,
     }
 }
 

@@ -1,6 +1,7 @@
 //! FaceCV Edge: a face recognition appliance that never loses an event.
 //!
-//! Data flows one way: camera -> vision -> events -> [`store::Outbox`] -> sinks ([`delivery`]).
+//! Data flows one way: camera -> vision -> events -> [`store::Outbox`] -> sinks ([`delivery`]:
+//! webhooks and the MQTT bridge).
 //! Everything a sink delivers was first committed to the outbox.
 
 pub mod api;

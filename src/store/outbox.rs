@@ -402,6 +402,19 @@ impl Store {
             Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
         })
     }
+
+    /// How many stored events come after `after`, optionally only of some types: a sink's backlog
+    /// counted from a position it holds in memory, ahead of its stored cursor.
+    pub fn count_after(&self, after: Seq, types: Option<&[EventType]>) -> Result<u64> {
+        self.read(|c| {
+            let mut sql = String::from("SELECT COUNT(*) FROM events WHERE seq > ?1");
+            if let Some(types) = types {
+                let names: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
+                sql.push_str(&format!(" AND type IN ({})", names.join(",")));
+            }
+            Ok(c.query_row(&sql, [after.0], |r| r.get::<_, i64>(0))? as u64)
+        })
+    }
 }
 
 #[cfg(test)]
