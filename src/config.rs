@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions::ActionConfig;
 use crate::delivery::mqtt::MqttConfig;
 use crate::events::EventType;
 
@@ -55,6 +56,9 @@ pub struct Config {
     /// The MQTT bridge; absent means none (and no `mqtt` cursor holding events back).
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
+    /// GPIO actions (relay, buzzer, PIR); they run only where there is GPIO.
+    #[serde(default)]
+    pub actions: Vec<ActionConfig>,
 }
 
 /// Settings shared by every webhook.
@@ -378,6 +382,7 @@ impl Config {
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate().map_err(|e| prefixed("mqtt.", e))?;
         }
+        crate::actions::config::validate_all(&self.actions)?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {
             w.validate()
