@@ -1,8 +1,10 @@
-//! Wiring: the store, the outbox, the sinks and the API, started in order and stopped in reverse.
+//! Wiring: the store, the outbox, the sinks (webhooks, MQTT, GPIO actions) and the API, started in
+//! order and stopped in reverse.
 //!
 //! Shutdown order is what makes SIGTERM safe: first the API stops taking events, then the sinks stop
-//! (abandoning requests in flight without moving their cursors), then the outbox commits what is
-//! queued, and last the store checkpoints its WAL so the next start has nothing to replay.
+//! (abandoning requests in flight without moving their cursors; the MQTT bridge says `offline`),
+//! then the outbox commits what is queued, and last the store checkpoints its WAL so the next start
+//! has nothing to replay.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,25 +14,45 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::pins::{open_system_pins, Pins};
+use crate::actions::{ActionConfig, Actions};
 use crate::api;
+use crate::camera::control::{CameraControl, ListedCameras};
 use crate::config::Config;
+use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
-use crate::store::sinks::Origin;
+use crate::store::sinks::{Origin, ACTIONS_SINK, MQTT_SINK};
 use crate::store::{Outbox, Store};
+
+/// What the appliance switches besides its store: cameras and GPIO pins. `None` means the
+/// defaults: [`ListedCameras`] over the camera ids in the config, and this machine's GPIO.
+#[derive(Default)]
+pub struct Devices {
+    pub cameras: Option<Arc<dyn CameraControl>>,
+    pub pins: Option<Arc<dyn Pins>>,
+}
 
 pub struct App {
     addr: SocketAddr,
     store: Store,
     outbox: Outbox,
     delivery: Arc<Delivery>,
+    mqtt: Option<Arc<Bridge>>,
+    actions: Option<Actions>,
+    cameras: Arc<dyn CameraControl>,
     stop: CancellationToken,
     api: JoinHandle<()>,
 }
 
 impl App {
-    /// Opens the store, applies the config's webhooks, starts delivery and binds the API.
+    /// Opens the store, applies the config's webhooks, starts the sinks and binds the API.
     pub async fn start(config: Config) -> anyhow::Result<App> {
+        Self::start_with(config, Devices::default()).await
+    }
+
+    /// [`App::start`] with the given cameras and pins (the camera manager, or test doubles).
+    pub async fn start_with(config: Config, devices: Devices) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let store = Store::open(&config.storage, metrics.clone())
             .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
@@ -38,6 +60,11 @@ impl App {
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
         let delivery = Delivery::start(outbox.clone(), &config.delivery, metrics.clone())
             .context("starting delivery")?;
+        let cameras = devices
+            .cameras
+            .unwrap_or_else(|| Arc::new(ListedCameras::new(configured_cameras(&config))));
+        let mqtt = start_mqtt(&config, &outbox, cameras.clone(), metrics.clone())?;
+        let actions = start_actions(&config, &outbox, devices.pins, &cameras, &metrics)?;
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
@@ -47,6 +74,7 @@ impl App {
             store: store.clone(),
             outbox: outbox.clone(),
             delivery: delivery.clone(),
+            mqtt: mqtt.clone(),
             metrics,
             config: config.api.clone(),
             started: Instant::now(),
@@ -64,6 +92,9 @@ impl App {
             store,
             outbox,
             delivery,
+            mqtt,
+            actions,
+            cameras,
             stop,
             api,
         })
@@ -82,11 +113,26 @@ impl App {
         &self.store
     }
 
+    /// The MQTT bridge, when `[mqtt]` is configured and enabled.
+    pub fn mqtt(&self) -> Option<&Arc<Bridge>> {
+        self.mqtt.as_ref()
+    }
+
+    pub fn cameras(&self) -> &Arc<dyn CameraControl> {
+        &self.cameras
+    }
+
     /// Stops everything in order; see the module comment.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         crate::systemd::stopping();
         self.stop.cancel();
         let _ = self.api.await;
+        if let Some(actions) = self.actions {
+            actions.shutdown().await;
+        }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.shutdown().await;
+        }
         self.delivery.shutdown().await;
         self.outbox.stop().await;
         self.store.close().context("closing the store")?;
@@ -114,4 +160,83 @@ fn apply_config_webhooks(store: &Store, config: &Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The camera ids the config mentions, for [`ListedCameras`] until the camera manager exists.
+fn configured_cameras(config: &Config) -> Vec<String> {
+    let mut ids: Vec<String> = config
+        .mqtt
+        .iter()
+        .flat_map(|m| m.cameras.iter().cloned())
+        .collect();
+    for a in &config.actions {
+        if let ActionConfig::Input(i) = a {
+            ids.push(i.camera.clone());
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// Starts the bridge if `[mqtt]` is there and enabled. A disabled bridge keeps its cursor (events
+/// wait for it); a removed section drops it, so that nothing waits for a bridge that is gone.
+fn start_mqtt(
+    config: &Config,
+    outbox: &Outbox,
+    cameras: Arc<dyn CameraControl>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Bridge>>> {
+    let store = outbox.store();
+    match &config.mqtt {
+        None => {
+            if store.delete_cursor(MQTT_SINK)? {
+                tracing::info!("[mqtt] is gone from the config; its cursor is dropped");
+            }
+            Ok(None)
+        }
+        Some(m) if !m.enabled => {
+            store.ensure_cursor(MQTT_SINK)?;
+            tracing::info!("mqtt.enabled = false: events wait in the store for the bridge");
+            Ok(None)
+        }
+        Some(m) => Ok(Some(
+            Bridge::start(m.clone(), outbox, cameras, metrics)
+                .context("starting the MQTT bridge")?,
+        )),
+    }
+}
+
+/// Starts the GPIO actions where there is GPIO; elsewhere says so once and runs on without them.
+fn start_actions(
+    config: &Config,
+    outbox: &Outbox,
+    pins: Option<Arc<dyn Pins>>,
+    cameras: &Arc<dyn CameraControl>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Actions>> {
+    let store = outbox.store();
+    if config.actions.is_empty() {
+        store.delete_cursor(ACTIONS_SINK)?;
+        return Ok(None);
+    }
+    let pins = match pins.map(Ok).unwrap_or_else(open_system_pins) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(
+                "{e}; running without the {} GPIO actions in the config",
+                config.actions.len()
+            );
+            store.delete_cursor(ACTIONS_SINK)?;
+            return Ok(None);
+        }
+    };
+    let actions = Actions::start(
+        &config.actions,
+        outbox,
+        pins,
+        cameras.clone(),
+        metrics.clone(),
+    )?;
+    Ok(Some(actions))
 }

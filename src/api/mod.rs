@@ -5,6 +5,7 @@
 
 pub mod error;
 mod events;
+mod mqtt;
 mod ops;
 mod webhooks;
 
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ApiConfig;
+use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::store::{Outbox, Store};
@@ -43,6 +45,8 @@ pub struct State {
     pub store: Store,
     pub outbox: Outbox,
     pub delivery: Arc<Delivery>,
+    /// `None` without `[mqtt]` or with `mqtt.enabled = false`.
+    pub mqtt: Option<Arc<Bridge>>,
     pub metrics: Arc<Metrics>,
     pub config: ApiConfig,
     pub started: Instant,
@@ -154,6 +158,7 @@ async fn route(state: &State, req: Request<Incoming>) -> ApiResult {
         ["health"] => only(&method, Method::GET, || ops::health(state)),
         ["metrics"] => only(&method, Method::GET, || ops::metrics(state)),
         ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state, req, rest).await,
+        ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state)),
         ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state, &req)),
         ["api", "v1", "events", "trigger"] => {
             if method != Method::POST {
