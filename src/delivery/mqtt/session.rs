@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
-use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -108,6 +108,11 @@ fn options(shared: &Shared) -> MqttOptions {
             true,
             None,
         ));
+    // Events are small and each waits for its PUBACK: Nagle's algorithm would hold the next one
+    // back until the previous segment is acknowledged.
+    let mut network = NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    o.set_network_options(network);
     if let Some(user) = &c.username {
         o.set_credentials(user.clone(), c.password.clone().unwrap_or_default());
     }
@@ -194,10 +199,9 @@ impl Session<'_> {
         changes: &mut Option<broadcast::Receiver<CameraInfo>>,
         stop: &CancellationToken,
     ) -> Result<std::convert::Infallible, End> {
-        let window = usize::from(self.shared.config.inflight);
         loop {
             self.fill(head, stop).await?;
-            let room = self.inflight.in_flight() < window;
+            let room = self.has_room();
             tokio::select! {
                 _ = stop.cancelled() => return Err(self.goodbye().await),
                 event = self.events.recv() => { self.handle(event).await?; }
@@ -214,6 +218,15 @@ impl Session<'_> {
         }
     }
 
+    /// True when at most half the window is in flight (or nothing is, for a window of one): reads
+    /// then come in batches rather than one event per acknowledgement, which is what keeps the
+    /// bridge's throughput up under load. Acknowledgements always come, so nothing waits for long.
+    fn has_room(&self) -> bool {
+        let window = usize::from(self.shared.config.inflight);
+        let n = self.inflight.in_flight();
+        n == 0 || n <= window / 2
+    }
+
     /// Publishes events after what was read so far until the window is full or the outbox is read
     /// up to its head.
     async fn fill(
@@ -223,13 +236,12 @@ impl Session<'_> {
     ) -> Result<(), End> {
         let window = usize::from(self.shared.config.inflight);
         loop {
-            let in_flight = self.inflight.in_flight();
             let head_now = *head.borrow_and_update();
             let after = self.inflight.read_upto();
-            if in_flight >= window || head_now <= after {
+            if !self.has_room() || head_now <= after {
                 break;
             }
-            let room = window - in_flight;
+            let room = window - self.inflight.in_flight();
             let types = self.shared.config.event_types.clone();
             let read = self
                 .shared
