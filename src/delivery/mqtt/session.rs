@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason, Publish};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
-use rumqttc::{NetworkOptions, Outgoing, TlsConfiguration, Transport};
+use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,7 @@ struct Session<'a> {
     qos: QoS,
     /// Ours or the broker's limit, whichever is smaller.
     max_packet: usize,
+    stop: CancellationToken,
 }
 
 /// Runs one session from `from` until the connection is lost or `stop` is cancelled.
@@ -81,9 +82,10 @@ pub(super) async fn run(
             QoS::AtLeastOnce
         },
         max_packet: shared.config.max_packet_bytes(),
+        stop: stop.clone(),
     };
-    let end = match session.connect(stop).await {
-        Ok(()) => match session.serve(head, changes, stop).await {
+    let end = match session.connect().await {
+        Ok(()) => match session.serve(head, changes).await {
             Ok(never) => match never {},
             Err(end) => end,
         },
@@ -108,11 +110,10 @@ fn options(shared: &Shared) -> MqttOptions {
             true,
             None,
         ));
-    // Events are small and each waits for its PUBACK: Nagle's algorithm would hold the next one
-    // back until the previous segment is acknowledged.
-    let mut network = NetworkOptions::new();
-    network.set_tcp_nodelay(true);
-    o.set_network_options(network);
+    // Nagle stays on (rumqttc's default): with it, an event's second PUBLISH leaves with the ACK of
+    // the broker's first PUBACK, which releases the broker's own Nagle-held second PUBACK. With
+    // TCP_NODELAY here and a stock Mosquitto, that second PUBACK waited for our delayed ACK, up to
+    // 40 ms per event when one event is in flight.
     if let Some(user) = &c.username {
         o.set_credentials(user.clone(), c.password.clone().unwrap_or_default());
     }
@@ -155,9 +156,9 @@ async fn next_change(changes: &mut Option<broadcast::Receiver<CameraInfo>>) -> O
 
 impl Session<'_> {
     /// Waits for the CONNACK, then says hello: availability, subscriptions, discovery, states.
-    async fn connect(&mut self, stop: &CancellationToken) -> Result<(), End> {
+    async fn connect(&mut self) -> Result<(), End> {
         let ack = tokio::select! {
-            _ = stop.cancelled() => return Err(End::Stopped),
+            _ = self.stop.cancelled() => return Err(End::Stopped),
             e = self.events.recv() => e,
         };
         match ack {
@@ -178,15 +179,12 @@ impl Session<'_> {
         let topics = &self.shared.topics;
         self.control(topics.availability(), "online".into(), true)
             .await?;
-        self.client
-            .subscribe(topics.commands(), QoS::AtLeastOnce)
-            .await
-            .map_err(lost)?;
+        self.request(self.client.subscribe(topics.commands(), QoS::AtLeastOnce))
+            .await?;
         if self.shared.config.discovery {
-            self.client
-                .subscribe(topics.homeassistant_status(), QoS::AtLeastOnce)
-                .await
-                .map_err(lost)?;
+            let status = topics.homeassistant_status();
+            self.request(self.client.subscribe(status, QoS::AtLeastOnce))
+                .await?;
             self.announce().await?;
         }
         self.publish_states().await
@@ -197,10 +195,10 @@ impl Session<'_> {
         &mut self,
         head: &mut watch::Receiver<Seq>,
         changes: &mut Option<broadcast::Receiver<CameraInfo>>,
-        stop: &CancellationToken,
     ) -> Result<std::convert::Infallible, End> {
+        let stop = self.stop.clone();
         loop {
-            self.fill(head, stop).await?;
+            self.fill(head).await?;
             let room = self.has_room();
             tokio::select! {
                 _ = stop.cancelled() => return Err(self.goodbye().await),
@@ -229,11 +227,7 @@ impl Session<'_> {
 
     /// Publishes events after what was read so far until the window is full or the outbox is read
     /// up to its head.
-    async fn fill(
-        &mut self,
-        head: &mut watch::Receiver<Seq>,
-        stop: &CancellationToken,
-    ) -> Result<(), End> {
+    async fn fill(&mut self, head: &mut watch::Receiver<Seq>) -> Result<(), End> {
         let window = usize::from(self.shared.config.inflight);
         loop {
             let head_now = *head.borrow_and_update();
@@ -252,6 +246,7 @@ impl Session<'_> {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::error!(error = %e, "MQTT bridge cannot read the outbox");
+                    let stop = self.stop.clone();
                     tokio::select! {
                         _ = stop.cancelled() => return Err(self.goodbye().await),
                         _ = tokio::time::sleep(STORE_ERROR_PAUSE) => continue,
@@ -297,10 +292,8 @@ impl Session<'_> {
                 seq: event.seq,
                 topic: topic.clone(),
             });
-            self.client
-                .publish(topic, self.qos, false, payload.clone())
-                .await
-                .map_err(lost)?;
+            self.request(self.client.publish(topic, self.qos, false, payload.clone()))
+                .await?;
         }
         let s = self.shared;
         s.counters.published.fetch_add(1, Ordering::Relaxed);
@@ -313,10 +306,25 @@ impl Session<'_> {
         self.inflight.handed(Purpose::Control {
             topic: topic.clone(),
         });
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
-            .await
-            .map_err(lost)
+        self.request(
+            self.client
+                .publish(topic, QoS::AtLeastOnce, retain, payload),
+        )
+        .await
+    }
+
+    /// Hands a request to the client. Normally that is immediate; if the client's queue is full
+    /// (the broker stopped reading) and the appliance stops meanwhile, the session ends at once
+    /// and the broker's last will says `offline` instead of us.
+    async fn request(
+        &self,
+        request: impl std::future::Future<Output = Result<(), ClientError>>,
+    ) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            r = request => r.map_err(lost),
+            _ = self.stop.cancelled() => Err(End::Stopped),
+        }
     }
 
     async fn handle(
@@ -497,7 +505,8 @@ impl Session<'_> {
         if !matches!(tokio::time::timeout(GOODBYE_TIMEOUT, said).await, Ok(true)) {
             return End::Stopped;
         }
-        if self.client.disconnect().await.is_ok() {
+        let disconnect = tokio::time::timeout(GOODBYE_TIMEOUT, self.client.disconnect()).await;
+        if matches!(disconnect, Ok(Ok(()))) {
             let _ = tokio::time::timeout(GOODBYE_TIMEOUT, async {
                 while let Some(Ok(e)) = self.events.recv().await {
                     if matches!(e, Event::Outgoing(Outgoing::Disconnect)) {
