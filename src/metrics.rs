@@ -126,36 +126,7 @@ impl Metrics {
             "Events recorded but not yet acknowledged by a sink",
             m.backlog.clone(),
         );
-        registry.register(
-            "sink_events_published",
-            "Events a sink sent and awaits an acknowledgement for",
-            m.published.clone(),
-        );
-        registry.register(
-            "sink_events_refused",
-            "Events a sink's receiver refused for good; logged, not retried",
-            m.refused.clone(),
-        );
-        registry.register(
-            "sink_connected",
-            "1 while a sink is connected to its receiver",
-            m.connected.clone(),
-        );
-        registry.register(
-            "sink_connection_losses",
-            "Times a sink lost its connection or failed to connect",
-            m.connection_losses.clone(),
-        );
-        registry.register(
-            "actions_fired",
-            "GPIO output pulses started by an action",
-            m.actions_fired.clone(),
-        );
-        registry.register(
-            "actions_stale_events",
-            "Events too old to fire a GPIO action when read",
-            m.actions_stale.clone(),
-        );
+        m.register_connected_sinks_and_actions(&mut registry);
         registry.register(
             "sink_request_duration_seconds",
             "Time from sending a delivery request to its answer",
@@ -167,6 +138,40 @@ impl Metrics {
             m.event_latency_seconds.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// The families that only connected sinks (MQTT) and the GPIO actions use.
+    fn register_connected_sinks_and_actions(&self, registry: &mut Registry) {
+        registry.register(
+            "sink_events_published",
+            "Events a sink sent and awaits an acknowledgement for",
+            self.published.clone(),
+        );
+        registry.register(
+            "sink_events_refused",
+            "Events a sink's receiver refused for good; logged, not retried",
+            self.refused.clone(),
+        );
+        registry.register(
+            "sink_connected",
+            "1 while a sink is connected to its receiver",
+            self.connected.clone(),
+        );
+        registry.register(
+            "sink_connection_losses",
+            "Times a sink lost its connection or failed to connect",
+            self.connection_losses.clone(),
+        );
+        registry.register(
+            "actions_fired",
+            "GPIO output pulses started by an action",
+            self.actions_fired.clone(),
+        );
+        registry.register(
+            "actions_stale_events",
+            "Events too old to fire a GPIO action when read",
+            self.actions_stale.clone(),
+        );
     }
 
     pub fn recorded(&self, t: EventType) {

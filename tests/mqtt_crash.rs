@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::mqtt::{first_arrivals, mqtt_stats, until_connected, Broker, Subscriber, LONG};
-use common::{free_port, wait_until, Binary};
+use common::{free_port, wait_until, Api, Binary};
 use http::StatusCode;
 use serde_json::json;
 
@@ -40,6 +40,39 @@ cameras = ["entrance"]
     path
 }
 
+/// Records events of type number `p` through the API until the appliance is gone (or 400 calls),
+/// keeping the (seq, id) of every event it acknowledged.
+async fn produce(api: Api, p: usize, acked: Arc<Mutex<Vec<(i64, String)>>>) {
+    let types = [
+        "face_recognized",
+        "face_detected",
+        "stranger_alert",
+        "attendance_recorded",
+    ];
+    for _ in 0..400 {
+        let body = json!({"event_type": types[p], "count": 20, "camera_id": "entrance"});
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            api.try_raw(
+                http::Method::POST,
+                "/api/v1/events/trigger",
+                body.to_string(),
+            ),
+        )
+        .await;
+        let Ok(Some((StatusCode::OK, v))) = r else {
+            return; // the appliance is gone
+        };
+        let events = v["events"].as_array().unwrap().iter().map(|e| {
+            (
+                e["seq"].as_i64().unwrap(),
+                e["id"].as_str().unwrap().to_owned(),
+            )
+        });
+        acked.lock().unwrap().extend(events);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_appliance_mid_flow_loses_nothing() {
     common::init_logging();
@@ -52,40 +85,9 @@ async fn kill_9_of_the_appliance_mid_flow_loses_nothing() {
     let mut facecv = Binary::start(&config, port).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::<(i64, String)>::new()));
-    let mut producers = Vec::new();
-    for p in 0..4 {
-        let (api, acked) = (facecv.api.clone(), acknowledged.clone());
-        producers.push(tokio::spawn(async move {
-            let types = [
-                "face_recognized",
-                "face_detected",
-                "stranger_alert",
-                "attendance_recorded",
-            ];
-            for _ in 0..400 {
-                let body = json!({"event_type": types[p], "count": 20, "camera_id": "entrance"});
-                let r = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    api.try_raw(
-                        http::Method::POST,
-                        "/api/v1/events/trigger",
-                        body.to_string(),
-                    ),
-                )
-                .await;
-                let Ok(Some((StatusCode::OK, v))) = r else {
-                    return; // the appliance is gone
-                };
-                let events = v["events"].as_array().unwrap().iter().map(|e| {
-                    (
-                        e["seq"].as_i64().unwrap(),
-                        e["id"].as_str().unwrap().to_owned(),
-                    )
-                });
-                acked.lock().unwrap().extend(events);
-            }
-        }));
-    }
+    let producers: Vec<_> = (0..4)
+        .map(|p| tokio::spawn(produce(facecv.api.clone(), p, acknowledged.clone())))
+        .collect();
     wait_until(LONG, "a few thousand events recorded", || {
         acknowledged.lock().unwrap().len() >= 3000
     })

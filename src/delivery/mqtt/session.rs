@@ -6,6 +6,7 @@
 //! and never cancels its `poll` half-way through a write. The channel stays small because at most
 //! `inflight` events are out at a time.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,7 +22,6 @@ use super::{discovery, topics, Shared};
 use crate::camera::control::CameraInfo;
 use crate::events::{Seq, StoredEvent};
 use crate::store::now_ms;
-use std::sync::atomic::Ordering;
 
 /// Requests the client may queue for the event loop before `publish` waits.
 const REQUEST_CAPACITY: usize = 64;
