@@ -1,8 +1,10 @@
-//! Wiring: the store, the outbox, the sinks and the API, started in order and stopped in reverse.
+//! Wiring: the store, the outbox, the sinks (webhooks, MQTT, GPIO actions) and the API, started in
+//! order and stopped in reverse.
 //!
 //! Shutdown order is what makes SIGTERM safe: first the API stops taking events, then the sinks stop
-//! (abandoning requests in flight without moving their cursors), then the outbox commits what is
-//! queued, and last the store checkpoints its WAL so the next start has nothing to replay.
+//! (abandoning requests in flight without moving their cursors; the MQTT bridge says `offline`),
+//! then the outbox commits what is queued, and last the store checkpoints its WAL so the next start
+//! has nothing to replay.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +14,25 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::pins::{open_system_pins, Pins};
+use crate::actions::Actions;
 use crate::api;
+use crate::camera::control::CameraControl;
 use crate::config::Config;
+use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::pipeline::{Cameras, SharedGallery};
-use crate::store::sinks::Origin;
+use crate::store::sinks::{Origin, ACTIONS_SINK, MQTT_SINK};
 use crate::store::{Outbox, Store};
+
+/// What the appliance switches besides its store: cameras and GPIO pins. `None` means the
+/// defaults: the camera manager, and this machine's GPIO.
+#[derive(Default)]
+pub struct Devices {
+    pub cameras: Option<Arc<dyn CameraControl>>,
+    pub pins: Option<Arc<dyn Pins>>,
+}
 
 pub struct App {
     addr: SocketAddr,
@@ -26,13 +40,22 @@ pub struct App {
     outbox: Outbox,
     delivery: Arc<Delivery>,
     cameras: Arc<Cameras>,
+    /// What MQTT commands and GPIO inputs switch: the camera manager, or a test double.
+    control: Arc<dyn CameraControl>,
+    mqtt: Option<Arc<Bridge>>,
+    actions: Option<Actions>,
     stop: CancellationToken,
     api: JoinHandle<()>,
 }
 
 impl App {
-    /// Opens the store, applies the config's webhooks, starts delivery and binds the API.
+    /// Opens the store, applies the config's webhooks, starts the sinks and binds the API.
     pub async fn start(config: Config) -> anyhow::Result<App> {
+        Self::start_with(config, Devices::default()).await
+    }
+
+    /// [`App::start`] with the given cameras and pins (the camera manager, or test doubles).
+    pub async fn start_with(config: Config, devices: Devices) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::new());
         let store = Store::open(&config.storage, metrics.clone())
             .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
@@ -52,9 +75,16 @@ impl App {
             outbox.clone(),
             config.storage.dir.join("snapshots"),
         ));
+        cameras.attach();
         for c in &config.cameras {
             cameras.add(c.clone())?;
         }
+        let control: Arc<dyn CameraControl> = match devices.cameras {
+            Some(c) => c,
+            None => cameras.clone(),
+        };
+        let mqtt = start_mqtt(&config, &outbox, control.clone(), metrics.clone())?;
+        let actions = start_actions(&config, &outbox, devices.pins, &control, &metrics)?;
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
@@ -68,6 +98,7 @@ impl App {
             engine: Arc::new(std::sync::Mutex::new(api::ApiEngine::new(
                 config.vision.clone(),
             ))),
+            mqtt: mqtt.clone(),
             metrics,
             config: config.api.clone(),
             started: Instant::now(),
@@ -87,6 +118,9 @@ impl App {
             store,
             outbox,
             delivery,
+            mqtt,
+            actions,
+            control,
             cameras,
             stop,
             api,
@@ -106,6 +140,16 @@ impl App {
         &self.store
     }
 
+    /// The MQTT bridge, when `[mqtt]` is configured and enabled.
+    pub fn mqtt(&self) -> Option<&Arc<Bridge>> {
+        self.mqtt.as_ref()
+    }
+
+    /// What MQTT commands and GPIO inputs switch.
+    pub fn control(&self) -> &Arc<dyn CameraControl> {
+        &self.control
+    }
+
     pub fn cameras(&self) -> &Arc<Cameras> {
         &self.cameras
     }
@@ -118,6 +162,12 @@ impl App {
         // Cameras record their `stream_stopped` before the sinks and the outbox go.
         let cameras = self.cameras.clone();
         let _ = tokio::task::spawn_blocking(move || cameras.shutdown()).await;
+        if let Some(actions) = self.actions {
+            actions.shutdown().await;
+        }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.shutdown().await;
+        }
         self.delivery.shutdown().await;
         self.outbox.stop().await;
         self.store.close().context("closing the store")?;
@@ -160,4 +210,66 @@ pub fn embedder_id(vision: &crate::vision::VisionConfig) -> String {
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!("{kind}:{file}")
+}
+
+/// Starts the bridge if `[mqtt]` is there and enabled. A disabled bridge keeps its cursor (events
+/// wait for it); a removed section drops it, so that nothing waits for a bridge that is gone.
+fn start_mqtt(
+    config: &Config,
+    outbox: &Outbox,
+    cameras: Arc<dyn CameraControl>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Bridge>>> {
+    let store = outbox.store();
+    match &config.mqtt {
+        None => {
+            if store.delete_cursor(MQTT_SINK)? {
+                tracing::info!("[mqtt] is gone from the config; its cursor is dropped");
+            }
+            Ok(None)
+        }
+        Some(m) if !m.enabled => {
+            store.ensure_cursor(MQTT_SINK)?;
+            tracing::info!("mqtt.enabled = false: events wait in the store for the bridge");
+            Ok(None)
+        }
+        Some(m) => Ok(Some(
+            Bridge::start(m.clone(), outbox, cameras, metrics)
+                .context("starting the MQTT bridge")?,
+        )),
+    }
+}
+
+/// Starts the GPIO actions where there is GPIO; elsewhere says so once and runs on without them.
+fn start_actions(
+    config: &Config,
+    outbox: &Outbox,
+    pins: Option<Arc<dyn Pins>>,
+    cameras: &Arc<dyn CameraControl>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Actions>> {
+    let store = outbox.store();
+    if config.actions.is_empty() {
+        store.delete_cursor(ACTIONS_SINK)?;
+        return Ok(None);
+    }
+    let pins = match pins.map(Ok).unwrap_or_else(open_system_pins) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(
+                "{e}; running without the {} GPIO actions in the config",
+                config.actions.len()
+            );
+            store.delete_cursor(ACTIONS_SINK)?;
+            return Ok(None);
+        }
+    };
+    let actions = Actions::start(
+        &config.actions,
+        outbox,
+        pins,
+        cameras.clone(),
+        metrics.clone(),
+    )?;
+    Ok(Some(actions))
 }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::actions::ActionConfig;
+use crate::delivery::mqtt::MqttConfig;
 use crate::events::EventType;
 
 /// The configuration `facecv serve` runs with when given no file: everything on this machine, the
@@ -55,6 +57,12 @@ pub struct Config {
     pub vision: crate::vision::VisionConfig,
     #[serde(default)]
     pub cameras: Vec<crate::pipeline::CameraConfig>,
+    /// The MQTT bridge; absent means none (and no `mqtt` cursor holding events back).
+    #[serde(default)]
+    pub mqtt: Option<MqttConfig>,
+    /// GPIO actions (relay, buzzer, PIR); they run only where there is GPIO.
+    #[serde(default)]
+    pub actions: Vec<ActionConfig>,
 }
 
 /// Settings shared by every webhook.
@@ -447,14 +455,14 @@ impl Config {
                 ));
             }
         }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.validate().map_err(|e| prefixed("mqtt.", e))?;
+        }
+        crate::actions::config::validate_all(&self.actions)?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, w) in self.webhooks.iter().enumerate() {
-            w.validate().map_err(|e| match e {
-                ConfigError::Invalid { key, message } => {
-                    ConfigError::invalid(format!("webhooks[{i}].{key}"), message)
-                }
-                other => other,
-            })?;
+            w.validate()
+                .map_err(|e| prefixed(&format!("webhooks[{i}]."), e))?;
             if !seen.insert(&w.webhook_id) {
                 return Err(ConfigError::invalid(
                     format!("webhooks[{i}].webhook_id"),
@@ -463,6 +471,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// `e` with its key under `prefix` (`mqtt.`, `webhooks[2].`).
+fn prefixed(prefix: &str, e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::Invalid { key, message } => {
+            ConfigError::invalid(format!("{prefix}{key}"), message)
+        }
+        other => other,
     }
 }
 

@@ -1,8 +1,10 @@
 //! FaceCV Edge: a face recognition appliance that never loses an event.
 //!
-//! Data flows one way: camera -> vision -> events -> [`store::Outbox`] -> sinks ([`delivery`]).
+//! Data flows one way: camera -> vision -> events -> [`store::Outbox`] -> sinks ([`delivery`]:
+//! webhooks and the MQTT bridge; [`actions`]: GPIO).
 //! Everything a sink delivers was first committed to the outbox.
 
+pub mod actions;
 pub mod api;
 pub mod app;
 pub mod camera;

@@ -160,6 +160,17 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
         config.storage.fsync
     );
     println!("  webhooks: {}", config.webhooks.len());
+    match &config.mqtt {
+        Some(m) => println!(
+            "  mqtt: {}:{} as {} ({})",
+            m.host,
+            m.port(),
+            m.client_id(),
+            if m.enabled { "enabled" } else { "disabled" }
+        ),
+        None => println!("  mqtt: none"),
+    }
+    println!("  gpio actions: {}", config.actions.len());
     let db = config.storage.dir.join(facecv::store::DB_FILE);
     if db.exists() {
         let store = facecv::store::Store::open(&config.storage, Default::default())

@@ -25,6 +25,13 @@ pub struct RequestLabel {
     pub outcome: &'static str,
 }
 
+/// One GPIO action: what it reacts to and the pin it drives.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub on: &'static str,
+    pub pin: u8,
+}
+
 type HistogramFamily = Family<SinkLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -41,6 +48,17 @@ pub struct Metrics {
     pub dead_lettered: Family<SinkLabel, Counter>,
     pub requests: Family<RequestLabel, Counter>,
     pub backlog: Family<SinkLabel, Gauge>,
+    /// Events handed to a connected receiver and awaiting its acknowledgement (MQTT: PUBACK).
+    pub published: Family<SinkLabel, Counter>,
+    /// Events a receiver refused for good (MQTT: a PUBACK reason code, or too large to send).
+    pub refused: Family<SinkLabel, Counter>,
+    /// 1 while a sink holds a connection to its receiver (MQTT), 0 otherwise.
+    pub connected: Family<SinkLabel, Gauge>,
+    pub connection_losses: Family<SinkLabel, Counter>,
+    /// GPIO pulses started, per action.
+    pub actions_fired: Family<ActionLabel, Counter>,
+    /// Events too old to fire a GPIO action when they were read (see `actions`).
+    pub actions_stale: Counter,
     pub request_seconds: HistogramFamily,
     /// From an event's commit to the receiver's acknowledgement.
     pub event_latency_seconds: HistogramFamily,
@@ -63,6 +81,12 @@ impl Metrics {
             dead_lettered: Family::default(),
             requests: Family::default(),
             backlog: Family::default(),
+            published: Family::default(),
+            refused: Family::default(),
+            connected: Family::default(),
+            connection_losses: Family::default(),
+            actions_fired: Family::default(),
+            actions_stale: Counter::default(),
             request_seconds: HistogramFamily::new_with_constructor(latency_histogram),
             event_latency_seconds: HistogramFamily::new_with_constructor(latency_histogram),
             registry: Registry::default(),
@@ -102,6 +126,7 @@ impl Metrics {
             "Events recorded but not yet acknowledged by a sink",
             m.backlog.clone(),
         );
+        m.register_connected_sinks_and_actions(&mut registry);
         registry.register(
             "sink_request_duration_seconds",
             "Time from sending a delivery request to its answer",
@@ -113,6 +138,40 @@ impl Metrics {
             m.event_latency_seconds.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// The families that only connected sinks (MQTT) and the GPIO actions use.
+    fn register_connected_sinks_and_actions(&self, registry: &mut Registry) {
+        registry.register(
+            "sink_events_published",
+            "Events a sink sent and awaits an acknowledgement for",
+            self.published.clone(),
+        );
+        registry.register(
+            "sink_events_refused",
+            "Events a sink's receiver refused for good; logged, not retried",
+            self.refused.clone(),
+        );
+        registry.register(
+            "sink_connected",
+            "1 while a sink is connected to its receiver",
+            self.connected.clone(),
+        );
+        registry.register(
+            "sink_connection_losses",
+            "Times a sink lost its connection or failed to connect",
+            self.connection_losses.clone(),
+        );
+        registry.register(
+            "actions_fired",
+            "GPIO output pulses started by an action",
+            self.actions_fired.clone(),
+        );
+        registry.register(
+            "actions_stale_events",
+            "Events too old to fire a GPIO action when read",
+            self.actions_stale.clone(),
+        );
     }
 
     pub fn recorded(&self, t: EventType) {

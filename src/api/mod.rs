@@ -7,6 +7,7 @@ mod cameras;
 pub mod error;
 mod events;
 mod faces;
+mod mqtt;
 mod ops;
 mod streams;
 mod webhooks;
@@ -32,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ApiConfig;
+use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::pipeline::Cameras;
@@ -55,6 +57,8 @@ pub struct State {
     pub cameras: Arc<Cameras>,
     /// The engine that analyses uploaded images (cameras have their own).
     pub engine: Arc<std::sync::Mutex<ApiEngine>>,
+    /// `None` without `[mqtt]` or with `mqtt.enabled = false`.
+    pub mqtt: Option<Arc<Bridge>>,
     pub metrics: Arc<Metrics>,
     pub config: ApiConfig,
     pub started: Instant,
@@ -167,6 +171,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
         ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
         ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,
+        ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state_ref)),
         ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state_ref, &req)),
         ["api", "v1", "events", "trigger"] => {
             if method != Method::POST {

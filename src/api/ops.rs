@@ -18,6 +18,7 @@ pub fn health(state: &State) -> ApiResult {
         "uptime_seconds": state.started.elapsed().as_secs(),
         "store": { "ok": store_ok, "head_seq": state.outbox.head() },
         "delivery": { "running": state.delivery.running() },
+        "mqtt": { "connected": state.mqtt.as_ref().is_some_and(|m| m.connected()) },
     }))
 }
 
@@ -31,6 +32,9 @@ pub fn metrics(state: &State) -> ApiResult {
             .backlog
             .get_or_create(&state.metrics.sink(&sink))
             .set(backlog as i64);
+    }
+    if let Some(mqtt) = &state.mqtt {
+        mqtt.refresh_backlog()?;
     }
     if let Ok(used) = state.store.used_bytes() {
         state.metrics.store_bytes.set(used as i64);

@@ -5,8 +5,12 @@
 //! [`SourceSpec`] (the config's `[camera.source]` table, or one of FaceCV's `source` strings through
 //! [`parse_source`]). [`Capture`] runs a source on its own thread, keeps only the newest frame, and
 //! reopens live sources (cameras, pipes) that go away, with capped exponential back-off.
+//!
+//! [`control`] is the small face the rest of the appliance sees of them: which cameras exist, whether
+//! each runs, and a way to start and stop one (the MQTT bridge's commands and the GPIO inputs use it).
 
 mod capture;
+pub mod control;
 mod file;
 mod frame;
 mod mjpeg;

@@ -4,6 +4,7 @@
 //! webhook changes. Workers share one HTTP client and learn of new events from the outbox's head.
 
 pub mod http;
+pub mod mqtt;
 pub mod sign;
 pub mod webhook;
 

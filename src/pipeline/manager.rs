@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use super::config::CameraConfig;
 use super::gallery::SharedGallery;
 use super::runner::{CameraCounters, CameraRun, LiveFrame};
+use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
 use crate::config::ConfigError;
 use crate::events::StopReason;
 use crate::store::Outbox;
@@ -68,6 +69,8 @@ struct Entry {
 }
 
 pub struct Cameras {
+    /// Every change of a camera's running state, for the MQTT bridge and the GPIO inputs.
+    states: broadcast::Sender<CameraInfo>,
     vision: VisionConfig,
     /// Where stranger snapshots go (`<storage.dir>/snapshots`).
     snapshot_dir: std::path::PathBuf,
@@ -75,6 +78,8 @@ pub struct Cameras {
     outbox: Outbox,
     cameras: Mutex<BTreeMap<String, Entry>>,
     shutting_down: Arc<AtomicBool>,
+    /// A handle on the `Arc` this manager lives in, for commands that run on their own thread.
+    self_ref: Mutex<std::sync::Weak<Cameras>>,
 }
 
 impl Cameras {
@@ -85,13 +90,20 @@ impl Cameras {
         snapshot_dir: std::path::PathBuf,
     ) -> Cameras {
         Cameras {
+            states: broadcast::channel(64).0,
             vision,
             snapshot_dir,
             gallery,
             outbox,
             cameras: Mutex::new(BTreeMap::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
+            self_ref: Mutex::new(std::sync::Weak::new()),
         }
+    }
+
+    /// Lets [`CameraControl::set_running`] reach this manager from another thread.
+    pub fn attach(self: &Arc<Self>) {
+        *self.self_ref.lock().unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(self);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -155,6 +167,7 @@ impl Cameras {
             counters: counters.clone(),
             snapshots,
             ended: ended.clone(),
+            states: self.states.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("camera-{id}"))
@@ -292,5 +305,49 @@ fn status_of(entry: &Entry) -> CameraStatus {
         reconnects: load(&counters.reconnects),
         frames_analysed: load(&counters.frames_analysed),
         events_recorded: load(&counters.events_recorded),
+    }
+}
+
+impl CameraControl for Cameras {
+    fn cameras(&self) -> Vec<CameraInfo> {
+        self.list()
+            .into_iter()
+            .map(|s| CameraInfo {
+                name: s.camera_id.clone(),
+                id: s.camera_id,
+                running: s.running,
+            })
+            .collect()
+    }
+
+    /// Starts or stops on a thread of its own: the MQTT bridge calls this from its async task,
+    /// and a start loads models. The outcome reaches subscribers as a state change.
+    fn set_running(&self, camera_id: &str, on: bool) -> Result<(), CameraControlError> {
+        let me = self
+            .self_ref
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade();
+        let Some(me) = me else {
+            return Err(CameraControlError::Failed {
+                camera: camera_id.into(),
+                message: "the camera manager is shutting down".into(),
+            });
+        };
+        if !self.lock().contains_key(camera_id) {
+            return Err(CameraControlError::Unknown(camera_id.into()));
+        }
+        let id = camera_id.to_owned();
+        std::thread::spawn(move || {
+            let r = if on { me.start(&id) } else { me.stop(&id) };
+            if let Err(e) = r {
+                tracing::warn!(camera = %id, error = %e, "camera command failed");
+            }
+        });
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<CameraInfo> {
+        self.states.subscribe()
     }
 }

@@ -64,6 +64,8 @@ pub struct CameraRun {
     pub counters: Arc<CameraCounters>,
     /// Where stranger snapshots go; `None` keeps none.
     pub snapshots: Option<std::path::PathBuf>,
+    /// Where running-state changes are announced.
+    pub states: broadcast::Sender<crate::camera::control::CameraInfo>,
     /// How the loop ended, once it has.
     pub ended: Arc<Mutex<Option<StopReason>>>,
 }
@@ -73,6 +75,7 @@ impl CameraRun {
     /// `stream_stopped` with the reason last.
     pub fn run(mut self) {
         let capture = Capture::start(self.spec.clone(), &self.config.camera_id);
+        self.announce(true);
         self.record(vec![EventData::StreamStarted {
             source: self.config.source_label(),
             fps: self.config.fps,
@@ -88,6 +91,15 @@ impl CameraRun {
             detail,
         }]);
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        self.announce(false);
+    }
+
+    fn announce(&self, running: bool) {
+        let _ = self.states.send(crate::camera::control::CameraInfo {
+            id: self.config.camera_id.clone(),
+            name: self.config.camera_id.clone(),
+            running,
+        });
     }
 
     fn frames(&mut self, capture: &Capture) -> (StopReason, Option<String>) {

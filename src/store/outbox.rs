@@ -423,6 +423,19 @@ impl Store {
             Ok(c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
         })
     }
+
+    /// How many stored events come after `after`, optionally only of some types: a sink's backlog
+    /// counted from a position it holds in memory, ahead of its stored cursor.
+    pub fn count_after(&self, after: Seq, types: Option<&[EventType]>) -> Result<u64> {
+        self.read(|c| {
+            let filter = EventFilter {
+                types,
+                cameras: None,
+            };
+            let sql = format!("SELECT COUNT(*) FROM events WHERE seq > ?1{}", filter.sql());
+            Ok(c.query_row(&sql, [after.0], |r| r.get::<_, i64>(0))? as u64)
+        })
+    }
 }
 
 #[cfg(test)]

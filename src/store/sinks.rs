@@ -102,6 +102,11 @@ pub struct DeadLetter {
 }
 
 /// The cursor name of a webhook sink.
+/// The MQTT bridge's cursor.
+pub const MQTT_SINK: &str = "mqtt";
+/// The GPIO actions' cursor.
+pub const ACTIONS_SINK: &str = "actions";
+
 pub fn webhook_sink(id: &WebhookId) -> String {
     format!("webhook:{id}")
 }
@@ -277,6 +282,30 @@ impl Store {
                 |r| r.get(0).map(Seq),
             )
             .optional()?)
+        })
+    }
+
+    /// A sink's cursor, created at the newest event if the sink is new: like a new webhook, a new
+    /// sink receives what is recorded from now on.
+    pub fn ensure_cursor(&self, sink: &str) -> Result<Seq> {
+        self.write(Durability::Events, |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO sink_cursors (sink, seq, dropped) VALUES (?1, ?2, 0)",
+                params![sink, last_seq(tx)?.0],
+            )?;
+            Ok(tx.query_row(
+                "SELECT seq FROM sink_cursors WHERE sink = ?1",
+                [sink],
+                |r| r.get(0).map(Seq),
+            )?)
+        })
+    }
+
+    /// Forgets a sink's cursor, so that events it never had no longer wait for it. True if it
+    /// existed.
+    pub fn delete_cursor(&self, sink: &str) -> Result<bool> {
+        self.write(Durability::Events, |tx| {
+            Ok(tx.execute("DELETE FROM sink_cursors WHERE sink = ?1", [sink])? > 0)
         })
     }
 

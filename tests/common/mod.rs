@@ -2,6 +2,8 @@
 //! the appliance started in-process or as the real binary, and a small JSON client for its API.
 #![allow(dead_code)]
 
+pub mod mqtt;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
