@@ -302,11 +302,15 @@ pub(crate) fn enforce_quota(store: &Store, target: u64) -> Result<u64> {
         let dropped = store.write(Durability::Bookkeeping, drop_oldest_tenth)?;
         match dropped {
             None => break,
-            Some(n) => dropped_total += n,
+            Some(n) => {
+                // Counted step by step, so the metric never lags the store's own count by more
+                // than the step in progress.
+                store.metrics().events_dropped.inc_by(n);
+                dropped_total += n;
+            }
         }
     }
     if dropped_total > 0 {
-        store.metrics().events_dropped.inc_by(dropped_total);
         tracing::warn!(
             dropped = dropped_total,
             quota_bytes = store.inner.quota_bytes,
