@@ -73,7 +73,13 @@ pub async fn stream(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let hooks = match add_webhooks(&state, &p).await {
         Ok(h) => h,
         Err(e) => {
-            end_stream(state.clone(), camera.clone(), adhoc, was_running, Vec::new());
+            end_stream(
+                state.clone(),
+                camera.clone(),
+                adhoc,
+                was_running,
+                Vec::new(),
+            );
             return Err(e);
         }
     };
