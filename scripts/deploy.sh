@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install a release tarball (scripts/build-release.sh) on a board, atomically, with rollback.
 #
-#   scripts/deploy.sh [--wait N] HOST [TARBALL]          over ssh (HOST: user@board; sudo is used if not root)
+#   scripts/deploy.sh [--wait N] [--root DIR] HOST [TARBALL]
+#                                                        over ssh (HOST: user@board; sudo is used if not
+#                                                        root); --root: a prefix on the board (default /)
 #   scripts/deploy.sh --local ROOT [--health-cmd CMD] [TARBALL]
 #                                                        into the directory ROOT, no systemctl (tests)
 #
@@ -22,13 +24,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-wait_s=30 local_root="" health_cmd="" host=""
+wait_s=30 local_root="" remote_root="" health_cmd="" host=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wait) wait_s="$2"; shift 2 ;;
     --local) local_root="$2"; shift 2 ;;
+    --root) remote_root="$2"; shift 2 ;;
     --health-cmd) health_cmd="$2"; shift 2 ;;
     -h | --help) usage ;;
     -*) echo "deploy: unknown option $1" >&2; usage ;;
@@ -89,8 +92,8 @@ install_units() { # release dir
 }
 install_units "$new"
 if [ "$local_mode" = 0 ]; then
-  systemd-sysusers facecv.conf
-  systemd-tmpfiles --create facecv.conf
+  systemd-sysusers ${root:+--root="$root"} facecv.conf
+  systemd-tmpfiles ${root:+--root="$root"} --create facecv.conf
 fi
 
 # The config: created once, never overwritten. A first install gets a token and listens on the LAN.
@@ -170,7 +173,7 @@ else
   scp -q "$tarball" "$host:$remote_tmp"
   sudo=""; [ "$(ssh "$host" id -u)" = 0 ] || sudo="sudo"
   status=0
-  out="$(installer | ssh "$host" "$sudo bash -s -- '' '$remote_tmp' '$sha' '$wait_s' 0 ''; s=\$?; rm -f '$remote_tmp'; exit \$s")" || status=$?
+  out="$(installer | ssh "$host" "$sudo bash -s -- '$remote_root' '$remote_tmp' '$sha' '$wait_s' 0 ''; s=\$?; rm -f '$remote_tmp'; exit \$s")" || status=$?
   [ "$status" = 0 ] || exit "$status"
 fi
 echo "$out"

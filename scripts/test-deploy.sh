@@ -57,9 +57,39 @@ grep -q "rolled back to 0.0.2" "$work/err" || fail "no rollback: $(cat "$work/er
 "$root/opt/facecv/current/bin/facecv" | grep -qx "facecv 0.0.2" || fail "wrong binary after rollback"
 
 # 4. A tarball that does not match dist/SHA256SUMS is refused before anything is installed.
-(cd "$work/dist" && sha256sum facecv-0.0.1-x86_64.tar.gz | sed 's/^./0/' >SHA256SUMS)
+(cd "$work/dist" && sha256sum facecv-0.0.1-x86_64.tar.gz | sed 's/^[0-9a-f]*/0000000000000000000000000000000000000000000000000000000000000000/' >SHA256SUMS)
 if scripts/deploy.sh --local "$work/root2" "$t1" 2>/dev/null; then fail "a damaged tarball was installed"; fi
 [ ! -e "$work/root2/opt" ] || fail "a damaged tarball left files behind"
+rm "$work/dist/SHA256SUMS"
+
+# 6. The ssh path, with ssh/scp/systemctl/curl stubbed on PATH and --root keeping it in $work:
+#    the remote command line, daemon-reload/restart, the health probe with the token, rollback.
+stubs="$work/stubs" log="$work/stub.log"
+mkdir -p "$stubs"
+stub_cmd() { printf '#!/bin/sh\n%s\n' "$2" >"$stubs/$1"; chmod +x "$stubs/$1"; }
+stub_cmd ssh 'shift; exec bash -c "$*"'
+stub_cmd scp 'shift; exec cp "$1" "${2#*:}"'
+stub_cmd sudo 'exec "$@"'
+for c in systemctl systemd-sysusers systemd-tmpfiles; do stub_cmd "$c" "echo \"$c \$*\" >>'$log'"; done
+stub_cmd curl "echo \"curl \$*\" >>'$log'; test -e '$work/healthy'"
+rroot="$work/remote"
+touch "$work/healthy"
+out="$(PATH="$stubs:$PATH" scripts/deploy.sh --root "$rroot" board.local "$t1")"
+[ "$(readlink "$rroot/opt/facecv/current")" = releases/0.0.1 ] || fail "ssh: current is not 0.0.1"
+rtoken="$(sed -n 's/^token=//p' <<<"$out")"
+grep -q "^API: http://board.local:7000" <<<"$out" || fail "ssh: no API line: $out"
+grep -qx "systemctl daemon-reload" "$log" && grep -qx "systemctl restart facecv.service" "$log" \
+  || fail "ssh: no daemon-reload/restart: $(cat "$log")"
+grep -q "^systemd-sysusers --root=$rroot facecv.conf" "$log" || fail "ssh: sysusers not run"
+grep -q "Authorization: Bearer $rtoken http://127.0.0.1:7000/health" "$log" || fail "ssh: health probe without the token"
+rm "$work/healthy"; : >"$log"
+if PATH="$stubs:$PATH" scripts/deploy.sh --wait 1 --root "$rroot" board.local "$t2" 2>"$work/err" >/dev/null; then
+  fail "ssh: deploy succeeded while /health failed"
+fi
+grep -q "rolled back to 0.0.1" "$work/err" || fail "ssh: no rollback: $(cat "$work/err")"
+[ "$(readlink "$rroot/opt/facecv/current")" = releases/0.0.1 ] || fail "ssh: current is not back on 0.0.1"
+[ "$(grep -cx "systemctl restart facecv.service" "$log")" = 2 ] || fail "ssh: expected two restarts: $(cat "$log")"
+ls /tmp/facecv-deploy-*.tar.gz >/dev/null 2>&1 && fail "ssh: the uploaded tarball was left in /tmp"
 
 # 5. A real release, if given: its binary reads the installed config.
 if [ $# -ge 1 ]; then
