@@ -56,7 +56,10 @@ for g in video gpio; do
   grep -q "^$g:.*facecv" "$root/etc/group" || { echo "check-units: facecv is not in $g" >&2; exit 1; }
 done
 systemd-tmpfiles --root="$root" --create "$root/usr/lib/tmpfiles.d/facecv.conf"
-echo "  /etc/facecv $(stat -c '%a' "$root/etc/facecv"), facecv.toml $(stat -c '%a' "$root/etc/facecv/facecv.toml")"
+gid="$(sed -n 's/^facecv:[^:]*:\([0-9]*\):.*/\1/p' "$root/etc/group")"
+[ "$(stat -c %a:%g "$root/etc/facecv/facecv.toml")" = "640:$gid" ] \
+  || { echo "check-units: facecv.toml is not 0640 group facecv after tmpfiles" >&2; exit 1; }
+echo "  /etc/facecv $(stat -c '%a' "$root/etc/facecv"), facecv.toml $(stat -c '%a' "$root/etc/facecv/facecv.toml") group facecv ($gid)"
 
 # MemoryDenyWriteExecute=yes refuses W+X mappings; so does PR_SET_MDWE (Linux >= 6.3).
 bin="" lib=""
