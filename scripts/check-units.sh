@@ -88,6 +88,12 @@ C
   echo "check-units: facecv detect under MDWE (MemoryDenyWriteExecute=yes)"
   status=0
   FACECV_LITERT_LIB="$lib" "$work/mdwe" "$bin" detect tests/data/faces/misc/obama.jpg --json >"$work/detect.json" || status=$?
+  # Control: under the wrapper a W+X mapping must be refused, or the run proves nothing.
+  if [ "$status" != 77 ] && "$work/mdwe" /usr/bin/env python3 -c \
+      'import mmap; mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)' 2>/dev/null; then
+    echo "check-units: PR_SET_MDWE did not refuse a W+X mapping: the MDWE run proves nothing" >&2
+    exit 1
+  fi
   if [ "$status" = 77 ]; then
     echo "  skipped: this kernel has no PR_SET_MDWE"
   elif [ "$status" != 0 ] || ! grep -q '"confidence"' "$work/detect.json"; then
