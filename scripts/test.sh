@@ -40,3 +40,12 @@ if [ -x scripts/fetch-litert.sh ]; then
 fi
 
 cargo test --locked "$@"
+
+# Shipping: the deploy script's install/upgrade/rollback logic and the systemd units (seconds),
+# then the aarch64 cross build run under qemu-user (about 15 minutes from scratch on 2 cores;
+# SKIP_CROSS=1 skips it on a developer's machine).
+scripts/test-deploy.sh
+scripts/check-units.sh
+if [ "${SKIP_CROSS:-0}" != 1 ]; then
+  scripts/cross-smoke.sh
+fi

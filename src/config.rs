@@ -497,6 +497,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_board_config_is_valid_and_uses_the_installed_layout() {
+        let c = Config::from_toml(include_str!("../systemd/facecv.toml")).unwrap();
+        assert!(
+            c.api.listen.ip().is_loopback(),
+            "LAN only once a token is set"
+        );
+        assert!(c.api.token.is_none());
+        assert_eq!(c.storage.dir, Path::new("/var/lib/facecv"));
+        assert_eq!(
+            c.vision.models_dir,
+            Path::new("/opt/facecv/current/share/facecv/models")
+        );
+        assert_eq!(
+            c.vision.runtime.library.as_deref(),
+            Some(Path::new("/opt/facecv/current/lib/libLiteRt.so"))
+        );
+    }
+
+    #[test]
     fn a_webhook_out_of_range_names_its_key() {
         let err = Config::from_toml(
             r#"
