@@ -396,7 +396,10 @@ impl Config {
         if !(1..=256).contains(&self.api.max_upload_mb) {
             return Err(ConfigError::invalid(
                 "api.max_upload_mb",
-                format!("must be between 1 and 256 MiB, got {}", self.api.max_upload_mb),
+                format!(
+                    "must be between 1 and 256 MiB, got {}",
+                    self.api.max_upload_mb
+                ),
             ));
         }
         if !(1..=1_048_576).contains(&self.storage.quota_mb) {

@@ -63,7 +63,9 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
-            ApiError::VisionUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "vision_unavailable"),
+            ApiError::VisionUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "vision_unavailable")
+            }
             ApiError::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

@@ -200,7 +200,10 @@ pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<B
 }
 
 /// Reads a body of at most `limit` bytes; 413 past that, before it is read whole.
-pub(crate) async fn read_body_limit(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body_limit(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
