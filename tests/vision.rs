@@ -162,6 +162,7 @@ fn embed_all(eng: &mut FaceEngine, photos: &[Photo]) -> (Vec<Embedding>, StageTi
         embed: sum.embed / n,
         faces: 1,
         embedded: 1,
+        ..StageTimings::default()
     };
     (embs, mean)
 }

@@ -90,6 +90,8 @@ pub struct DetectTimings {
     pub convert: Duration,
     /// Inference, decoding and NMS.
     pub detect: Duration,
+    /// The part of `detect` spent in the runtime's invoke call alone.
+    pub invoke: Duration,
 }
 
 impl Detector {
@@ -131,6 +133,7 @@ impl Detector {
         Ok(DetectTimings {
             convert,
             detect: start.elapsed() - convert,
+            invoke: self.session.last_invoke(),
         })
     }
 

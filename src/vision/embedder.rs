@@ -152,6 +152,11 @@ impl Embedder {
         self.aligner.crop()
     }
 
+    /// Time the last [`Embedder::embed_aligned`] spent in the runtime's invoke call alone.
+    pub fn last_invoke(&self) -> std::time::Duration {
+        self.session.last_invoke()
+    }
+
     /// Run the network on the aligned input (the "embed" stage).
     pub fn embed_aligned(&mut self) -> Result<Embedding, VisionError> {
         self.session.run()?;

@@ -58,6 +58,10 @@ pub struct StageTimings {
     pub align: Duration,
     /// Embedder inference (summed over faces).
     pub embed: Duration,
+    /// The part of `detect` spent in the runtime's invoke call alone (no copies, no decoding).
+    pub detect_invoke: Duration,
+    /// The part of `embed` spent in the runtime's invoke call alone (summed over faces).
+    pub embed_invoke: Duration,
     /// Faces found, and faces embedded.
     pub faces: usize,
     pub embedded: usize,
@@ -133,6 +137,7 @@ impl FaceEngine {
         self.timings = StageTimings {
             convert: t.convert,
             detect: t.detect,
+            detect_invoke: t.invoke,
             faces: out.len(),
             ..StageTimings::default()
         };
@@ -185,6 +190,7 @@ impl FaceEngine {
         let e = self.embedder.embed_aligned()?;
         self.timings.align += aligned - start;
         self.timings.embed += aligned.elapsed();
+        self.timings.embed_invoke += self.embedder.last_invoke();
         self.timings.embedded += 1;
         Ok(e)
     }

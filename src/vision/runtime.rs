@@ -27,6 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use edgefirst_tflite::{litert, Delegate, DelegateOptions, Interpreter, Library};
 
@@ -239,6 +240,7 @@ impl Runtime {
             outputs,
             out_map: Vec::new(),
             info,
+            last_invoke: Duration::ZERO,
         };
         session.out_map = session.match_outputs()?;
         Ok(session)
@@ -381,6 +383,8 @@ pub struct Session {
     /// Backend output `i` lands in `outputs[out_map[i]]`.
     out_map: Vec<usize>,
     info: ModelInfo,
+    /// How long the last [`Session::run`] spent in the runtime's invoke call alone.
+    last_invoke: Duration,
 }
 
 impl std::fmt::Debug for Session {
@@ -412,17 +416,25 @@ impl Session {
         &self.outputs[index]
     }
 
+    /// Time the last [`Session::run`] spent inside the runtime's invoke call (the network
+    /// itself), without copying the input in and the outputs out.
+    pub fn last_invoke(&self) -> Duration {
+        self.last_invoke
+    }
+
     /// Run the model on the current input.
     pub fn run(&mut self) -> Result<(), VisionError> {
         let (input, outputs, map) = (&self.input, &mut self.outputs, &self.out_map);
+        let last_invoke = &mut self.last_invoke;
         match &mut self.backend {
             Backend::LiteRt(cell) => cell.with_dependent_mut(|_, c| {
                 c.inputs[0]
                     .write_bytes(input)
                     .map_err(rt_err("write input"))?;
-                c.model
-                    .run_default(&mut c.inputs, &mut c.outputs)
-                    .map_err(rt_err("LiteRtRunCompiledModel"))?;
+                let start = Instant::now();
+                let ran = c.model.run_default(&mut c.inputs, &mut c.outputs);
+                *last_invoke = start.elapsed();
+                ran.map_err(rt_err("LiteRtRunCompiledModel"))?;
                 for (i, buf) in c.outputs.iter_mut().enumerate() {
                     buf.read_bytes_into(&mut outputs[map[i]])
                         .map_err(rt_err("read output"))?;
@@ -433,9 +445,10 @@ impl Session {
                 s.interp.inputs_mut().map_err(rt_err("inputs"))?[0]
                     .copy_from_bytes(input)
                     .map_err(rt_err("write input"))?;
-                s.interp
-                    .invoke()
-                    .map_err(rt_err("TfLiteInterpreterInvoke"))?;
+                let start = Instant::now();
+                let ran = s.interp.invoke();
+                *last_invoke = start.elapsed();
+                ran.map_err(rt_err("TfLiteInterpreterInvoke"))?;
                 let tensors = s.interp.outputs().map_err(rt_err("outputs"))?;
                 for (i, t) in tensors.iter().enumerate() {
                     let bytes = t.as_bytes().map_err(rt_err("read output"))?;
