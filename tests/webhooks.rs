@@ -152,6 +152,13 @@ async fn a_receiver_answering_503_gets_the_same_batch_again_until_it_accepts() {
     assert!(gap1 >= Duration::from_millis(700), "{gap1:?}");
     assert!(gap2 >= Duration::from_millis(1400), "{gap2:?}");
 
+    // The success is recorded just after the receiver answered.
+    let api = app.api.clone();
+    eventually(WAIT, "the success recorded", || {
+        let api = api.clone();
+        async move { api.stats("flaky").await["succeeded"] == 3 }
+    })
+    .await;
     let stats = app.api.stats("flaky").await;
     assert_eq!(
         (stats["succeeded"].as_u64(), stats["failed"].as_u64()),
@@ -202,6 +209,17 @@ async fn a_receiver_slower_than_timeout_is_retried() {
     wait_until(WAIT, "two requests", || rx.received().len() == 2).await;
     // The slow first answer came too late to count; the retry delivered the same event.
     assert_eq!(rx.received()[1].event_ids(), ids);
+    // The receiver logs a request as it arrives; the appliance records the attempt once answered.
+    let api = app.api.clone();
+    eventually(WAIT, "both attempts recorded", || {
+        let api = api.clone();
+        async move {
+            api.get("/api/v1/webhooks/slow/deliveries").await.1["deliveries"]
+                .as_array()
+                .is_some_and(|a| a.len() == 2)
+        }
+    })
+    .await;
     let (_, d) = app.api.get("/api/v1/webhooks/slow/deliveries").await;
     let newest_first = d["deliveries"].as_array().unwrap();
     assert_eq!(newest_first.len(), 2, "{d}");

@@ -324,7 +324,11 @@ fn fill_shrunk(input: &mut [u8], rgb: &[u8], stride: usize, lb: &Letterbox, w: u
                 }
             }
             for c in 0..3 {
-                let value = if n > 0.0 { acc[c] as f32 / (127.5 * n) - 1.0 } else { 0.0 };
+                let value = if n > 0.0 {
+                    acc[c] as f32 / (127.5 * n) - 1.0
+                } else {
+                    0.0
+                };
                 px[4 * c..4 * c + 4].copy_from_slice(&value.to_ne_bytes());
             }
         }
