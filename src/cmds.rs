@@ -92,11 +92,7 @@ pub fn recognize(config: &Config, image: &Path, as_json: bool) -> anyhow::Result
     let mut engine = engine(config)?;
     let (rgb, w, h) = read_image(image)?;
     let mut faces = heapless::Vec::new();
-    engine.analyze(&rgb, w, h, &mut faces)?;
-    if faces.is_empty() {
-        let padded = pad_image(&rgb, w, h, engine.config().enrol.pad);
-        engine.analyze(&padded.rgb, padded.width, padded.height, &mut faces)?;
-    }
+    engine.analyze_still(&rgb, w, h, &mut faces)?;
     let g = gallery.read();
     let list: Vec<Value> = faces
         .iter()

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::{ok_json, query, query_param, read_body_limit, ApiError, ApiResult, State};
-use crate::vision::{decode_image, pad_image, Embedding, FaceEngine, VisionConfig, VisionError};
+use crate::vision::{decode_image, Embedding, FaceEngine, VisionConfig, VisionError};
 
 /// The engine for uploaded images, made on first use: the appliance (and its webhooks) runs
 /// without the TFLite runtime, and says what is missing when a request needs it.
@@ -225,17 +225,8 @@ async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
         let (rgb, w, h) = decode_image(&image).map_err(|e| image_error("file", e))?;
         let mut found = heapless::Vec::new();
         engine
-            .analyze(&rgb, w, h, &mut found)
+            .analyze_still(&rgb, w, h, &mut found)
             .map_err(|e| image_error("file", e))?;
-        let mut offset = (0.0, 0.0);
-        if found.is_empty() {
-            // A tight crop (an ID photo): BlazeFace needs surroundings, as for enrolment.
-            let padded = pad_image(&rgb, w, h, engine.config().enrol.pad);
-            engine
-                .analyze(&padded.rgb, padded.width, padded.height, &mut found)
-                .map_err(|e| image_error("file", e))?;
-            offset = (padded.offset.0 as f32, padded.offset.1 as f32);
-        }
         let g = gallery.read();
         let threshold = threshold.unwrap_or(g.threshold());
         Ok(found
@@ -247,7 +238,7 @@ async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
                     "name": known.map_or("Unknown", |m| m.id.name.as_str()),
                     "confidence": known.map_or(0.0, |m| m.similarity),
                     "best_similarity": best.as_ref().map(|m| m.similarity),
-                    "bbox": shift(f.bbox, offset),
+                    "bbox": f.bbox.map(|v| v.round() as i32),
                     "detection_confidence": f.score,
                     "metadata": known.map(|m| Value::Object(m.id.metadata.clone())).unwrap_or(json!({})),
                 })
@@ -256,11 +247,6 @@ async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
     })
     .await?;
     ok_json(&json!({ "faces": faces, "face_count": faces.len() }))
-}
-
-/// A box found on a padded canvas, in the original image's pixels.
-fn shift(b: [f32; 4], (dx, dy): (f32, f32)) -> [i32; 4] {
-    [b[0] - dx, b[1] - dy, b[2] - dx, b[3] - dy].map(|v| v.round() as i32)
 }
 
 async fn verify(state: &State, req: Request<Incoming>) -> ApiResult {

@@ -176,6 +176,38 @@ impl FaceEngine {
         result
     }
 
+    /// [`FaceEngine::analyze`] for still photos: a tight crop (a face filling the photo, an ID
+    /// picture) is padded by `vision.enrol.pad` and analysed again, as for enrolment; boxes and
+    /// keypoints are given in the photo's own pixels.
+    pub fn analyze_still(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut heapless::Vec<Face, MAX_FACES>,
+    ) -> Result<(), VisionError> {
+        self.analyze(rgb, width, height, out)?;
+        if !out.is_empty() || self.config.enrol.pad <= 1.0 {
+            return Ok(());
+        }
+        let padded = pad_image(rgb, width, height, self.config.enrol.pad);
+        self.analyze(&padded.rgb, padded.width, padded.height, out)?;
+        let (dx, dy) = (padded.offset.0 as f32, padded.offset.1 as f32);
+        for f in out.iter_mut() {
+            f.bbox = [
+                f.bbox[0] - dx,
+                f.bbox[1] - dy,
+                f.bbox[2] - dx,
+                f.bbox[3] - dy,
+            ];
+            for k in &mut f.keypoints {
+                k[0] -= dx;
+                k[1] -= dy;
+            }
+        }
+        Ok(())
+    }
+
     /// Align and embed one detection, adding to the align and embed timings.
     fn embed_detection(
         &mut self,
