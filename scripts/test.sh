@@ -46,6 +46,7 @@ cargo test --locked "$@"
 # SKIP_CROSS=1 skips it on a developer's machine).
 scripts/test-deploy.sh
 scripts/check-units.sh
+scripts/check-yocto-layer.sh
 if [ "${SKIP_CROSS:-0}" != 1 ]; then
   scripts/cross-smoke.sh
 fi
