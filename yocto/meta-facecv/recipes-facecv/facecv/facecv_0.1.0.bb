@@ -15,7 +15,7 @@ LICENSE = "Apache-2.0 & MIT"
 LICENSE:${PN} = "Apache-2.0"
 LICENSE:${PN}-models = "Apache-2.0 & MIT"
 LICENSE:${PN}-model-faceres = "Apache-2.0 & MIT"
-LIC_FILES_CHKSUM = "file://Cargo.toml;beginline=7;endline=7;md5=2507bd5f0713f05419cd2f22fa06fe62 \
+LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
                     file://models/README.md;beginline=14;endline=37;md5=fff948fc441de2378c0e0527bbc0a6f7"
 
 # Source: by default the git repository this layer lives in (FACECV_REPO_DIR, set in
@@ -45,7 +45,7 @@ inherit cargo cargo-update-recipe-crates systemd useradd features_check
 # The unit is the only way the appliance is started (Type=notify, watchdog, sandbox).
 REQUIRED_DISTRO_FEATURES = "systemd"
 
-# Cargo.toml's rust-version (1.88; some locked crates need 1.89) is newer than the Rust of
+# Cargo.toml's rust-version (1.89, which locked crates such as uuid need) is newer than the Rust of
 # scarthgap (1.75), styhead (1.79) or walnascar (1.84): yocto/README.md says where a newer one
 # comes from. Checked here so an old toolchain fails at parse time with this message rather
 # than deep in do_compile.
