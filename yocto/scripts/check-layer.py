@@ -319,11 +319,12 @@ def check_licences(recipes: dict[str, Recipe]) -> None:
                 continue
             begin, end = int(parm.get("beginline", 0)), int(parm.get("endline", 0))
             got = md5_lines(f, begin, end)
+            span = f"lines {begin}-{end}" if begin or end else "whole file"
             if got != parm.get("md5"):
-                fail(f"{name}: LIC_FILES_CHKSUM md5 of {path} lines {begin}-{end} is {got}, "
+                fail(f"{name}: LIC_FILES_CHKSUM md5 of {path} ({span}) is {got}, "
                      f"the recipe says {parm.get('md5')}")
             else:
-                ok(f"{name}: {path} lines {begin}-{end}")
+                ok(f"{name}: {path} ({span})")
 
 
 def check_litert(r: Recipe) -> None:
