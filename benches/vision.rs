@@ -74,7 +74,7 @@ fn main() -> Result<()> {
         models_dir: root().join("models"),
         ..VisionConfig::default()
     };
-    config.runtime.threads = 1; // reaches XNNPACK on the classic API only (see runtime.rs)
+    config.runtime.threads = 1; // one XNNPACK thread: the bench compares one core with one core
     let t = Instant::now();
     let mut engine = FaceEngine::new(config.clone()).context("loading the vision engine")?;
     let load_time = t.elapsed();

@@ -38,6 +38,10 @@ fi
 if [ -x scripts/fetch-litert.sh ]; then
   scripts/fetch-litert.sh x86_64 >/dev/null
 fi
+# The classic TFLite C library and headers, for the threads and external-delegate tests.
+if [ -x scripts/fetch-tflite-c.sh ]; then
+  scripts/fetch-tflite-c.sh x86_64 >/dev/null
+fi
 
 cargo test --locked "$@"
 

@@ -72,11 +72,13 @@ pub struct RuntimeConfig {
     pub library: Option<PathBuf>,
     #[serde(default)]
     pub accelerator: Accelerator,
-    /// XNNPACK threads per model on the classic API. LiteRT's CompiledModel path cannot take a
-    /// thread count through `edgefirst-tflite` 0.10 and uses XNNPACK's default there.
+    /// Threads per model: XNNPACK's on LiteRT (its default would be one), the interpreter's on
+    /// the classic API. Each model of each camera gets its own pool, so on a 4-core Pi with two
+    /// cameras, 2 leaves room for capture and delivery.
     #[serde(default = "default_threads")]
     pub threads: u8,
-    /// An external TFLite delegate (Edge TPU, i.MX8 VX, vendor NPU); needs the classic C API.
+    /// An external TFLite delegate (Edge TPU, i.MX8 VX, vendor NPU, Arm NN); needs the classic C
+    /// API, so `library` must name a `libtensorflowlite_c.so` (`scripts/fetch-tflite-c.sh`).
     #[serde(default)]
     pub external_delegate: Option<ExternalDelegate>,
 }

@@ -44,8 +44,8 @@ pub enum VisionError {
         available: Vec<String>,
     },
 
-    /// An external delegate `.so` could not be loaded.
-    #[error("vision.runtime.external_delegate: cannot load {path}: {reason}")]
+    /// An external delegate `.so` could not be loaded, or the model not built with it.
+    #[error("vision.runtime.external_delegate.path: cannot use delegate {path}: {reason}")]
     DelegateLoad { path: PathBuf, reason: String },
 
     /// A combination of settings this runtime cannot do.

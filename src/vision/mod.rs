@@ -14,6 +14,7 @@
 
 pub mod align;
 pub mod config;
+mod cpu_options;
 pub mod detector;
 pub mod embedder;
 mod error;

@@ -7,19 +7,28 @@
 //! - **LiteRT** (`LiteRt*` symbols): the CompiledModel API with its own CPU (XNNPACK), GPU and NPU
 //!   accelerators. This is what `libLiteRt.so` offers; it exports no classic `TfLite*` C API.
 //! - **Classic** (`TfLite*` symbols): the Interpreter API with delegates, the only way to reach an
-//!   external delegate `.so` (Edge TPU, i.MX8 VX, vendor NPUs) and to set XNNPACK's thread count.
+//!   external delegate `.so` (Edge TPU, i.MX8 VX, vendor NPUs, Arm NN). `scripts/fetch-tflite-c.sh`
+//!   fetches one (TFLite 2.9.0's `libtensorflowlite_c.so`, from npm's `tfjs-tflite-node`); point
+//!   `vision.runtime.library` at it.
 //!
 //! Accelerators by config (`vision.runtime`):
 //!
-//! - `cpu` (default): LiteRT's XNNPACK accelerator. `threads` only reaches XNNPACK on the classic
-//!   API: LiteRT takes a thread count through "opaque" CPU options that `edgefirst-tflite` 0.10
-//!   does not expose, so LiteRT runs XNNPACK at its default.
+//! - `cpu` (default): LiteRT's XNNPACK accelerator on `threads` threads, passed as LiteRT's CPU
+//!   options (`cpu_options.rs`); the GPU and NPU settings below fall back to it too.
+//! - Classic API: the interpreter runs on `threads` threads. XNNPACK is used only on TFLite >= 2.17,
+//!   whose XNNPACK options struct is the one `edgefirst-tflite` declares; older libraries (the
+//!   fetched 2.9) run on TFLite's built-in kernels, because with them the crate passes garbage
+//!   flags to XNNPACK (see `Runtime::xnnpack_abi_matches`).
+//! - `external_delegate`: loaded by path with `tflite_plugin_create_delegate(keys, values)`; it takes
+//!   the nodes it supports, TFLite's built-in kernels run the rest on `threads`. Any failure (no
+//!   file, not a plug-in, create or prepare failing) is [`VisionError::DelegateLoad`], naming the
+//!   file and `vision.runtime.external_delegate.path`.
 //! - `gpu`: LiteRT's GPU accelerator, a separate library it `dlopen`s by name
 //!   (`libLiteRtWebGpuAccelerator.so`: `WITH_GPU=1 scripts/fetch-litert.sh`, and its folder on
 //!   `LD_LIBRARY_PATH`); it draws through Vulkan, so it also needs `libvulkan1` and a GPU driver.
 //!   Without the library the engine refuses to start ([`VisionError::AcceleratorUnavailable`]);
-//!   without a GPU, compiling the model fails ([`VisionError::Runtime`]).
-//! - `npu`: LiteRT's NPU dispatch (vendor plug-ins); `external_delegate`: a classic delegate.
+//!   without a GPU, compiling the model fails ([`VisionError::Runtime`]). Untested here: no GPU.
+//! - `npu`: LiteRT's NPU dispatch (vendor plug-ins), refused the same way when none is registered.
 //!
 //! A loaded library is never unloaded: it holds thread pools and accelerator registrations for the
 //! life of the process, and every model borrows from it. So each distinct library is loaded once
@@ -31,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use edgefirst_tflite::{litert, Delegate, DelegateOptions, Interpreter, Library};
 
-use super::config::{Accelerator, RuntimeConfig};
+use super::config::{Accelerator, ExternalDelegate, RuntimeConfig};
+use super::cpu_options::OpaqueOptionsApi;
 use super::model::{ModelFile, ModelInfo};
 use super::VisionError;
 
@@ -52,6 +62,8 @@ pub enum Api {
 pub struct Runtime {
     lib: &'static Library,
     env: Option<litert::Environment<'static>>,
+    /// How `threads` reaches LiteRT's XNNPACK; `None` on a classic library.
+    cpu_options: Option<OpaqueOptionsApi>,
     path: PathBuf,
 }
 
@@ -161,9 +173,13 @@ impl Runtime {
         } else {
             None
         };
+        let cpu_options = env
+            .as_ref()
+            .and_then(|_| OpaqueOptionsApi::load(&canonical));
         let rt = Runtime {
             lib,
             env,
+            cpu_options,
             path: canonical,
         };
         if rt.env.is_none() && !rt.has_classic() {
@@ -272,6 +288,18 @@ impl Runtime {
         let options = litert::Options::new(self.lib)
             .and_then(|o| o.hardware_accelerators(wanted | litert::HwAccelerators::CPU))
             .map_err(rt_err("LiteRtCreateOptions"))?;
+        // Every accelerator falls back to the CPU, so XNNPACK's threads matter for all of them.
+        self.cpu_options
+            .as_ref()
+            .ok_or_else(|| VisionError::Unsupported {
+                key: "vision.runtime.threads".into(),
+                message: format!(
+                    "{} lacks LiteRtCreateOpaqueOptions/LiteRtAddOpaqueOptions, so XNNPACK's \
+                     thread count cannot be set; use LiteRT 2.x (scripts/fetch-litert.sh)",
+                    self.path.display()
+                ),
+            })?
+            .set_cpu_threads(&options, config.threads)?;
         let owner = litert::Model::from_buffer(env, model.bytes.clone())
             .map_err(rt_err("LiteRtCreateModelFromBuffer"))?;
         LiteRtCell::try_new(owner, |m| {
@@ -309,32 +337,115 @@ impl Runtime {
         let threads = i32::from(config.threads.max(1));
         let tfl_model = edgefirst_tflite::Model::from_bytes(self.lib, model.bytes.clone())
             .map_err(rt_err("TfLiteModelCreate"))?;
-        let delegate = match &config.external_delegate {
+        let build = |delegate: Option<Delegate>| {
+            let builder = Interpreter::builder(self.lib)
+                .map_err(rt_err("TfLiteInterpreterOptionsCreate"))?
+                .num_threads(threads);
+            match delegate {
+                Some(d) => builder.delegate(d),
+                None => builder,
+            }
+            .build(&tfl_model)
+            .map_err(rt_err("TfLiteInterpreterCreate"))
+        };
+        let interp = match &config.external_delegate {
+            // The delegate claims what it runs; TFLite's built-in kernels run the rest on
+            // `threads`. XNNPACK is not stacked after it: no library here has both a matching
+            // XNNPACK ABI and a delegate to test the pair with.
             Some(ext) => {
-                let opts = ext
-                    .options
-                    .iter()
-                    .fold(DelegateOptions::new(), |o, (k, v)| o.option(k, v));
-                Delegate::load_with_options(&ext.path, &opts).map_err(|e| {
-                    VisionError::DelegateLoad {
-                        path: ext.path.clone(),
-                        reason: e.to_string(),
-                    }
+                build(Some(load_delegate(ext)?)).map_err(|e| VisionError::DelegateLoad {
+                    path: ext.path.clone(),
+                    reason: format!("the interpreter could not be built with it ({e})"),
                 })?
             }
-            None => Delegate::xnnpack(self.lib, threads).map_err(rt_err("XNNPACK delegate"))?,
+            None if self.xnnpack_abi_matches() => {
+                let xnnpack =
+                    Delegate::xnnpack(self.lib, threads).map_err(rt_err("XNNPACK delegate"))?;
+                // XNNPACK can still refuse a model; TFLite's own kernels, on the same thread
+                // count, then run it.
+                build(Some(xnnpack)).or_else(|first| {
+                    let interp = build(None).map_err(|_| first)?;
+                    tracing::warn!(
+                        library = %self.path.display(),
+                        "XNNPACK refused this model; it runs on TFLite's built-in kernels instead"
+                    );
+                    Ok::<_, VisionError>(interp)
+                })?
+            }
+            None => build(None)?,
         };
-        let interp = Interpreter::builder(self.lib)
-            .map_err(rt_err("TfLiteInterpreterOptionsCreate"))?
-            .num_threads(threads)
-            .delegate(delegate)
-            .build(&tfl_model)
-            .map_err(rt_err("TfLiteInterpreterCreate"))?;
         Ok(ClassicSession {
             interp,
             _model: tfl_model,
         })
     }
+}
+
+/// TFLite 2.17 is the first release whose `TfLiteXNNPackDelegateOptions` has the fields that
+/// `edgefirst-tflite` 0.10 declares (it ends in `weight_cache_file_path`).
+const XNNPACK_ABI_SINCE: (u32, u32) = (2, 17);
+
+impl Runtime {
+    /// Whether `Delegate::xnnpack` may be called on this classic library. Older TFLite returns a
+    /// smaller options struct by value, in registers rather than through the caller's buffer, so
+    /// the crate would pass stack garbage as flags and weights cache: measured with TFLite 2.9
+    /// (npm `tfjs-tflite-node`), whose XNNPACK then failed to build its runtime in most
+    /// processes. Such a library runs on its built-in kernels, which take `threads` as well.
+    fn xnnpack_abi_matches(&self) -> bool {
+        let sys = self.lib.as_sys();
+        if sys.TfLiteVersion.is_err() {
+            return false;
+        }
+        // SAFETY: `TfLiteVersion` takes nothing and returns a static NUL-terminated string.
+        let version = unsafe { std::ffi::CStr::from_ptr(sys.TfLiteVersion()) };
+        parse_version(&version.to_string_lossy()).is_some_and(|v| v >= XNNPACK_ABI_SINCE)
+    }
+}
+
+/// `"2.9.0"` -> `(2, 9)`.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some((major, minor))
+}
+
+/// Load `ext` with its options. A missing file, a library that is not a delegate plug-in and a
+/// delegate whose create call fails all end here, named by file and config key.
+fn load_delegate(ext: &ExternalDelegate) -> Result<Delegate, VisionError> {
+    let refuse = |reason: String| VisionError::DelegateLoad {
+        path: ext.path.clone(),
+        reason,
+    };
+    if !ext.path.is_file() {
+        return Err(refuse("no such file".into()));
+    }
+    // Checked here only to say which entry point is missing: edgefirst-tflite reports a bare
+    // "dlsym failed".
+    // SAFETY: the library is loaded and closed again; a delegate library has no constructors
+    // beyond what loading it for real runs anyway.
+    let lib = unsafe { libloading::Library::new(&ext.path) }.map_err(|e| refuse(e.to_string()))?;
+    for symbol in [
+        "tflite_plugin_create_delegate",
+        "tflite_plugin_destroy_delegate",
+    ] {
+        // SAFETY: only the symbol's presence is checked; it is never called through this type.
+        if unsafe { lib.get::<unsafe extern "C" fn()>(symbol.as_bytes()) }.is_err() {
+            return Err(refuse(format!(
+                "it does not export {symbol}, so it is not a TFLite external delegate plug-in"
+            )));
+        }
+    }
+    let opts = ext
+        .options
+        .iter()
+        .fold(DelegateOptions::new(), |o, (k, v)| o.option(k, v));
+    Delegate::load_with_options(&ext.path, &opts).map_err(|e| refuse(e.to_string()))
 }
 
 /// Map an `edgefirst_tflite` error to ours, naming the call that failed.
@@ -499,6 +610,14 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/libLiteRt.so"), "{msg}");
         assert!(msg.contains("scripts/fetch-litert.sh"), "{msg}");
+    }
+
+    #[test]
+    fn tflite_versions_compare_by_major_and_minor() {
+        assert_eq!(parse_version("2.9.0"), Some((2, 9)));
+        assert_eq!(parse_version("2.17.1-rc0"), Some((2, 17)));
+        assert!(parse_version("2.9.0").unwrap() < XNNPACK_ABI_SINCE);
+        assert_eq!(parse_version("unknown"), None);
     }
 
     #[test]
