@@ -48,9 +48,9 @@ pub fn scene(size: (u32, u32), photos: &[(&Path, u32, (i64, i64))]) -> RgbImage 
 pub fn write_y4m(path: &Path, frames: &[RgbImage]) {
     let (w, h) = frames[0].dimensions();
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    write!(
+    writeln!(
         out,
-        "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C444 XCOLORRANGE=FULL\n"
+        "YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C444 XCOLORRANGE=FULL"
     )
     .unwrap();
     for f in frames {
