@@ -184,8 +184,13 @@ async fn directory_field(state: &State, req: Request<Incoming>) -> Result<PathBu
 /// The real paths of `root` and `asked` (relative paths are taken from `root`); `asked` is refused
 /// unless it is `root` or below it once `..` and symlinks are resolved.
 fn confine(root: &Path, asked: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
-    let root = root.canonicalize().map_err(|e| {
-        ApiError::Internal(format!("api.offline_enrol_dir {}: {e}", root.display()))
+    // A configured folder that is not there yet (nobody copied photos) is the installer's to fix.
+    let root = root.canonicalize().map_err(|e| ApiError::Denied {
+        code: "offline_enrol_dir_missing",
+        message: format!(
+            "api.offline_enrol_dir {} cannot be read: {e}",
+            root.display()
+        ),
     })?;
     let dir = root.join(asked).canonicalize().map_err(|_| {
         ApiError::invalid(
