@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
-use crate::pipeline::{Cameras, SharedGallery};
+use crate::pipeline::{CameraOrigin, Cameras, SharedGallery};
 use crate::store::sinks::{Origin, ACTIONS_SINK, MQTT_SINK};
 use crate::store::{Outbox, Store};
 
@@ -77,7 +77,13 @@ impl App {
         ));
         cameras.attach();
         for c in &config.cameras {
-            cameras.add(c.clone())?;
+            cameras.add(c.clone(), CameraOrigin::Config)?;
+        }
+        let restored = cameras
+            .restore()
+            .context("loading the cameras added over the API")?;
+        if restored > 0 {
+            tracing::info!(cameras = restored, "cameras added over the API are back");
         }
         let control: Arc<dyn CameraControl> = match devices.cameras {
             Some(c) => c,

@@ -1,11 +1,11 @@
 //! The one-shot commands for the bench and for installers: `facecv detect`, `facecv recognize`,
 //! `facecv enroll --dir`. They use the same engine, store and gallery as the appliance.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use serde_json::{json, Map, Value};
+use anyhow::Context;
+use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::pipeline::SharedGallery;
@@ -129,67 +129,28 @@ pub fn recognize(config: &Config, image: &Path, as_json: bool) -> anyhow::Result
 }
 
 /// Enrols a folder laid out `DIR/<name>/*.jpg`: every photo of a person must show one face, or
-/// that person is skipped (and said so) rather than enrolled from a stranger's photo.
+/// that person is skipped (and said so) rather than enrolled from a stranger's photo. The API's
+/// `POST /faces/offline` does the same through [`crate::enrol::enrol_folder`].
 pub fn enroll(config: &Config, dir: &Path) -> anyhow::Result<()> {
     let store = Store::open(&config.storage, Arc::default()).context("opening the store")?;
     let model = crate::app::embedder_id(&config.vision);
     let mut engine = engine(config)?;
-    let mut people: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    people.sort();
-    if people.is_empty() {
-        bail!(
-            "{} has no folders: lay it out as <dir>/<name>/*.jpg",
-            dir.display()
-        );
-    }
-    let (mut enrolled, mut skipped) = (0, 0);
-    for person in people {
-        let name = person
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .replace('_', " ");
-        match embed_person(&mut engine, &person) {
-            Ok(embeddings) if !embeddings.is_empty() => {
-                store.add_faces(&name, &model, &embeddings, &Map::new())?;
-                println!("enrolled {name}: {} photo(s)", embeddings.len());
-                enrolled += 1;
-            }
-            Ok(_) => {
-                println!("skipped {name}: no photos");
-                skipped += 1;
-            }
-            Err(e) => {
-                println!("skipped {name}: {e:#}");
-                skipped += 1;
+    let report = crate::enrol::enrol_folder(&mut engine, &store, &model, dir, None)?;
+    for p in &report.people {
+        match &p.reason {
+            None => println!("enrolled {}: {} photo(s)", p.name, p.face_ids.len()),
+            Some(reason) => {
+                println!("skipped {}: {reason}", p.name);
+                for f in p.files.iter().filter(|f| f.status != "ok") {
+                    println!("  {}: {}", f.file, f.reason.as_deref().unwrap_or(f.status));
+                }
             }
         }
     }
-    println!("{enrolled} people enrolled, {skipped} skipped; a running appliance sees them after a restart");
+    println!(
+        "{} people enrolled, {} skipped; a running appliance sees them after a restart",
+        report.enrolled().count(),
+        report.skipped().count()
+    );
     Ok(())
-}
-
-fn embed_person(engine: &mut FaceEngine, dir: &Path) -> anyhow::Result<Vec<Vec<f32>>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|x| x.to_str())
-                .is_some_and(|x| matches!(x.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    files.sort();
-    let mut out = Vec::with_capacity(files.len());
-    for f in files {
-        let bytes = std::fs::read(&f)?;
-        let e = engine
-            .embed_single(&bytes)
-            .with_context(|| format!("{}", f.display()))?;
-        out.push(e.as_slice().to_vec());
-    }
-    Ok(out)
 }

@@ -89,6 +89,11 @@ pub struct ApiConfig {
     /// Largest image upload (enrolment, recognition), in MiB.
     #[serde(default = "default_max_upload_mb")]
     pub max_upload_mb: u32,
+    /// The one folder `POST /faces/offline` may enrol from (and below it); absent turns that route
+    /// off. The API is reachable from the LAN: without this bound, a client could make the
+    /// appliance read any file its service account can, and learn from the answers what exists.
+    #[serde(default)]
+    pub offline_enrol_dir: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -108,6 +113,7 @@ impl Default for ApiConfig {
             token: None,
             max_body_kb: default_max_body_kb(),
             max_upload_mb: default_max_upload_mb(),
+            offline_enrol_dir: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod camera;
 pub mod cmds;
 pub mod config;
 pub mod delivery;
+pub mod enrol;
 pub mod events;
 pub mod metrics;
 pub mod pipeline;

@@ -12,36 +12,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::video::{frame_with, photos_of, root};
 use common::{eventually, start_app_with, Received, Receiver};
-use http::{Method, StatusCode};
-use image::{imageops, Rgb, RgbImage};
+use http::StatusCode;
 use serde_json::{json, Value};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn photos_of(person: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(root().join("tests/data/faces/johns").join(person))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-    files.sort();
-    files
-}
-
-/// A 640x480 frame with `photo` scaled to 200x200 in the middle, as a person at a door camera.
-fn frame_with(photo: Option<&Path>) -> RgbImage {
-    let mut canvas = RgbImage::from_pixel(640, 480, Rgb([118, 124, 120]));
-    if let Some(p) = photo {
-        let face = image::open(p).unwrap().to_rgb8();
-        let face = imageops::resize(&face, 200, 200, imageops::FilterType::Triangle);
-        imageops::overlay(&mut canvas, &face, 220, 120);
-    }
-    canvas
-}
 
 /// Writes the "video" as an image folder, one PNG per frame.
 fn make_video(dir: &Path) -> PathBuf {
@@ -72,30 +46,6 @@ fn make_video(dir: &Path) -> PathBuf {
     video
 }
 
-/// A multipart body with `name` and three photo files, as FaceCV's register form.
-fn register_form(name: &str, photos: &[PathBuf]) -> (String, Bytes) {
-    let boundary = "facecv-test-boundary";
-    let mut body = Vec::new();
-    body.extend(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n")
-            .as_bytes(),
-    );
-    body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"department\"\r\n\r\nFront desk\r\n").as_bytes());
-    for p in photos {
-        body.extend(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend(std::fs::read(p).unwrap());
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{boundary}--\r\n").as_bytes());
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        Bytes::from(body),
-    )
-}
-
 fn events_of(received: &[Received]) -> Vec<Value> {
     received
         .iter()
@@ -114,11 +64,18 @@ async fn a_video_of_real_faces_drives_recognition_strangers_and_attendance_to_a_
         .create_webhook(json!({"webhook_id": "door_events", "url": rx.url("/hook"), "batch_size": 10, "batch_timeout": 0.2}))
         .await;
     for person in ["John_Salley", "John_Savage"] {
-        let (ct, body) = register_form(&person.replace('_', " "), &photos_of(person)[..3]);
-        let (code, v) = app
-            .api
-            .raw_with(Method::POST, "/api/v1/insightface/register", &ct, body)
-            .await;
+        let name = person.replace('_', " ");
+        let files: Vec<(&str, Vec<u8>)> = photos_of(person)[..3]
+            .iter()
+            .map(|p| ("file", std::fs::read(p).unwrap()))
+            .collect();
+        let (code, v) = common::post_form(
+            &app.api,
+            "/api/v1/insightface/register",
+            &[("name", &name), ("department", "Front desk")],
+            &files,
+        )
+        .await;
         assert_eq!(code, StatusCode::OK, "{v}");
         assert_eq!(v["face_ids"].as_array().unwrap().len(), 3, "{v}");
     }

@@ -6,10 +6,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{start_app_with, Api, Receiver};
-use http::{Method, StatusCode};
-use serde_json::{json, Value};
+use common::{start_app_with, Receiver};
+use http::StatusCode;
+use serde_json::json;
 
 fn data(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,38 +31,6 @@ fn png(img: &image::RgbImage) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A multipart form of text fields and files.
-fn form(fields: &[(&str, &str)], files: &[(&str, Vec<u8>)]) -> (String, Bytes) {
-    let b = "facecv-boundary-7";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend(
-            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for (k, bytes) in files {
-        body.extend(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
-        body.extend(bytes);
-        body.extend(b"\r\n");
-    }
-    body.extend(format!("--{b}--\r\n").as_bytes());
-    (
-        format!("multipart/form-data; boundary={b}"),
-        Bytes::from(body),
-    )
-}
-
-async fn post_form(
-    api: &Api,
-    path: &str,
-    fields: &[(&str, &str)],
-    files: &[(&str, Vec<u8>)],
-) -> (StatusCode, Value) {
-    let (ct, body) = form(fields, files);
-    api.raw_with(Method::POST, path, &ct, body).await
-}
-
 #[tokio::test]
 async fn people_are_registered_recognised_verified_listed_and_deleted() {
     let app = start_app_with(|_| {}).await;
@@ -71,7 +38,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     let photos: Vec<(&str, Vec<u8>)> = (0..3)
         .map(|n| ("file", john("John_Schneider", n)))
         .collect();
-    let (code, v) = post_form(
+    let (code, v) = common::post_form(
         api,
         "/api/v1/insightface/register",
         &[
@@ -84,7 +51,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["face_ids"].as_array().unwrap().len(), 3);
-    let (code, v) = post_form(
+    let (code, v) = common::post_form(
         api,
         "/api/v1/face_recognition_insightface/register",
         &[("name", "Barack Obama")],
@@ -94,7 +61,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     assert_eq!(code, StatusCode::OK, "{v}");
 
     // An unseen photo of each is recognised by name, with the enrolment metadata.
-    let (code, v) = post_form(
+    let (code, v) = common::post_form(
         api,
         "/api/v1/insightface/recognize",
         &[],
@@ -108,7 +75,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
         v["faces"][0]["metadata"],
         json!({"department": "Security", "employee_id": "E77"})
     );
-    let (_, v) = post_form(
+    let (_, v) = common::post_form(
         api,
         "/api/v1/faces/recognize",
         &[],
@@ -116,7 +83,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     )
     .await;
     assert_eq!(v["faces"][0]["name"], "Barack Obama", "{v}");
-    let (_, v) = post_form(
+    let (_, v) = common::post_form(
         api,
         "/api/v1/insightface/recognize",
         &[],
@@ -126,7 +93,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     assert_eq!(v["faces"][0]["name"], "Unknown", "Biden is not Obama: {v}");
 
     let obama = || std::fs::read(data("misc/obama.jpg")).unwrap();
-    let (_, v) = post_form(
+    let (_, v) = common::post_form(
         api,
         "/api/v1/insightface/verify",
         &[],
@@ -137,7 +104,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     )
     .await;
     assert_eq!(v["verified"], true, "{v}");
-    let (_, v) = post_form(
+    let (_, v) = common::post_form(
         api,
         "/api/v1/insightface/verify",
         &[],
@@ -149,7 +116,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     .await;
     assert_eq!(v["verified"], false, "{v}");
 
-    let (_, v) = post_form(
+    let (_, v) = common::post_form(
         api,
         "/api/v1/insightface/detect",
         &[("min_confidence", "0.5")],
@@ -181,7 +148,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
         "{v}"
     );
     // Deleted means forgotten: Obama is a stranger now.
-    let (_, v) = post_form(
+    let (_, v) = common::post_form(
         api,
         "/api/v1/insightface/recognize",
         &[],
@@ -228,7 +195,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
         ("a face too small to enrol", tiny, "face_too_small"),
     ];
     for (what, bytes, code) in cases {
-        let (status, v) = post_form(
+        let (status, v) = common::post_form(
             api,
             "/api/v1/insightface/register",
             &[("name", "Someone")],
@@ -239,7 +206,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
         assert_eq!(v["error"]["code"], code, "{what}: {v}");
     }
     // One bad photo among good ones fails the registration as a whole.
-    let (status, v) = post_form(
+    let (status, v) = common::post_form(
         api,
         "/api/v1/insightface/register",
         &[("name", "Someone")],
@@ -248,7 +215,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"]["field"], "file[1]");
-    let (status, v) = post_form(
+    let (status, v) = common::post_form(
         api,
         "/api/v1/insightface/register",
         &[],
@@ -273,7 +240,7 @@ async fn a_missing_runtime_is_a_503_that_says_how_to_get_it_and_webhooks_keep_wo
     let app =
         start_app_with(|c| c.vision.runtime.library = Some("/nonexistent/libLiteRt.so".into()))
             .await;
-    let (status, v) = post_form(
+    let (status, v) = common::post_form(
         &app.api,
         "/api/v1/insightface/detect",
         &[],

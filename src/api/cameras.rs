@@ -1,8 +1,12 @@
-//! `/api/v1/cameras`: the cameras of the appliance, added, started, stopped and watched.
+//! `/api/v1/cameras`: the cameras of the appliance, added, changed, started, stopped and watched.
+//!
+//! Cameras added here are remembered in the store and come back after a restart, running if they
+//! were; cameras of the config file can be started and stopped for now but are changed in the
+//! file (see `pipeline::manager`).
 
 use http::{Method, Request};
 use hyper::body::Incoming;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{ok_json, read_json, ApiError, ApiResult, State};
 use crate::pipeline::{CameraConfig, CamerasError};
@@ -14,6 +18,15 @@ impl From<CamerasError> for ApiError {
             CamerasError::Conflict(id) => ApiError::Conflict(format!("camera {id}")),
             CamerasError::Invalid(c) => c.into(),
             CamerasError::Vision(v) => ApiError::VisionUnavailable(v.to_string()),
+            e @ CamerasError::FromConfig(_) => ApiError::Refused {
+                code: "config_camera",
+                message: e.to_string(),
+            },
+            e @ CamerasError::FromStream(_) => ApiError::Refused {
+                code: "stream_camera",
+                message: e.to_string(),
+            },
+            CamerasError::Store(s) => s.into(),
         }
     }
 }
@@ -26,19 +39,15 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiR
         ([id], &Method::GET) | ([id, "status"], &Method::GET) => {
             ok_json(&state.cameras.status(id)?)
         }
+        ([id], &Method::PUT) => replace(state, req, id).await,
         ([id], &Method::DELETE) => {
             let (cameras, id2) = (state.cameras.clone(), id.to_string());
             blocking(move || cameras.remove(&id2)).await?;
             ok_json(&json!({ "success": true, "camera_id": id }))
         }
-        ([id, "start"], &Method::POST) => {
-            let (cameras, id2) = (state.cameras.clone(), id.to_string());
-            blocking(move || cameras.start(&id2)).await?;
-            ok_json(&state.cameras.status(id)?)
-        }
-        ([id, "stop"], &Method::POST) => {
-            let (cameras, id2) = (state.cameras.clone(), id.to_string());
-            blocking(move || cameras.stop(&id2)).await?;
+        ([id, action @ ("start" | "stop")], &Method::POST) => {
+            let (cameras, id2, on) = (state.cameras.clone(), id.to_string(), *action == "start");
+            blocking(move || cameras.switch(&id2, on)).await?;
             ok_json(&state.cameras.status(id)?)
         }
         ([] | [_] | [_, "start" | "stop" | "status"], _) => Err(ApiError::MethodNotAllowed(method)),
@@ -56,11 +65,33 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// The body as JSON and as a camera: the JSON is what the store keeps, so that the camera is read
+/// back at the next start by the same parser, with the defaults of that day, like a config entry.
+/// A PUT may leave out `camera_id` (`path_id` says it) but not contradict it.
+async fn read_camera(
+    state: &State,
+    req: Request<Incoming>,
+    path_id: Option<&str>,
+) -> Result<(CameraConfig, Value), ApiError> {
+    let mut raw: Value = read_json(state, req).await?;
+    if let (Some(id), Some(body)) = (path_id, raw.as_object_mut()) {
+        body.entry("camera_id").or_insert_with(|| json!(id));
+    }
+    let config: CameraConfig = serde_json::from_value(raw.clone())?;
+    if let Some(id) = path_id.filter(|id| *id != config.camera_id) {
+        return Err(ApiError::invalid(
+            "camera_id",
+            format!("the body names {:?} but the path {id:?}", config.camera_id),
+        ));
+    }
+    Ok((config, raw))
+}
+
 async fn add(state: &State, req: Request<Incoming>) -> ApiResult {
-    let config: CameraConfig = read_json(state, req).await?;
+    let (config, raw) = read_camera(state, req, None).await?;
     let id = config.camera_id.clone();
     let autostart = config.autostart;
-    state.cameras.add(config)?;
+    state.cameras.add_remembered(config, &raw)?;
     if autostart {
         let (cameras, id2) = (state.cameras.clone(), id.clone());
         if let Err(e) = blocking(move || cameras.start(&id2)).await {
@@ -70,4 +101,16 @@ async fn add(state: &State, req: Request<Incoming>) -> ApiResult {
         }
     }
     ok_json(&state.cameras.status(&id)?)
+}
+
+/// `PUT /api/v1/cameras/{id}`: a new definition for an API camera; a running one restarts with it.
+async fn replace(state: &State, req: Request<Incoming>, id: &str) -> ApiResult {
+    let (config, raw) = read_camera(state, req, Some(id)).await?;
+    let cameras = state.cameras.clone();
+    let was_running = blocking(move || cameras.replace(config, &raw)).await?;
+    if was_running {
+        let (cameras, id2) = (state.cameras.clone(), id.to_owned());
+        blocking(move || cameras.start(&id2)).await?;
+    }
+    ok_json(&state.cameras.status(id)?)
 }

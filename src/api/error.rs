@@ -23,6 +23,15 @@ pub enum ApiError {
     MethodNotAllowed(http::Method),
     #[error("{0} already exists")]
     Conflict(String),
+    /// A request that conflicts with how the thing is owned (a camera of the config file).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
+    /// Something the configuration does not allow (a folder outside `api.offline_enrol_dir`).
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
+    /// A body in a format the appliance cannot read (a video codec it has no decoder for).
+    #[error("{message}")]
+    UnsupportedMedia { code: &'static str, message: String },
     #[error("the body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     #[error("{field}: {message}")]
@@ -60,6 +69,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused { code, .. } => (StatusCode::CONFLICT, *code),
+            ApiError::Denied { code, .. } => (StatusCode::FORBIDDEN, *code),
+            ApiError::UnsupportedMedia { code, .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, *code),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_error"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),

@@ -46,6 +46,10 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: b
         (["recognize"], &Method::POST) => recognize(state, req).await,
         (["verify"], &Method::POST) => verify(state, req).await,
         (["detect"], &Method::POST) => detect(state, req).await,
+        (["video_face"], &Method::POST) if !ours => super::enrol::video(state, req).await,
+        (["video"], &Method::POST) if ours => super::enrol::video(state, req).await,
+        (["faces", "offline"], &Method::POST) if !ours => super::enrol::offline(state, req).await,
+        (["offline"], &Method::POST) if ours => super::enrol::offline(state, req).await,
         ([], &Method::GET) if ours => list(state, &req),
         (["faces"], &Method::GET) if !ours => list(state, &req),
         (["count"], &Method::GET) if ours => count(state),
@@ -60,13 +64,13 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: b
 
 /// The parts of a multipart form: files by field name (in order), and text fields.
 #[derive(Default)]
-struct Form {
-    files: Vec<(String, Bytes)>,
-    fields: Map<String, Value>,
+pub(super) struct Form {
+    pub(super) files: Vec<(String, Bytes)>,
+    pub(super) fields: Map<String, Value>,
 }
 
 impl Form {
-    fn file(&self, name: &str) -> Result<Bytes, ApiError> {
+    pub(super) fn file(&self, name: &str) -> Result<Bytes, ApiError> {
         self.files
             .iter()
             .find(|(n, _)| n == name)
@@ -74,14 +78,14 @@ impl Form {
             .ok_or_else(|| ApiError::invalid(name, "an image file is required"))
     }
 
-    fn text(&self, name: &str) -> Option<&str> {
+    pub(super) fn text(&self, name: &str) -> Option<&str> {
         self.fields
             .get(name)
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
     }
 
-    fn number(&self, name: &str, lo: f32, hi: f32) -> Result<Option<f32>, ApiError> {
+    pub(super) fn number(&self, name: &str, lo: f32, hi: f32) -> Result<Option<f32>, ApiError> {
         match self.text(name) {
             None => Ok(None),
             Some(v) => match v.parse::<f32>() {
@@ -95,7 +99,7 @@ impl Form {
     }
 }
 
-async fn read_form(state: &State, req: Request<Incoming>) -> Result<Form, ApiError> {
+pub(super) async fn read_form(state: &State, req: Request<Incoming>) -> Result<Form, ApiError> {
     let boundary = req
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -131,7 +135,7 @@ async fn read_form(state: &State, req: Request<Incoming>) -> Result<Form, ApiErr
 }
 
 /// Runs vision work on the API's engine, on a blocking thread.
-async fn with_engine<T: Send + 'static>(
+pub(super) async fn with_engine<T: Send + 'static>(
     state: &State,
     f: impl FnOnce(&mut FaceEngine) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -147,13 +151,9 @@ async fn with_engine<T: Send + 'static>(
 
 /// What was wrong with an uploaded image, said against its form field; problems of the appliance
 /// itself (no runtime, a broken model) are 503s.
-fn image_error(field: &str, e: VisionError) -> ApiError {
-    let code = match &e {
-        VisionError::NoFace => "no_face",
-        VisionError::MultipleFaces { .. } => "multiple_faces",
-        VisionError::FaceTooSmall { .. } => "face_too_small",
-        VisionError::ImageDecode(_) => "not_an_image",
-        _ => return ApiError::VisionUnavailable(e.to_string()),
+pub(super) fn image_error(field: &str, e: VisionError) -> ApiError {
+    let Some(code) = crate::enrol::folder::photo_code(&e) else {
+        return ApiError::VisionUnavailable(e.to_string());
     };
     ApiError::Unprocessable {
         field: field.to_owned(),
@@ -162,8 +162,8 @@ fn image_error(field: &str, e: VisionError) -> ApiError {
     }
 }
 
-async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
-    let form = read_form(state, req).await?;
+/// The person a form enrols: FaceCV's `name`, `department`, `employee_id` and `metadata`.
+pub(super) fn person(form: &Form) -> Result<(String, Map<String, Value>), ApiError> {
     let name = form
         .text("name")
         .ok_or_else(|| ApiError::invalid("name", "the person's name is required"))?
@@ -182,6 +182,12 @@ async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
             metadata.insert(key.into(), json!(v));
         }
     }
+    Ok((name, metadata))
+}
+
+async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
+    let form = read_form(state, req).await?;
+    let (name, metadata) = person(&form)?;
     let images: Vec<Bytes> = form.files.iter().map(|(_, b)| b.clone()).collect();
     if images.is_empty() {
         return Err(ApiError::invalid(

@@ -4,6 +4,7 @@
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
 mod cameras;
+mod enrol;
 pub mod error;
 mod events;
 mod faces;

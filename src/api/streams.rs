@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{query, query_param, ApiError, ApiResult, State};
 use crate::config::WebhookConfig;
-use crate::pipeline::CameraConfig;
+use crate::pipeline::{CameraConfig, CameraOrigin};
 use crate::store::sinks::{webhook_sink, Origin};
 
 /// How often a comment line keeps proxies from closing a quiet stream (and finds gone clients).
@@ -66,7 +66,7 @@ pub async fn stream(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         c.fps = p.fps;
         c.threshold = p.threshold;
         c.autostart = false;
-        state.cameras.add(c)?;
+        state.cameras.add(c, CameraOrigin::Stream)?;
     }
     let was_running = !adhoc && state.cameras.status(&camera)?.running;
     // The webhooks first, so that they see the camera's `stream_started`.

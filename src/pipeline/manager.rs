@@ -1,5 +1,18 @@
 //! The cameras of the appliance: from the config and added over the API, each started and stopped
 //! on request, each with its own thread, engine, tracker and policy.
+//!
+//! Who defined a camera decides who may change it and whether it outlives the process:
+//! * `[[cameras]]` in the config file: the file is the truth. The API may start and stop such a
+//!   camera for now, but not change or delete it (409 `config_camera`): an edit that the next
+//!   restart would silently undo is worse than a clear refusal.
+//! * Added over the API: remembered in the store (`store::cameras`) with whether the installer
+//!   wants it running, and brought back at the next start, after the config's cameras. If the
+//!   config file later defines the same id, the file wins and the stored copy is dropped.
+//! * Made by an SSE stream for itself: never stored; it lives as long as its stream.
+//!
+//! Only the API's start and stop change the remembered wish. MQTT commands and GPIO inputs (a PIR
+//! that wakes a camera for two minutes) switch a camera for now, the way a light switch does not
+//! rewrite the wiring plan.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::config::CameraConfig;
@@ -15,7 +29,7 @@ use super::runner::{CameraCounters, CameraRun, LiveFrame};
 use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
 use crate::config::ConfigError;
 use crate::events::StopReason;
-use crate::store::Outbox;
+use crate::store::{Outbox, Store, StoreError};
 use crate::vision::{FaceEngine, VisionConfig, VisionError};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +42,21 @@ pub enum CamerasError {
     Invalid(#[from] ConfigError),
     #[error("vision is not available: {0}")]
     Vision(#[from] VisionError),
+    #[error("camera {0} is defined in the config file; change or remove it there")]
+    FromConfig(String),
+    #[error("camera {0} belongs to a live stream and ends with it")]
+    FromStream(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a camera was defined; see the module comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraOrigin {
+    Config,
+    Api,
+    Stream,
 }
 
 /// What the API shows of a camera.
@@ -37,6 +66,8 @@ pub struct CameraStatus {
     pub source: String,
     pub fps: f32,
     pub autostart: bool,
+    /// `config`, `api` (remembered across restarts) or `stream`.
+    pub origin: CameraOrigin,
     pub running: bool,
     /// `running`, `stopped`, or how it last ended: `ended`, `source_lost`, `error`.
     pub state: String,
@@ -64,6 +95,9 @@ impl Running {
 
 struct Entry {
     config: CameraConfig,
+    origin: CameraOrigin,
+    /// Start it with the appliance: `autostart`, or the API's last start or stop.
+    wanted: bool,
     live: broadcast::Sender<Arc<LiveFrame>>,
     running: Option<Running>,
 }
@@ -110,7 +144,22 @@ impl Cameras {
         self.cameras.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn add(&self, config: CameraConfig) -> Result<(), CamerasError> {
+    fn store(&self) -> &Store {
+        self.outbox.store()
+    }
+
+    /// Adds a camera for this run of the appliance (from the config file, or for a stream).
+    pub fn add(&self, config: CameraConfig, origin: CameraOrigin) -> Result<(), CamerasError> {
+        let wanted = config.autostart;
+        self.insert(config, origin, wanted)
+    }
+
+    fn insert(
+        &self,
+        config: CameraConfig,
+        origin: CameraOrigin,
+        wanted: bool,
+    ) -> Result<(), CamerasError> {
         config.validate()?;
         let mut cameras = self.lock();
         if cameras.contains_key(&config.camera_id) {
@@ -121,6 +170,8 @@ impl Cameras {
             config.camera_id.clone(),
             Entry {
                 config,
+                origin,
+                wanted,
                 live,
                 running: None,
             },
@@ -128,11 +179,125 @@ impl Cameras {
         Ok(())
     }
 
-    /// Stops (if running) and forgets a camera.
+    /// Adds a camera given to the API and remembers it, `raw` as received. It is stored before
+    /// the caller hears of it, so an answered request survives a power cut.
+    pub fn add_remembered(&self, config: CameraConfig, raw: &Value) -> Result<(), CamerasError> {
+        let (id, wanted) = (config.camera_id.clone(), config.autostart);
+        self.insert(config, CameraOrigin::Api, wanted)?;
+        if let Err(e) = self.store().put_camera(&id, raw, wanted) {
+            self.lock().remove(&id);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Replaces an API camera's definition, keeping whether it should run; a running camera is
+    /// stopped here and the caller starts it again. Returns whether it was running.
+    pub fn replace(&self, config: CameraConfig, raw: &Value) -> Result<bool, CamerasError> {
+        config.validate()?;
+        let id = config.camera_id.clone();
+        self.check_changeable(&id)?;
+        let running = self.status(&id)?.running;
+        self.stop(&id)?;
+        let wanted = {
+            let mut cameras = self.lock();
+            let entry = cameras
+                .get_mut(&id)
+                .ok_or_else(|| CamerasError::NotFound(id.clone()))?;
+            entry.config = config;
+            entry.running = None;
+            entry.wanted
+        };
+        self.store().put_camera(&id, raw, wanted)?;
+        Ok(running)
+    }
+
+    /// Refuses changes to cameras the API does not own.
+    fn check_changeable(&self, id: &str) -> Result<CameraOrigin, CamerasError> {
+        let origin = self
+            .lock()
+            .get(id)
+            .map(|e| e.origin)
+            .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+        match origin {
+            CameraOrigin::Config => Err(CamerasError::FromConfig(id.into())),
+            CameraOrigin::Stream => Err(CamerasError::FromStream(id.into())),
+            CameraOrigin::Api => Ok(origin),
+        }
+    }
+
+    /// Stops (if running) and forgets an API or stream camera; an API camera is forgotten by the
+    /// store first, so a crash halfway does not bring it back. A stored camera that could not be
+    /// loaded at start-up (its file was missing) can be deleted too.
     pub fn remove(&self, id: &str) -> Result<(), CamerasError> {
+        let origin = self.lock().get(id).map(|e| e.origin);
+        match origin {
+            None if self.store().delete_camera(id)? => return Ok(()),
+            None => return Err(CamerasError::NotFound(id.into())),
+            Some(CameraOrigin::Config) => return Err(CamerasError::FromConfig(id.into())),
+            Some(CameraOrigin::Api) => {
+                self.store().delete_camera(id)?;
+            }
+            Some(CameraOrigin::Stream) => {}
+        }
         self.stop(id)?;
         self.lock().remove(id);
         Ok(())
+    }
+
+    /// Starts or stops a camera because the installer asked the API, and remembers the wish for
+    /// an API camera. A failed start leaves the wish as it was.
+    pub fn switch(&self, id: &str, on: bool) -> Result<(), CamerasError> {
+        if on {
+            self.start(id)?;
+        }
+        let origin = {
+            let mut cameras = self.lock();
+            let entry = cameras
+                .get_mut(id)
+                .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+            entry.wanted = on;
+            entry.origin
+        };
+        if origin == CameraOrigin::Api {
+            self.store().set_camera_running(id, on)?;
+        }
+        if !on {
+            self.stop(id)?;
+        }
+        Ok(())
+    }
+
+    /// Brings back the cameras the API added before the last stop; call after the config's
+    /// cameras are added. A stored camera that no longer passes the checks (its video file is
+    /// gone) is logged and kept in the store for when it does. Returns how many came back.
+    pub fn restore(&self) -> Result<usize, CamerasError> {
+        let mut restored = 0;
+        for row in self.store().stored_cameras()? {
+            if self.lock().contains_key(&row.id) {
+                tracing::warn!(camera = %row.id, "the config file now defines this camera; the copy added over the API is dropped");
+                self.store().delete_camera(&row.id)?;
+                continue;
+            }
+            let config = match serde_json::from_value::<CameraConfig>(row.config) {
+                Ok(c) if c.camera_id == row.id => c,
+                Ok(c) => {
+                    tracing::error!(camera = %row.id, stored = %c.camera_id, "a stored camera names another id; not loaded");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(camera = %row.id, error = %e, "a stored camera cannot be read; not loaded");
+                    continue;
+                }
+            };
+            match self.insert(config, CameraOrigin::Api, row.running) {
+                Ok(()) => restored += 1,
+                Err(e) => {
+                    tracing::error!(camera = %row.id, error = %e, "a camera added over the API cannot be loaded now; it stays stored")
+                }
+            }
+        }
+        Ok(restored)
     }
 
     /// Starts a camera; starting a running one does nothing. Loads the models, so a missing
@@ -219,13 +384,14 @@ impl Cameras {
         }
     }
 
-    /// Starts every camera whose config says `autostart`; a failure is logged, not fatal, so
-    /// that one broken camera does not keep the others (and the API) down.
+    /// Starts every camera that should run (`autostart`, or the API's last wish); a failure is
+    /// logged, not fatal, so that one broken camera does not keep the others (and the API) down.
+    /// A source that fails later keeps reconnecting as usual.
     pub fn start_autostart(&self) {
         let ids: Vec<String> = self
             .lock()
             .values()
-            .filter(|e| e.config.autostart)
+            .filter(|e| e.wanted)
             .map(|e| e.config.camera_id.clone())
             .collect();
         for id in ids {
@@ -298,6 +464,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
         source: entry.config.source_label(),
         fps: entry.config.fps,
         autostart: entry.config.autostart,
+        origin: entry.origin,
         running,
         state,
         frames_captured: load(&counters.frames_captured),

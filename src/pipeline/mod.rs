@@ -11,4 +11,4 @@ pub mod tracker;
 
 pub use config::CameraConfig;
 pub use gallery::{Person, SharedGallery};
-pub use manager::{CameraStatus, Cameras, CamerasError};
+pub use manager::{CameraOrigin, CameraStatus, Cameras, CamerasError};

@@ -83,6 +83,17 @@ const STEPS: &[&str] = &[
     );
     CREATE INDEX faces_by_name ON faces (name);
     "#,
+    // v4: cameras added over the API, so that they come back after a restart or a power cut.
+    // Cameras of the config file are not stored: the file is their source of truth.
+    r#"
+    CREATE TABLE cameras (
+        id         TEXT PRIMARY KEY,
+        config     TEXT NOT NULL,          -- the camera as the API received it (JSON)
+        running    INTEGER NOT NULL,       -- wanted state: 1 = start it with the appliance
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The version this binary writes.
@@ -126,15 +137,30 @@ mod tests {
 
     #[test]
     fn an_old_database_upgrades_to_the_same_schema_as_a_new_one_and_keeps_its_events() {
+        for from in 1..LATEST {
+            upgrade_from(from);
+        }
+    }
+
+    /// A database left at `from` by an older binary, with an event (v1) and an enrolled face (v3)
+    /// where its version has those tables, upgrades to the fresh schema and keeps its rows.
+    fn upgrade_from(from: u32) {
         let dir = tempfile::tempdir().unwrap();
         let mut old = Connection::open(dir.path().join("old.db")).unwrap();
-        migrate_to(&mut old, 1).unwrap();
+        migrate_to(&mut old, from).unwrap();
         old.execute(
             "INSERT INTO events (id, type, camera, json, time) VALUES ('evt_1', 'stream_started', 'cam', '{}', 1)",
             [],
         )
         .unwrap();
-        assert_eq!(migrate(&mut old).unwrap(), 1);
+        if from >= 3 {
+            old.execute(
+                "INSERT INTO faces VALUES ('f1', 'Ana', x'0000803f', 'm', '{}', 't', 't')",
+                [],
+            )
+            .unwrap();
+        }
+        assert_eq!(migrate(&mut old).unwrap(), from);
 
         let mut fresh = Connection::open(dir.path().join("fresh.db")).unwrap();
         assert_eq!(migrate(&mut fresh).unwrap(), 0);
@@ -144,6 +170,16 @@ mod tests {
             .query_row("SELECT id FROM events WHERE seq = 1", [], |r| r.get(0))
             .unwrap();
         assert_eq!(id, "evt_1");
+        if from >= 3 {
+            let name: String = old
+                .query_row("SELECT name FROM faces WHERE id = 'f1'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(name, "Ana");
+        }
+        let cameras: i64 = old
+            .query_row("SELECT COUNT(*) FROM cameras", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(cameras, 0, "an upgraded database has no API cameras yet");
         let v: u32 = old
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

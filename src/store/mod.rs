@@ -9,6 +9,7 @@
 //!   cursor update to a power cut only means a batch is delivered again, which at-least-once allows.
 //!   Events themselves are written under the configured [`FsyncPolicy`].
 
+pub mod cameras;
 pub mod faces;
 pub mod migrations;
 pub mod outbox;

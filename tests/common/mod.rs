@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mqtt;
+pub mod video;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -406,12 +407,57 @@ impl Api {
     }
 }
 
+/// A multipart form of text fields and files, as FaceCV's enrolment forms.
+pub fn form(fields: &[(&str, &str)], files: &[(&str, Vec<u8>)]) -> (String, Bytes) {
+    let b = "facecv-boundary-7";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend(
+            format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (k, bytes) in files {
+        body.extend(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{b}--\r\n").as_bytes());
+    (
+        format!("multipart/form-data; boundary={b}"),
+        Bytes::from(body),
+    )
+}
+
+/// Posts a multipart [`form`].
+pub async fn post_form(
+    api: &Api,
+    path: &str,
+    fields: &[(&str, &str)],
+    files: &[(&str, Vec<u8>)],
+) -> (StatusCode, Value) {
+    let (ct, body) = form(fields, files);
+    api.raw_with(Method::POST, path, &ct, body).await
+}
+
 /// A config for a test: the API on a free loopback port, the store in `dir`.
 pub fn test_config(dir: &Path) -> Config {
     let mut c = Config::embedded_default();
     c.api.listen = "127.0.0.1:0".parse().unwrap();
     c.storage.dir = dir.join("store");
     c
+}
+
+/// Writes a config file for [`Binary`]: the API on `port`, the store in `dir/store`, then `rest`.
+pub fn write_config(dir: &Path, port: u16, rest: &str) -> PathBuf {
+    let path = dir.join("facecv.toml");
+    let store = dir.join("store");
+    let head = format!(
+        "[api]\nlisten = \"127.0.0.1:{port}\"\n\n[storage]\ndir = \"{}\"\n",
+        store.display()
+    );
+    std::fs::write(&path, format!("{head}\n{rest}")).unwrap();
+    path
 }
 
 /// The appliance running in this process.

@@ -1,0 +1,218 @@
+//! FaceCV's bulk enrolment routes: `POST /video_face/` (a short video of one person) and
+//! `POST /faces/offline` (a folder on the device laid out `<dir>/<name>/*.jpg`), under
+//! `/api/v1/insightface` and `/api/v1/face_recognition_insightface`; ours are
+//! `/api/v1/faces/video` and `/api/v1/faces/offline`.
+//!
+//! Field names are FaceCV's: `file`, `name`, `department`, `employee_id`, `metadata`, `count`,
+//! `quality_threshold`, `method` for a video; `directory_path` for a folder.
+
+use std::path::{Path, PathBuf};
+
+use http::Request;
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use super::faces::{person, read_form, with_engine};
+use super::{ok_json, read_body, ApiError, ApiResult, State};
+use crate::enrol::{self, VideoError, VideoOptions};
+
+/// Frames enrolled from a video unless the form says `count`.
+const DEFAULT_COUNT: usize = 5;
+/// The most frames one video may enrol: more views of the same few seconds add little.
+const MAX_COUNT: usize = 20;
+/// FaceCV's default `quality_threshold`, here the detector confidence a face needs.
+const DEFAULT_MIN_CONFIDENCE: f32 = 0.7;
+
+fn video_error(e: VideoError) -> ApiError {
+    match e {
+        VideoError::Unsupported(_) => ApiError::UnsupportedMedia {
+            code: e.code(),
+            message: e.to_string(),
+        },
+        VideoError::Vision(v) => ApiError::VisionUnavailable(v.to_string()),
+        e => ApiError::Unprocessable {
+            field: "file".into(),
+            code: e.code(),
+            message: e.to_string(),
+        },
+    }
+}
+
+/// `POST …/video_face/`: enrols the best `count` frames of a video showing one person.
+pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
+    let form = read_form(state, req).await?;
+    let (name, metadata) = person(&form)?;
+    if let Some(m) = form.text("method").filter(|m| *m != "uniform") {
+        return Err(ApiError::invalid(
+            "method",
+            format!("only \"uniform\" sampling is supported, got {m:?}"),
+        ));
+    }
+    let count = match form.number("count", 1.0, MAX_COUNT as f32)? {
+        Some(c) if c.fract() != 0.0 => {
+            return Err(ApiError::invalid("count", "must be a whole number"))
+        }
+        Some(c) => c as usize,
+        None => DEFAULT_COUNT,
+    };
+    let min_confidence = form
+        .number("quality_threshold", 0.0, 1.0)?
+        .unwrap_or(DEFAULT_MIN_CONFIDENCE);
+    let video = form.file("file")?;
+    let ext = enrol::sniff_video(&video).map_err(video_error)?;
+    // The camera module reads files; the upload goes next to the store, where the service may
+    // write, and is removed when `upload` is dropped.
+    let dir = state
+        .store
+        .path()
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_owned();
+    let upload = tempfile::Builder::new()
+        .prefix(".upload-")
+        .suffix(&format!(".{ext}"))
+        .tempfile_in(&dir)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &video).map(|()| f))
+        .map_err(|e| {
+            ApiError::Internal(format!("cannot keep the upload in {}: {e}", dir.display()))
+        })?;
+    let opts = VideoOptions {
+        count,
+        min_confidence,
+        same_person: state.cameras.gallery().read().threshold(),
+    };
+    let report = with_engine(state, move |engine| {
+        enrol::pick_faces(engine, upload.path(), opts).map_err(video_error)
+    })
+    .await?;
+    let embeddings: Vec<Vec<f32>> = report.picked.iter().map(|p| p.embedding.clone()).collect();
+    let model = state.cameras.gallery().model().to_owned();
+    let faces = state
+        .store
+        .add_faces(&name, &model, &embeddings, &metadata)?;
+    state.cameras.gallery().reload(&state.store)?;
+    tracing::info!(name, frames = faces.len(), "person enrolled from a video");
+    ok_json(&json!({
+        "success": true,
+        "message": format!("Registered {} frame(s) of {name} from the video", faces.len()),
+        "name": name,
+        "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+        "faces": faces,
+        "video": report,
+    }))
+}
+
+/// `POST …/faces/offline`: enrols every person folder under `directory_path`, which must lie in
+/// `api.offline_enrol_dir`. The body is a form (multipart or urlencoded, as FaceCV's) or JSON.
+pub async fn offline(state: &State, req: Request<Incoming>) -> ApiResult {
+    let Some(root) = state.config.offline_enrol_dir.clone() else {
+        return Err(ApiError::Denied {
+            code: "offline_enrolment_disabled",
+            message: "enrolment from a folder is off: set api.offline_enrol_dir to the folder it may read".into(),
+        });
+    };
+    let asked = directory_field(state, req).await?;
+    let (root, dir) = confine(&root, &asked)?;
+    let (store, model) = (
+        state.store.clone(),
+        state.cameras.gallery().model().to_owned(),
+    );
+    let report = with_engine(state, move |engine| {
+        enrol::enrol_folder(engine, &store, &model, &dir, Some(&root)).map_err(|e| match e {
+            enrol::folder::FolderError::Vision(v) => ApiError::VisionUnavailable(v.to_string()),
+            enrol::folder::FolderError::Store(s) => s.into(),
+            e => ApiError::Unprocessable {
+                field: "directory_path".into(),
+                code: "no_people",
+                message: e.to_string(),
+            },
+        })
+    })
+    .await?;
+    state.cameras.gallery().reload(&state.store)?;
+    let names = |it: &mut dyn Iterator<Item = &enrol::PersonReport>| {
+        it.map(|p| p.name.clone()).collect::<Vec<_>>()
+    };
+    let (enrolled, skipped) = (names(&mut report.enrolled()), names(&mut report.skipped()));
+    tracing::info!(
+        enrolled = enrolled.len(),
+        skipped = skipped.len(),
+        "folder enrolled"
+    );
+    ok_json(&json!({
+        "success": !enrolled.is_empty(),
+        "message": format!("{} people enrolled, {} skipped", enrolled.len(), skipped.len()),
+        "enrolled": enrolled,
+        "skipped": skipped,
+        "people": report.people,
+    }))
+}
+
+/// FaceCV's `directory_path` (or `directory`) from a multipart or urlencoded form, or JSON.
+async fn directory_field(state: &State, req: Request<Incoming>) -> Result<PathBuf, ApiError> {
+    let ct = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let fields: Vec<(String, String)> = if ct.starts_with("multipart/") {
+        let form = read_form(state, req).await?;
+        form.fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect()
+    } else if ct.starts_with("application/x-www-form-urlencoded") {
+        let body = read_body(state, req).await?;
+        url::form_urlencoded::parse(&body).into_owned().collect()
+    } else {
+        let body: Value = serde_json::from_slice(&read_body(state, req).await?)
+            .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        body.as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+            .collect()
+    };
+    fields
+        .into_iter()
+        .find(|(k, v)| matches!(k.as_str(), "directory_path" | "directory") && !v.is_empty())
+        .map(|(_, v)| PathBuf::from(v))
+        .ok_or_else(|| ApiError::invalid("directory_path", "the folder to enrol from is required"))
+}
+
+/// The real paths of `root` and `asked` (relative paths are taken from `root`); `asked` is refused
+/// unless it is `root` or below it once `..` and symlinks are resolved.
+fn confine(root: &Path, asked: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
+    // A configured folder that is not there yet (nobody copied photos) is the installer's to fix.
+    let root = root.canonicalize().map_err(|e| ApiError::Denied {
+        code: "offline_enrol_dir_missing",
+        message: format!(
+            "api.offline_enrol_dir {} cannot be read: {e}",
+            root.display()
+        ),
+    })?;
+    let dir = root.join(asked).canonicalize().map_err(|_| {
+        ApiError::invalid(
+            "directory_path",
+            format!("{} is not a folder the appliance can read", asked.display()),
+        )
+    })?;
+    if !dir.starts_with(&root) {
+        return Err(ApiError::Denied {
+            code: "outside_enrol_dir",
+            message: format!(
+                "{} is outside api.offline_enrol_dir ({}); the API enrols only from there",
+                asked.display(),
+                root.display()
+            ),
+        });
+    }
+    if !dir.is_dir() {
+        return Err(ApiError::invalid(
+            "directory_path",
+            format!("{} is not a folder", asked.display()),
+        ));
+    }
+    Ok((root, dir))
+}

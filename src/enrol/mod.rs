@@ -1,0 +1,12 @@
+//! Enrolment from more than one photo at a time: a folder laid out `<dir>/<name>/*.jpg` (the
+//! installer's `facecv enroll --dir` and FaceCV's `POST /faces/offline` share [`folder`]), and a
+//! short video of one person ([`video`], FaceCV's `POST /video_face/`).
+//!
+//! Both hold enrolment to the rule of a single photo: one clear face, or nothing is enrolled from
+//! it. A gallery that learned a stranger's face recognises the stranger as someone else forever.
+
+pub mod folder;
+pub mod video;
+
+pub use folder::{enrol_folder, FolderReport, PersonReport};
+pub use video::{pick_faces, sniff_video, VideoError, VideoOptions, VideoReport};
