@@ -21,9 +21,15 @@ fn faces_dir() -> PathBuf {
     root().join("tests/data/faces")
 }
 
+/// The models under test: `models/`, or the folder in `FACECV_MODELS_DIR`, so that a rebuild by
+/// `scripts/make-models.sh` can be measured by the same figures as the shipped files.
+fn models_dir() -> PathBuf {
+    std::env::var_os("FACECV_MODELS_DIR").map_or_else(|| root().join("models"), PathBuf::from)
+}
+
 fn config(kind: EmbedderKind, align: AlignMode) -> VisionConfig {
     let mut c = VisionConfig {
-        models_dir: root().join("models"),
+        models_dir: models_dir(),
         ..VisionConfig::default()
     };
     c.embedder.kind = kind;
@@ -353,6 +359,43 @@ fn a_truncated_model_is_refused_with_a_clear_error() {
     let err = FaceEngine::new(c).unwrap_err();
     assert!(matches!(err, VisionError::ModelCorrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("truncated"), "{err}");
+}
+
+#[test]
+fn a_rebuilt_model_is_accepted_with_the_sha256sums_written_beside_it() {
+    use sha2::{Digest, Sha256};
+    // A rebuild keeps the shipped name but never the shipped bytes: stand in for one with the
+    // shipped detector plus trailing bytes (a flatbuffer ignores them, the digest does not).
+    let dir = models_copy();
+    let detector = dir.path().join("blazeface_full_int8.tflite");
+    let mut bytes = std::fs::read(&detector).unwrap();
+    bytes.extend_from_slice(&[0; 16]);
+    std::fs::write(&detector, &bytes).unwrap();
+    let mut c = config(EmbedderKind::MobileFaceNet, AlignMode::Keypoints);
+    c.models_dir = dir.path().to_path_buf();
+    let err = FaceEngine::new(c.clone()).unwrap_err();
+    assert!(matches!(err, VisionError::ModelChecksum { .. }), "{err:?}");
+    assert!(err.to_string().contains("SHA256SUMS"), "{err}");
+
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let sums = dir.path().join("SHA256SUMS");
+    std::fs::write(&sums, format!("{digest}  blazeface_full_int8.tflite\n")).unwrap();
+    FaceEngine::new(c.clone()).unwrap_or_else(|e| panic!("rebuilt detector refused: {e}"));
+
+    // The sums file pins as firmly as the shipped table: a file it lists must match it.
+    std::fs::write(
+        &sums,
+        format!("{}  blazeface_full_int8.tflite\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let err = FaceEngine::new(c.clone()).unwrap_err();
+    assert!(err.to_string().contains("SHA256SUMS"), "{err}");
+    std::fs::write(&sums, "not a sums line\n").unwrap();
+    let err = FaceEngine::new(c).unwrap_err();
+    assert!(matches!(err, VisionError::ModelSums { .. }), "{err:?}");
 }
 
 #[test]

@@ -64,17 +64,25 @@ pub enum VisionError {
         source: std::io::Error,
     },
 
-    /// A shipped model file does not have the digest recorded for it.
+    /// A model file does not have the digest pinned for it (shipped, or in its folder's
+    /// `SHA256SUMS`).
     #[error(
-        "model {path} is damaged or not the shipped file ({len} bytes, sha256 {actual}, expected \
-         {expected}); copy it again from models/ (see models/README.md)"
+        "model {path} is damaged or not the file {pinned_by} names ({len} bytes, sha256 {actual}, \
+         expected {expected}); copy it again from models/, or for a file you rebuilt with \
+         scripts/make-models.sh, keep the SHA256SUMS it wrote beside it (see models/README.md)"
     )]
     ModelChecksum {
         path: PathBuf,
         expected: String,
         actual: String,
         len: usize,
+        /// Where the expected digest came from: the shipped table or a `SHA256SUMS` file.
+        pinned_by: String,
     },
+
+    /// A models folder's `SHA256SUMS` cannot be read or has a line that is not `<sha256>  <file>`.
+    #[error("{path}: {reason} (expected sha256sum's format, `<64 hex digits>  <file name>`)")]
+    ModelSums { path: PathBuf, reason: String },
 
     /// A model file is not a readable TFLite flatbuffer.
     #[error("model {path} is corrupt or not a TFLite model: {reason}")]

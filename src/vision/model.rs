@@ -21,8 +21,9 @@ pub struct KnownModel {
     pub sha256: &'static str,
 }
 
-/// The models in `models/`. A file with one of these names must have this digest: a mismatch
-/// means a damaged copy or a file put in the wrong place, and is refused.
+/// The models in `models/`. A file with one of these names must have this digest (unless its
+/// folder's `SHA256SUMS` names another, see [`SUMS_FILE`]): a mismatch means a damaged copy or a
+/// file put in the wrong place, and is refused.
 pub const KNOWN_MODELS: &[KnownModel] = &[
     KnownModel {
         file_name: "blazeface_full_int8.tflite",
@@ -41,6 +42,14 @@ pub const KNOWN_MODELS: &[KnownModel] = &[
         sha256: "583bf5032bf8d63727fa873b21c8d0dff679159df472c6a0e4a40cb2348debad",
     },
 ];
+
+/// A models folder may carry this file, in `sha256sum`'s format, as `scripts/make-models.sh`
+/// writes it. A rebuild is equivalent to the shipped files but never byte-identical (int8
+/// calibration depends on the TensorFlow build), so without this a rebuilt
+/// `blazeface_full_int8.tflite` would be refused as damaged; with it, the rebuilt files are pinned
+/// just as firmly, by the digests written when they were made. A file it lists must have that
+/// digest; a file it does not list falls back to [`KNOWN_MODELS`].
+pub const SUMS_FILE: &str = "SHA256SUMS";
 
 /// Element type of a tensor, as the TFLite schema numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,14 +143,14 @@ pub fn load(path: &Path, key: &str) -> Result<ModelFile, VisionError> {
         source,
     })?;
     let sha256 = hex(&Sha256::digest(&bytes));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if let Some(known) = KNOWN_MODELS.iter().find(|k| k.file_name == name) {
-        if known.sha256 != sha256 {
+    if let Some((expected, pinned_by)) = pinned_digest(path)? {
+        if expected != sha256 {
             return Err(VisionError::ModelChecksum {
                 path: path.to_path_buf(),
-                expected: known.sha256.to_string(),
+                expected,
                 actual: sha256,
                 len: bytes.len(),
+                pinned_by,
             });
         }
     }
@@ -154,6 +163,50 @@ pub fn load(path: &Path, key: &str) -> Result<ModelFile, VisionError> {
         info,
         sha256,
     })
+}
+
+/// The digest `path` must have and who says so: its folder's [`SUMS_FILE`] if that lists it,
+/// else the shipped table if the name is one of ours, else none (any file may be tried; its
+/// tensors are still checked).
+fn pinned_digest(path: &Path) -> Result<Option<(String, String)>, VisionError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let sums = path.with_file_name(SUMS_FILE);
+    if sums.is_file() {
+        let text = std::fs::read_to_string(&sums).map_err(|e| VisionError::ModelSums {
+            path: sums.clone(),
+            reason: e.to_string(),
+        })?;
+        let listed = parse_sums(&text).map_err(|reason| VisionError::ModelSums {
+            path: sums.clone(),
+            reason,
+        })?;
+        if let Some((digest, _)) = listed.into_iter().find(|(_, file)| file == name) {
+            return Ok(Some((digest, sums.display().to_string())));
+        }
+    }
+    Ok(KNOWN_MODELS
+        .iter()
+        .find(|k| k.file_name == name)
+        .map(|k| (k.sha256.to_string(), "models/README.md's table".to_string())))
+}
+
+/// `(digest, file name)` per line of a `sha256sum` output; blank lines are skipped.
+fn parse_sums(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = || format!("line {} is not `<sha256>  <file>`: {line:?}", n + 1);
+        let (digest, file) = line.split_once(' ').ok_or_else(bad)?;
+        // sha256sum writes two spaces in text mode and " *" in binary mode.
+        let file = file.strip_prefix([' ', '*']).ok_or_else(bad)?;
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) || file.is_empty() {
+            return Err(bad());
+        }
+        out.push((digest.to_ascii_lowercase(), file.to_string()));
+    }
+    Ok(out)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -302,6 +355,20 @@ impl Flat<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_files_are_read_as_sha256sum_writes_them() {
+        let d = "8ff50ce098b04be7a56489adff951d904d204045f77582072ce0128091b9780a";
+        let text = format!("{d}  a.tflite\n\n{} *b.tflite\n", d.to_uppercase());
+        let sums = parse_sums(&text).unwrap();
+        assert_eq!(sums[0], (d.to_string(), "a.tflite".to_string()));
+        assert_eq!(sums[1], (d.to_string(), "b.tflite".to_string()));
+        assert!(parse_sums("8ff50ce0  a.tflite")
+            .unwrap_err()
+            .contains("line 1"));
+        assert!(parse_sums(&format!("{d}a.tflite")).is_err());
+        assert!(parse_sums(&format!("{d} a.tflite")).is_err());
+    }
 
     #[test]
     fn rejects_what_is_not_a_tflite_file() {
