@@ -163,8 +163,8 @@ pub enum EmbedderKind {
 
 impl EmbedderKind {
     /// The shipped model file for this kind. MobileFaceNet's float file is the default: on the
-    /// test photos it separates people by a wider margin than the int8 one (0.71 vs 0.43 against
-    /// 0.58 vs 0.48) and runs faster under XNNPACK on x86; on ARM boards, where int8 is usually
+    /// test photos it separates people by a wider margin than the int8 one (0.68 vs 0.41 against
+    /// 0.59 vs 0.40) and runs faster under XNNPACK on x86; on ARM boards, where int8 is usually
     /// faster, `vision.embedder.model = "mobilefacenet_expo_int8.tflite"` is the measured option.
     pub fn default_model(self) -> &'static str {
         match self {
@@ -183,9 +183,9 @@ impl EmbedderKind {
 
     /// Cosine similarity at which two faces are taken to be the same person, measured on the
     /// test photos (tests/vision.rs prints the figures). MobileFaceNet, aligned: same person at
-    /// least 0.71 (int8: 0.58), different people at most 0.43 (int8: 0.48), so 0.55 separates
+    /// least 0.68 (int8: 0.59), different people at most 0.41 (int8: 0.40), so 0.55 separates
     /// both files.
-    /// FaceRes: 0.62 against 0.63, no margin; 0.63 errs towards refusing.
+    /// FaceRes: 0.63 against 0.64, no margin; 0.63 errs towards refusing.
     pub fn default_threshold(self) -> f32 {
         match self {
             EmbedderKind::FaceRes => 0.63,
