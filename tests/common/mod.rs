@@ -2,6 +2,7 @@
 //! the appliance started in-process or as the real binary, and a small JSON client for its API.
 #![allow(dead_code)]
 
+pub mod crash;
 pub mod mqtt;
 pub mod video;
 
@@ -505,6 +506,8 @@ pub struct Binary {
     pub child: std::process::Child,
     pub api: Api,
     pub config: PathBuf,
+    /// The API's port, to start the binary again where its clients expect it.
+    pub port: u16,
 }
 
 impl Binary {
@@ -539,6 +542,7 @@ impl Binary {
             child,
             api,
             config: config_file.to_owned(),
+            port,
         }
     }
 
