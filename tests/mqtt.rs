@@ -10,6 +10,7 @@ use common::mqtt::{
     app_on, first_arrivals, mqtt_config, mqtt_stats, trigger_on, until_connected, Broker,
     Subscriber, LONG,
 };
+use common::tls::TestCa;
 use common::{eventually, free_port, start_app_with, wait_until};
 use rumqttc::QoS;
 use serde_json::{json, Value};
@@ -199,24 +200,11 @@ async fn a_message_the_broker_refuses_is_logged_counted_and_does_not_hold_up_the
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
 fn certificates(dir: &std::path::Path) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "FaceCV test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let ca = TestCa::generate();
     let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
-    write("ca.pem", ca_cert.pem());
-    for (name, sans) in [
-        ("server", vec!["127.0.0.1".to_owned()]),
-        ("client", vec!["door1".to_owned()]),
-    ] {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+    write("ca.pem", ca.pem.clone());
+    for (name, sans) in [("server", "127.0.0.1"), ("client", "door1")] {
+        let (cert, key) = ca.issue(&[sans]);
         write(&format!("{name}.pem"), cert.pem());
         write(&format!("{name}.key"), key.serialize_pem());
     }
