@@ -15,6 +15,10 @@
 # and GLIBCXX_3.4.30 at run time (Raspberry Pi OS bookworm, JetPack 6).
 set -euo pipefail
 
+prog="fetch-litert"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
 VERSION="2.3.0"
 PY_TAG="311"
 
@@ -42,15 +46,6 @@ case "$arch" in
     gpu_sha="5f271fa4a36f9dd8d1f8514971b2e80f46bd92b1066509cdd9c0716723d6091a"
     ;;
 esac
-
-check() { # file expected-sha256
-  local got
-  got="$(sha256sum "$1" | cut -d' ' -f1)"
-  if [ "$got" != "$2" ]; then
-    echo "fetch-litert: sha256 mismatch for $1: got $got, want $2" >&2
-    return 1
-  fi
-}
 
 # Already there and intact: nothing to do (CI calls this before every test run).
 if [ -f "$dest/libLiteRt.so" ] && check "$dest/libLiteRt.so" "$lib_sha" 2>/dev/null \

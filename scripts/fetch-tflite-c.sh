@@ -16,6 +16,10 @@
 # The vision tests use it, so scripts/test.sh calls this.
 set -euo pipefail
 
+prog="fetch-tflite-c"
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
 PACKAGE="tfjs-tflite-node"
 VERSION="0.0.2"
 
@@ -37,15 +41,6 @@ case "$arch" in
   x86_64) lib_sha="dc89b4cd86d956516570bd483668e6dd98907f49901d0567dedc69a29a56b7f7" ;;
   aarch64) lib_sha="ec0dee4fb3418e680d010248ac1e304d9656cc5c8de54caaf91d666712e2f633" ;;
 esac
-
-check() { # file expected-sha256
-  local got
-  got="$(sha256sum "$1" | cut -d' ' -f1)"
-  if [ "$got" != "$2" ]; then
-    echo "fetch-tflite-c: sha256 mismatch for $1: got $got, want $2" >&2
-    return 1
-  fi
-}
 
 common_h="$dest/include/tensorflow/lite/c/common.h"
 if [ -f "$dest/libtensorflowlite_c.so" ] && check "$dest/libtensorflowlite_c.so" "$lib_sha" 2>/dev/null \

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::pipeline::SharedGallery;
 use crate::store::Store;
-use crate::vision::{decode_image, pad_image, Detection, FaceEngine, MAX_FACES};
+use crate::vision::{decode_image, FaceEngine};
 
 fn engine(config: &Config) -> anyhow::Result<FaceEngine> {
     FaceEngine::new(config.vision.clone()).context("loading the vision models")
@@ -21,45 +21,11 @@ fn read_image(path: &Path) -> anyhow::Result<(Vec<u8>, u32, u32)> {
     decode_image(&bytes).with_context(|| format!("decoding {}", path.display()))
 }
 
-/// Detects faces, padding a tight crop once if nothing is found (BlazeFace needs surroundings);
-/// boxes are given in the original image's pixels.
-fn detect_all(
-    engine: &mut FaceEngine,
-    rgb: &[u8],
-    w: u32,
-    h: u32,
-) -> anyhow::Result<Vec<Detection>> {
-    let mut found: heapless::Vec<Detection, MAX_FACES> = heapless::Vec::new();
-    engine.detect(rgb, w, h, &mut found)?;
-    if !found.is_empty() {
-        return Ok(found.to_vec());
-    }
-    let padded = pad_image(rgb, w, h, engine.config().enrol.pad);
-    engine.detect(&padded.rgb, padded.width, padded.height, &mut found)?;
-    let (ox, oy) = (padded.offset.0 as f32, padded.offset.1 as f32);
-    Ok(found
-        .iter()
-        .map(|d| {
-            let mut d = *d;
-            d.bbox = [
-                d.bbox[0] - ox,
-                d.bbox[1] - oy,
-                d.bbox[2] - ox,
-                d.bbox[3] - oy,
-            ];
-            for k in &mut d.keypoints {
-                k[0] -= ox;
-                k[1] -= oy;
-            }
-            d
-        })
-        .collect())
-}
-
 pub fn detect(config: &Config, image: &Path, as_json: bool) -> anyhow::Result<()> {
     let mut engine = engine(config)?;
     let (rgb, w, h) = read_image(image)?;
-    let faces = detect_all(&mut engine, &rgb, w, h)?;
+    let mut faces = heapless::Vec::new();
+    engine.detect_still(&rgb, w, h, &mut faces)?;
     let list: Vec<Value> = faces
         .iter()
         .map(|d| json!({"bbox": d.bbox.map(|v| v.round() as i32), "confidence": d.score, "landmarks": d.keypoints}))

@@ -278,7 +278,16 @@ const RESERVED_HEADERS: &[&str] = &[
     "webhook-signature",
 ];
 
-fn check_range(key: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<(), ConfigError> {
+/// A number in `lo..=hi` (and not NaN), with the unit the message shows (`" s"`, `" MiB"`): every
+/// section reports an out-of-range value in the same words. Integers come in as `f64`, which
+/// prints them without a fraction.
+pub(crate) fn check_range(
+    key: &str,
+    v: f64,
+    lo: f64,
+    hi: f64,
+    unit: &str,
+) -> Result<(), ConfigError> {
     if v.is_finite() && (lo..=hi).contains(&v) {
         Ok(())
     } else {
@@ -402,33 +411,12 @@ impl Config {
                 ));
             }
         }
-        if !(1..=65536).contains(&self.api.max_body_kb) {
-            return Err(ConfigError::invalid(
-                "api.max_body_kb",
-                format!(
-                    "must be between 1 and 65536 KiB, got {}",
-                    self.api.max_body_kb
-                ),
-            ));
-        }
-        if !(1..=256).contains(&self.api.max_upload_mb) {
-            return Err(ConfigError::invalid(
-                "api.max_upload_mb",
-                format!(
-                    "must be between 1 and 256 MiB, got {}",
-                    self.api.max_upload_mb
-                ),
-            ));
-        }
-        if !(1..=1_048_576).contains(&self.storage.quota_mb) {
-            return Err(ConfigError::invalid(
-                "storage.quota_mb",
-                format!(
-                    "must be between 1 and 1048576 MiB, got {}",
-                    self.storage.quota_mb
-                ),
-            ));
-        }
+        let max_body_kb = self.api.max_body_kb.into();
+        check_range("api.max_body_kb", max_body_kb, 1.0, 65536.0, " KiB")?;
+        let max_upload_mb = self.api.max_upload_mb.into();
+        check_range("api.max_upload_mb", max_upload_mb, 1.0, 256.0, " MiB")?;
+        let quota_mb = self.storage.quota_mb as f64;
+        check_range("storage.quota_mb", quota_mb, 1.0, 1_048_576.0, " MiB")?;
         if let Some(ca) = &self.delivery.ca_file {
             if !ca.is_file() {
                 return Err(ConfigError::invalid(
@@ -535,6 +523,23 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "webhooks[0].timeout: must be between 1 and 300 s, got 500"
+        );
+    }
+
+    #[test]
+    fn whole_number_limits_read_as_whole_numbers() {
+        let err = |toml: &str| Config::from_toml(toml).unwrap_err().to_string();
+        assert_eq!(
+            err("[api]\nmax_body_kb = 0\n"),
+            "api.max_body_kb: must be between 1 and 65536 KiB, got 0"
+        );
+        assert_eq!(
+            err("[api]\nmax_upload_mb = 300\n"),
+            "api.max_upload_mb: must be between 1 and 256 MiB, got 300"
+        );
+        assert_eq!(
+            err("[storage]\nquota_mb = 2000000\n"),
+            "storage.quota_mb: must be between 1 and 1048576 MiB, got 2000000"
         );
     }
 

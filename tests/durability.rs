@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
+use common::crash::{kill9_mid_flow_and_restart, EVENT_TYPES};
 use common::{eventually, free_port, start_app_with, wait_until, Binary, Receiver, Reply};
 use http::StatusCode;
 use serde_json::json;
@@ -46,19 +46,15 @@ async fn a_receiver_that_is_down_for_a_while_gets_every_event_in_order_once_it_i
     assert!(stats["failed_attempts"].as_u64().unwrap() >= 1, "{stats}");
 }
 
-/// Writes a config file for the binary: the API on `port`, the store in `dir`, one webhook.
+/// A config file for the binary: the API on `port`, the store in `dir` with every commit on
+/// disk, one webhook to `receiver`.
 fn binary_config(dir: &std::path::Path, port: u16, receiver: &str) -> std::path::PathBuf {
-    let path = dir.join("facecv.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[api]
-listen = "127.0.0.1:{port}"
-
-[storage]
-dir = "{store}"
-fsync = "always"
+    // `fsync` still belongs to [storage], the last table `write_config` opened.
+    common::write_config(
+        dir,
+        port,
+        &format!(
+            r#"fsync = "always"
 
 [[webhooks]]
 webhook_id = "crash_test"
@@ -67,12 +63,9 @@ batch_size = 50
 batch_timeout = 0.1
 retry_count = 10
 retry_delay = 1
-"#,
-            store = dir.join("store").display()
+"#
         ),
     )
-    .unwrap();
-    path
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,80 +77,14 @@ async fn kill_9_in_the_middle_of_thousands_of_events_loses_none() {
     rx.answer_by_default(Reply::status(200).after(Duration::from_millis(30)));
     let port = free_port();
     let config = binary_config(dir.path(), port, &rx.url("/hook"));
-    let mut facecv = Binary::start(&config, port).await;
+    let facecv = Binary::start(&config, port).await;
 
-    // Producers keep recording while the appliance is killed under them; every id the API
-    // acknowledged is kept, and must arrive.
-    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let mut producers = Vec::new();
-    for p in 0..4 {
-        let api = facecv.api.clone();
-        let acked = acknowledged.clone();
-        producers.push(tokio::spawn(async move {
-            let types = [
-                "face_recognized",
-                "face_detected",
-                "stranger_alert",
-                "attendance_recorded",
-            ];
-            for _ in 0..400 {
-                let body =
-                    json!({"event_type": types[p], "count": 10, "camera_id": format!("cam{p}")});
-                let r = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    api.try_raw(
-                        http::Method::POST,
-                        "/api/v1/events/trigger",
-                        body.to_string(),
-                    ),
-                )
-                .await;
-                match r {
-                    Ok(Some((StatusCode::OK, v))) => {
-                        let ids = v["events"]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|e| e["id"].as_str().unwrap().to_owned());
-                        acked.lock().unwrap().extend(ids);
-                    }
-                    _ => return, // the appliance is gone
-                }
-            }
-        }));
-    }
-    wait_until(
-        Duration::from_secs(30),
-        "a few thousand events recorded",
-        || acknowledged.lock().unwrap().len() >= 3000,
-    )
-    .await;
-    assert!(
-        !rx.accepted_ids().is_empty(),
-        "delivery was under way when the appliance was killed"
-    );
-    facecv.kill9();
-    for p in producers {
-        let _ = p.await;
-    }
-    let acked: Vec<String> = acknowledged.lock().unwrap().clone();
-    let delivered_before = rx.accepted_ids().len();
-    assert!(
-        delivered_before < acked.len(),
-        "the kill came mid-flow: {delivered_before} of {}",
-        acked.len()
-    );
-
-    let restarted = Binary::start(&config, port).await;
-    wait_until(
-        Duration::from_secs(90),
-        "every acknowledged event after the restart",
-        || {
-            let got: HashSet<String> = rx.accepted_ids().into_iter().collect();
-            acked.iter().all(|id| got.contains(id))
-        },
-    )
-    .await;
+    // Producers keep recording while the appliance is killed under them; every event the API
+    // acknowledged must arrive after the restart.
+    let bodies = (EVENT_TYPES.iter().enumerate())
+        .map(|(p, t)| json!({"event_type": t, "count": 10, "camera_id": format!("cam{p}")}))
+        .collect();
+    let (_, restarted) = kill9_mid_flow_and_restart(facecv, bodies, || rx.accepted_ids()).await;
     let stats = restarted.api.stats("crash_test").await;
     assert_eq!(stats["dropped"], 0, "{stats}");
     assert_eq!(stats["dead_letters"], 0, "{stats}");

@@ -6,24 +6,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::tls::TestCa;
 use common::{eventually, start_app_with, wait_until, Receiver};
 use serde_json::json;
 
 /// A private CA, and a server certificate for 127.0.0.1 and localhost signed by it.
 fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "FaceCV test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
-
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
+    let ca = TestCa::generate();
+    let (cert, key) = ca.issue(&["localhost", "127.0.0.1"]);
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
@@ -35,7 +25,7 @@ fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
             rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
         )
         .unwrap();
-    (ca_cert.pem(), Arc::new(server))
+    (ca.pem, Arc::new(server))
 }
 
 #[tokio::test]

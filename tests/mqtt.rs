@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::mqtt::{
-    app_on, first_arrivals, mqtt_config, mqtt_stats, trigger_on, until_connected, Broker,
-    Subscriber, LONG,
+    app_on, first_arrivals, mqtt_config, mqtt_stats, until_connected, Broker, Subscriber, LONG,
 };
+use common::tls::TestCa;
 use common::{eventually, free_port, start_app_with, wait_until};
 use rumqttc::QoS;
 use serde_json::{json, Value};
@@ -19,8 +19,8 @@ async fn each_event_goes_to_its_type_and_camera_topics_at_qos_1_as_the_webhook_o
     let broker = Broker::start();
     let sub = Subscriber::connect(broker.port, &["facecv/door1/#"]).await;
     let app = app_on(&broker, |_| {}).await;
-    trigger_on(&app.api, "face_recognized", 2, "entrance").await;
-    trigger_on(&app.api, "stranger_alert", 1, "lobby/2").await;
+    app.api.trigger_on("face_recognized", 2, "entrance").await;
+    app.api.trigger_on("stranger_alert", 1, "lobby/2").await;
     let is_event = |m: &common::mqtt::Message| m.payload.starts_with('{');
     wait_until(LONG, "six event messages", || {
         sub.messages().into_iter().filter(is_event).count() == 6
@@ -93,7 +93,9 @@ async fn a_broker_that_is_down_for_a_while_gets_every_event_in_order_once_it_is_
     let sub =
         Subscriber::connect_persistent(broker.port, "outage-watcher", &["facecv/door1/#"]).await;
     let app = app_on(&broker, |_| {}).await;
-    let mut sent: Vec<String> = trigger_on(&app.api, "face_recognized", 5, "entrance")
+    let mut sent: Vec<String> = app
+        .api
+        .trigger_on("face_recognized", 5, "entrance")
         .await
         .into_iter()
         .map(|(_, id)| id)
@@ -112,7 +114,8 @@ async fn a_broker_that_is_down_for_a_while_gets_every_event_in_order_once_it_is_
     broker.stop();
     for _ in 0..6 {
         sent.extend(
-            trigger_on(&app.api, "attendance_recorded", 5, "entrance")
+            app.api
+                .trigger_on("attendance_recorded", 5, "entrance")
                 .await
                 .into_iter()
                 .map(|(_, id)| id),
@@ -132,7 +135,8 @@ async fn a_broker_that_is_down_for_a_while_gets_every_event_in_order_once_it_is_
 
     broker.restart();
     sent.extend(
-        trigger_on(&app.api, "stranger_alert", 5, "entrance")
+        app.api
+            .trigger_on("stranger_alert", 5, "entrance")
             .await
             .into_iter()
             .map(|(_, id)| id),
@@ -168,8 +172,8 @@ async fn a_message_the_broker_refuses_is_logged_counted_and_does_not_hold_up_the
     });
     let sub = Subscriber::connect(broker.port, &["facecv/door1/events/#"]).await;
     let app = app_on(&broker, |_| {}).await;
-    let refused = trigger_on(&app.api, "stranger_alert", 1, "forbidden").await;
-    let fine = trigger_on(&app.api, "face_detected", 2, "entrance").await;
+    let refused = app.api.trigger_on("stranger_alert", 1, "forbidden").await;
+    let fine = app.api.trigger_on("face_detected", 2, "entrance").await;
     let api = app.api.clone();
     eventually(LONG, "one refused, two acknowledged", || {
         let api = api.clone();
@@ -199,24 +203,11 @@ async fn a_message_the_broker_refuses_is_logged_counted_and_does_not_hold_up_the
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in `dir`.
 fn certificates(dir: &std::path::Path) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "FaceCV test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let ca = TestCa::generate();
     let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
-    write("ca.pem", ca_cert.pem());
-    for (name, sans) in [
-        ("server", vec!["127.0.0.1".to_owned()]),
-        ("client", vec!["door1".to_owned()]),
-    ] {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(sans)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
+    write("ca.pem", ca.pem.clone());
+    for (name, sans) in [("server", "127.0.0.1"), ("client", "door1")] {
+        let (cert, key) = ca.issue(&[sans]);
         write(&format!("{name}.pem"), cert.pem());
         write(&format!("{name}.key"), key.serialize_pem());
     }
@@ -247,7 +238,9 @@ async fn tls_with_a_private_ca_and_a_client_certificate() {
     })
     .await;
     until_connected(&app.api).await;
-    let sent: Vec<String> = trigger_on(&app.api, "face_recognized", 3, "entrance")
+    let sent: Vec<String> = app
+        .api
+        .trigger_on("face_recognized", 3, "entrance")
         .await
         .into_iter()
         .map(|(_, id)| id)

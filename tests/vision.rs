@@ -554,3 +554,39 @@ fn an_external_delegate_needs_the_classic_api() {
     let err = FaceEngine::new(c).unwrap_err();
     assert!(err.to_string().contains("libtensorflowlite_c.so"), "{err}");
 }
+
+#[test]
+fn a_tight_crop_is_found_once_padded_and_given_in_the_photo_s_own_pixels() {
+    let mut eng = default_engine();
+    let mut tight = 0;
+    for p in photos() {
+        let (rgb, w, h) = facecv::vision::decode_image(&p.bytes).unwrap();
+        let mut dets = heapless::Vec::<_, MAX_FACES>::new();
+        eng.detect(&rgb, w, h, &mut dets).unwrap();
+        if !dets.is_empty() {
+            continue;
+        }
+        tight += 1;
+        eng.detect_still(&rgb, w, h, &mut dets).unwrap();
+        assert_eq!(dets.len(), 1, "{}: {dets:?}", p.file);
+        // On the padded canvas the box would reach past the photo's right and bottom edges.
+        let [x1, y1, x2, y2] = dets[0].bbox;
+        let (fw, fh) = (w as f32 * 1.1, h as f32 * 1.1);
+        assert!(
+            x1 > -0.1 * w as f32 && y1 > -0.1 * h as f32 && x2 < fw && y2 < fh,
+            "{}: {:?} in a {w}x{h} photo",
+            p.file,
+            dets[0].bbox
+        );
+        let mut faces = heapless::Vec::<_, MAX_FACES>::new();
+        eng.analyze_still(&rgb, w, h, &mut faces).unwrap();
+        assert_eq!(faces.len(), 1, "{}", p.file);
+        assert_eq!(faces[0].bbox, dets[0].bbox, "{}", p.file);
+        assert_eq!(faces[0].keypoints, dets[0].keypoints, "{}", p.file);
+    }
+    println!("{tight} photos needed padding");
+    assert!(
+        tight > 0,
+        "no photo needed padding: the test checked nothing"
+    );
+}

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::pins::{Level, Pull};
-use crate::config::ConfigError;
+use crate::config::{check_range, ConfigError};
 
 /// The highest BCM pin on a Raspberry Pi's 40-pin header.
 const MAX_PIN: u8 = 27;
@@ -140,8 +140,14 @@ impl PulseConfig {
     }
     fn validate(&self) -> Result<(), ConfigError> {
         check_pin(self.pin)?;
-        range("pulse_ms", self.pulse_ms, 10, 60_000, " ms")?;
-        range("max_age_ms", self.max_age_ms, 100, 600_000, " ms")
+        check_range("pulse_ms", self.pulse_ms.into(), 10.0, 60_000.0, " ms")?;
+        check_range(
+            "max_age_ms",
+            self.max_age_ms.into(),
+            100.0,
+            600_000.0,
+            " ms",
+        )
     }
 }
 
@@ -189,8 +195,8 @@ impl ActionConfig {
                 if i.camera.is_empty() || i.camera.len() > 64 {
                     return Err(ConfigError::invalid("camera", "must be 1 to 64 characters"));
                 }
-                range("idle_secs", i.idle_secs, 1, 86_400, " s")?;
-                range("debounce_ms", i.debounce_ms, 0, 5_000, " ms")
+                check_range("idle_secs", i.idle_secs.into(), 1.0, 86_400.0, " s")?;
+                check_range("debounce_ms", i.debounce_ms.into(), 0.0, 5_000.0, " ms")
             }
         }
     }
@@ -203,17 +209,6 @@ fn check_pin(pin: u8) -> Result<(), ConfigError> {
         Err(ConfigError::invalid(
             "pin",
             format!("must be a BCM pin number from 0 to {MAX_PIN}, got {pin}"),
-        ))
-    }
-}
-
-fn range(key: &str, v: u32, lo: u32, hi: u32, unit: &str) -> Result<(), ConfigError> {
-    if (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(
-            key,
-            format!("must be between {lo} and {hi}{unit}, got {v}"),
         ))
     }
 }
@@ -283,9 +278,9 @@ mod tests {
         let err = |toml: &str| Config::from_toml(toml).unwrap_err().to_string();
         assert!(err("[[actions]]\non = \"stranger_alert\"\npin = 40\n")
             .starts_with("actions[0].pin: must be a BCM pin"));
-        assert!(
-            err("[[actions]]\non = \"stranger_alert\"\npin = 4\npulse_ms = 5\n")
-                .starts_with("actions[0].pulse_ms:")
+        assert_eq!(
+            err("[[actions]]\non = \"stranger_alert\"\npin = 4\npulse_ms = 5\n"),
+            "actions[0].pulse_ms: must be between 10 and 60000 ms, got 5"
         );
         assert!(err(
             "[[actions]]\non = \"stranger_alert\"\npin = 4\n[[actions]]\non = \"input\"\npin = 4\ncamera = \"c\"\n"

@@ -176,6 +176,13 @@ fn choose_fourcc(
     height: u32,
 ) -> Result<FourCC, CameraError> {
     let has = |f: PixelFormat| offered.iter().any(|o| o.repr == *fourcc_of(f));
+    let offers = || {
+        offered
+            .iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if let Some(f) = asked {
         return if has(f) {
             Ok(FourCC::new(fourcc_of(f)))
@@ -183,11 +190,7 @@ fn choose_fourcc(
             Err(CameraError::Unsupported(format!(
                 "{} does not offer {f}; it offers {}",
                 path.display(),
-                offered
-                    .iter()
-                    .map(|o| o.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                offers()
             )))
         };
     }
@@ -205,11 +208,7 @@ fn choose_fourcc(
             CameraError::Unsupported(format!(
                 "{} offers none of YUYV, MJPG, NV12, RGB3, YU12 (it offers {})",
                 path.display(),
-                offered
-                    .iter()
-                    .map(|o| o.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                offers()
             ))
         })
 }
@@ -353,5 +352,45 @@ impl Drop for V4l2Source {
                 tracing::warn!(device = %self.path.display(), "v4l2 stream did not stop cleanly");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fourccs(names: &[&[u8; 4]]) -> Vec<FourCC> {
+        names.iter().map(|n| FourCC::new(n)).collect()
+    }
+
+    #[test]
+    fn uncompressed_up_to_vga_and_mjpeg_above() {
+        let offered = fourccs(&[b"MJPG", b"YUYV"]);
+        let dev = Path::new("/dev/video0");
+        let pick = |w, h| choose_fourcc(dev, &offered, None, w, h).unwrap();
+        assert_eq!(pick(640, 480), FourCC::new(b"YUYV"));
+        assert_eq!(pick(1280, 720), FourCC::new(b"MJPG"));
+    }
+
+    #[test]
+    fn a_format_the_device_lacks_is_refused_with_what_it_offers() {
+        let dev = Path::new("/dev/video0");
+        let offered = fourccs(&[b"YUYV", b"NV12"]);
+        let asked = choose_fourcc(dev, &offered, Some(PixelFormat::Mjpeg), 640, 480);
+        assert_eq!(
+            asked.unwrap_err().to_string(),
+            CameraError::Unsupported(
+                "/dev/video0 does not offer mjpeg; it offers YUYV, NV12".into()
+            )
+            .to_string()
+        );
+        let grey = choose_fourcc(dev, &fourccs(&[b"GREY"]), None, 640, 480);
+        assert_eq!(
+            grey.unwrap_err().to_string(),
+            CameraError::Unsupported(
+                "/dev/video0 offers none of YUYV, MJPG, NV12, RGB3, YU12 (it offers GREY)".into()
+            )
+            .to_string()
+        );
     }
 }

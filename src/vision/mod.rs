@@ -187,24 +187,37 @@ impl FaceEngine {
         height: u32,
         out: &mut heapless::Vec<Face, MAX_FACES>,
     ) -> Result<(), VisionError> {
-        self.analyze(rgb, width, height, out)?;
+        self.still(rgb, width, height, out, Self::analyze)
+    }
+
+    /// [`FaceEngine::detect`] for still photos, padded as in [`FaceEngine::analyze_still`].
+    pub fn detect_still(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut heapless::Vec<Detection, MAX_FACES>,
+    ) -> Result<(), VisionError> {
+        self.still(rgb, width, height, out, Self::detect)
+    }
+
+    /// Runs `find` on the photo and, if it finds nothing, once more on the padded photo.
+    fn still<T: OnCanvas>(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        out: &mut heapless::Vec<T, MAX_FACES>,
+        find: FindFn<T>,
+    ) -> Result<(), VisionError> {
+        find(self, rgb, width, height, out)?;
         if !out.is_empty() || self.config.enrol.pad <= 1.0 {
             return Ok(());
         }
         let padded = pad_image(rgb, width, height, self.config.enrol.pad);
-        self.analyze(&padded.rgb, padded.width, padded.height, out)?;
-        let (dx, dy) = (padded.offset.0 as f32, padded.offset.1 as f32);
-        for f in out.iter_mut() {
-            f.bbox = [
-                f.bbox[0] - dx,
-                f.bbox[1] - dy,
-                f.bbox[2] - dx,
-                f.bbox[3] - dy,
-            ];
-            for k in &mut f.keypoints {
-                k[0] -= dx;
-                k[1] -= dy;
-            }
+        find(self, &padded.rgb, padded.width, padded.height, out)?;
+        for found in out.iter_mut() {
+            found.to_original(&padded);
         }
         Ok(())
     }
@@ -300,6 +313,44 @@ pub struct Padded {
     pub height: u32,
     /// Where the original's top-left corner is on the canvas.
     pub offset: (u32, u32),
+}
+
+/// [`FaceEngine::detect`] or [`FaceEngine::analyze`], for [`FaceEngine::still`].
+type FindFn<T> = fn(
+    &mut FaceEngine,
+    &[u8],
+    u32,
+    u32,
+    &mut heapless::Vec<T, MAX_FACES>,
+) -> Result<(), VisionError>;
+
+/// What a search finds on a [`Padded`] canvas and must move back onto the original photo.
+trait OnCanvas {
+    fn to_original(&mut self, padded: &Padded);
+}
+
+impl OnCanvas for Detection {
+    fn to_original(&mut self, padded: &Padded) {
+        padded.to_original(&mut self.bbox, &mut self.keypoints);
+    }
+}
+
+impl OnCanvas for Face {
+    fn to_original(&mut self, padded: &Padded) {
+        padded.to_original(&mut self.bbox, &mut self.keypoints);
+    }
+}
+
+impl Padded {
+    /// Moves a box and its keypoints found on the canvas back onto the original picture.
+    pub fn to_original(&self, bbox: &mut [f32; 4], keypoints: &mut [[f32; 2]]) {
+        let (dx, dy) = (self.offset.0 as f32, self.offset.1 as f32);
+        *bbox = [bbox[0] - dx, bbox[1] - dy, bbox[2] - dx, bbox[3] - dy];
+        for k in keypoints {
+            k[0] -= dx;
+            k[1] -= dy;
+        }
+    }
 }
 
 /// Centre `rgb` on a canvas `factor` times its size: BlazeFace misses faces that fill the whole

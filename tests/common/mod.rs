@@ -2,7 +2,9 @@
 //! the appliance started in-process or as the real binary, and a small JSON client for its API.
 #![allow(dead_code)]
 
+pub mod crash;
 pub mod mqtt;
+pub mod tls;
 pub mod video;
 
 use std::collections::VecDeque;
@@ -386,17 +388,36 @@ impl Api {
         v
     }
 
-    /// Records `count` sample events of a type and returns their ids.
+    /// Records `count` sample events of a type from the `entrance` camera; returns their ids.
     pub async fn trigger(&self, event_type: &str, count: u32) -> Vec<String> {
+        let events = self.trigger_on(event_type, count, "entrance").await;
+        events.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// Records `count` sample events of a type from `camera`; returns their (seq, id).
+    pub async fn trigger_on(
+        &self,
+        event_type: &str,
+        count: u32,
+        camera: &str,
+    ) -> Vec<(i64, String)> {
         let (status, v) = self
-            .post("/api/v1/events/trigger", serde_json::json!({"event_type": event_type, "count": count, "camera_id": "entrance"}))
+            .post(
+                "/api/v1/events/trigger",
+                serde_json::json!({"event_type": event_type, "count": count, "camera_id": camera}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{v}");
         v["events"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .map(|e| {
+                (
+                    e["seq"].as_i64().unwrap(),
+                    e["id"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     }
 
@@ -505,6 +526,8 @@ pub struct Binary {
     pub child: std::process::Child,
     pub api: Api,
     pub config: PathBuf,
+    /// The API's port, to start the binary again where its clients expect it.
+    pub port: u16,
 }
 
 impl Binary {
@@ -539,6 +562,7 @@ impl Binary {
             child,
             api,
             config: config_file.to_owned(),
+            port,
         }
     }
 

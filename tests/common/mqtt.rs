@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{eventually, start_app_with, Api, Running};
 
@@ -310,31 +310,4 @@ pub async fn app_on(broker: &Broker, tweak: impl FnOnce(&mut facecv::Config)) ->
     .await;
     until_connected(&app.api).await;
     app
-}
-
-/// Records sample events on `camera`; returns their (seq, id).
-pub async fn trigger_on(
-    api: &Api,
-    event_type: &str,
-    count: u32,
-    camera: &str,
-) -> Vec<(i64, String)> {
-    let (status, v) = api
-        .post(
-            "/api/v1/events/trigger",
-            json!({"event_type": event_type, "count": count, "camera_id": camera}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["seq"].as_i64().unwrap(),
-                e["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect()
 }

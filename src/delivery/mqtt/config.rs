@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use crate::config::{check_range, ConfigError};
 use crate::events::EventType;
 
 /// The bridge's settings. Only `host` is required; everything else has a default that works with a
@@ -171,17 +171,6 @@ fn check_file(key: &str, path: &Option<PathBuf>) -> Result<(), ConfigError> {
             format!("{} is not a readable file", p.display()),
         )),
         _ => Ok(()),
-    }
-}
-
-fn check_range(key: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<(), ConfigError> {
-    if v.is_finite() && (lo..=hi).contains(&v) {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(
-            key,
-            format!("must be between {lo} and {hi}{unit}, got {v}"),
-        ))
     }
 }
 
