@@ -109,7 +109,7 @@ qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -monitor n
 qemu_pid=$!
 say "booting (console: $console), waiting up to ${timeout}s for /health on 127.0.0.1:$port"
 
-clean_console() { tr -d '\r' <"$console" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g'; }
+clean_console() { [ -f "$console" ] || return 0; tr -d '\r' <"$console" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g'; }
 token="" body=""
 deadline=$((SECONDS + timeout))
 while :; do

@@ -160,7 +160,7 @@ install -d "$rootfs/etc/ssh/sshd_config.d"
 printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n' \
   >"$rootfs/etc/ssh/sshd_config.d/facecv.conf"
 rm -f "$rootfs"/etc/ssh/ssh_host_*
-# An empty machine-id makes systemd generate one on first boot (and treat it as the first boot).
+# An empty machine-id: systemd generates one on the first boot and writes it (each card its own).
 : >"$rootfs/etc/machine-id"
 rm -f "$rootfs/var/lib/dbus/machine-id"
 
@@ -181,23 +181,33 @@ for s in "${services[@]}"; do
     || [ -n "$(find "$rootfs/etc/systemd/system" -name "$s" -path '*.wants/*' | head -1)" ] \
     || die "$s is not enabled in the image"
 done
-[ "$(stat -c '%U:%G %a' "$rootfs/etc/facecv/facecv.toml")" = "root:facecv 640" ] \
-  || die "/etc/facecv/facecv.toml is $(stat -c '%U:%G %a' "$rootfs/etc/facecv/facecv.toml"), want root:facecv 640"
+gid="$(awk -F: '$1 == "facecv" { print $3 }' "$rootfs/etc/group")"
+[ "$(stat -c '%u:%g %a' "$rootfs/etc/facecv/facecv.toml")" = "0:$gid 640" ] \
+  || die "/etc/facecv/facecv.toml is $(stat -c '%u:%g %a' "$rootfs/etc/facecv/facecv.toml"), want root:facecv (0:$gid) 640"
 
 # The initramfs (now with virtio) and, through raspi-firmware's hooks, /boot/firmware.
-say "building the initramfs and the boot files (under emulation: a few minutes)"
+# The bootstrap's initramfs (MODULES=most) normally has them already; rebuilding it under emulation
+# takes over ten minutes here, so only when it does not. The modules file keeps them in later ones.
 kver="$(basename "$(ls -d "$rootfs"/lib/modules/* | sort -V | tail -1)")"
-in_root update-initramfs -u -k "$kver" >&2
+has_virtio() {
+  local list m
+  list="$(in_root lsinitramfs "/boot/initrd.img-$kver")"
+  for m in virtio_pci virtio_blk virtio_net; do grep -q "/$m.ko" <<<"$list" || return 1; done
+}
+if ! has_virtio; then
+  say "rebuilding the initramfs with virtio (under emulation: ten minutes or more)"
+  in_root update-initramfs -u -k "$kver" >&2
+fi
 in_root env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$kver" >&2
-for f in config.txt cmdline.txt "vmlinuz-$kver" "initrd.img-$kver" bcm2710-rpi-3-b.dtb bcm2711-rpi-4-b.dtb \
-  bcm2710-rpi-zero-2-w.dtb start4.elf fixup4.dat bootcode.bin; do
+for f in config.txt cmdline.txt "vmlinuz-$kver" "initrd.img-$kver" bcm2837-rpi-3-b.dtb bcm2711-rpi-4-b.dtb \
+  bcm2837-rpi-zero-2-w.dtb start4.elf fixup4.dat bootcode.bin; do
   [ -s "$rootfs/boot/firmware/$f" ] || die "raspi-firmware did not put $f in /boot/firmware"
 done
 grep -q 'root=LABEL=RASPIROOT' "$rootfs/boot/firmware/cmdline.txt" || die "cmdline.txt: $(cat "$rootfs/boot/firmware/cmdline.txt")"
 grep -qx 'arm_64bit=1' "$rootfs/boot/firmware/config.txt" || die "config.txt has no arm_64bit=1"
-for m in virtio_pci virtio_blk virtio_net; do
-  in_root lsinitramfs "/boot/initrd.img-$kver" | grep -q "/$m.ko" || die "the initramfs lacks $m"
-done
+has_virtio || die "the initramfs lacks virtio_pci, virtio_blk or virtio_net"
+cmp -s "$rootfs/boot/initrd.img-$kver" "$rootfs/boot/firmware/initrd.img-$kver" \
+  || die "/boot/firmware has another initramfs than /boot"
 
 # What a board never needs: apt's package lists (apt update fetches them), logs of the build.
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/log/*.log \
