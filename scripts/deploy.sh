@@ -4,8 +4,9 @@
 #   scripts/deploy.sh [--wait N] [--root DIR] HOST [TARBALL]
 #                                                        over ssh (HOST: user@board; sudo is used if not
 #                                                        root); --root: a prefix on the board (default /)
-#   scripts/deploy.sh --local ROOT [--health-cmd CMD] [TARBALL]
-#                                                        into the directory ROOT, no systemctl (tests)
+#   scripts/deploy.sh --local ROOT [--health-cmd CMD] [--no-token] [TARBALL]
+#                                                        into the directory ROOT, no systemctl (tests,
+#                                                        scripts/build-image.sh)
 #
 # TARBALL defaults to the newest dist/facecv-*-aarch64.tar.gz; it is checked against dist/SHA256SUMS
 # when that lists it, and again on the board after the copy. On the board:
@@ -13,7 +14,8 @@
 #   2. install the units (/etc/systemd/system/facecv.service, /usr/lib/sysusers.d/facecv.conf,
 #      /usr/lib/tmpfiles.d/facecv.conf), create the user (systemd-sysusers) and /etc/facecv
 #   3. first install: /etc/facecv/facecv.toml from the tarball with a generated API token and
-#      `listen = "0.0.0.0:7000"` (an existing config is never overwritten)
+#      `listen = "0.0.0.0:7000"` (an existing config is never overwritten). --no-token leaves the
+#      token out: an SD image is flashed onto many cards, so each sets its own on first boot
 #   4. switch /opt/facecv/current to the new release with one rename(2), daemon-reload, restart
 #   5. wait up to N seconds (--wait, default 30) for `GET /health` on 127.0.0.1:7000; if it does not
 #      answer, switch back to the previous release (and its units) and restart that, then fail
@@ -26,13 +28,14 @@ cd "$(dirname "$0")/.."
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-wait_s=30 local_root="" remote_root="" health_cmd="" host=""
+wait_s=30 local_root="" remote_root="" health_cmd="" host="" with_token=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --wait) wait_s="$2"; shift 2 ;;
     --local) local_root="$2"; shift 2 ;;
     --root) remote_root="$2"; shift 2 ;;
     --health-cmd) health_cmd="$2"; shift 2 ;;
+    --no-token) with_token=0; shift ;;
     -h | --help) usage ;;
     -*) echo "deploy: unknown option $1" >&2; usage ;;
     *) break ;;
@@ -53,11 +56,11 @@ if [ -f "$sums" ] && grep -q " $(basename "$tarball")\$" "$sums"; then
 fi
 
 # Everything below runs on the board (or against ROOT): one code path for both modes.
-# Arguments: ROOT TARBALL SHA256 WAIT LOCAL(0|1) HEALTH_CMD
+# Arguments: ROOT TARBALL SHA256 WAIT LOCAL(0|1) HEALTH_CMD WITH_TOKEN(0|1)
 installer() {
 cat <<'INSTALLER'
 set -euo pipefail
-root="$1" tarball="$2" want_sha="$3" wait_s="$4" local_mode="$5" health_cmd="$6"
+root="$1" tarball="$2" want_sha="$3" wait_s="$4" local_mode="$5" health_cmd="$6" with_token="${7:-1}"
 say() { echo "deploy: $*" >&2; }
 got="$(sha256sum "$tarball" | cut -d' ' -f1)"
 [ "$got" = "$want_sha" ] || { say "tarball damaged in transit ($got != $want_sha)"; exit 1; }
@@ -100,15 +103,16 @@ fi
 conf="$root/etc/facecv/facecv.toml"
 mkdir -p "$root/etc/facecv"
 if [ ! -f "$conf" ]; then
-  token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  sed -e "s|^# *token = .*|token = \"$token\"|" \
+  token=""
+  [ "$with_token" = 0 ] || token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  sed -e "${token:+s|^# *token = .*|token = \"$token\"|}" \
       -e 's|^listen = "127.0.0.1:7000"|listen = "0.0.0.0:7000"|' \
       "$new/etc/facecv/facecv.toml" >"$conf.new"
-  grep -q "^token = \"$token\"" "$conf.new" || { say "could not set the token in $conf"; exit 1; }
+  [ -z "$token" ] || grep -q "^token = \"$token\"" "$conf.new" || { say "could not set the token in $conf"; exit 1; }
   chmod 0640 "$conf.new"
   if [ "$(id -u)" = 0 ] && getent group facecv >/dev/null; then chown root:facecv "$conf.new"; fi
   mv "$conf.new" "$conf"
-  say "created $conf with a new API token; the API listens on 0.0.0.0:7000"
+  say "created $conf${token:+ with a new API token}; the API listens on 0.0.0.0:7000"
 fi
 token="$(sed -n 's/^token *= *"\(.*\)"/\1/p' "$conf" | head -1)"
 
@@ -166,14 +170,14 @@ INSTALLER
 
 if [ -n "$local_root" ]; then
   mkdir -p "$local_root"
-  out="$(bash -c "$(installer)" deploy "$(cd "$local_root" && pwd)" "$(realpath "$tarball")" "$sha" "$wait_s" 1 "$health_cmd")"
+  out="$(bash -c "$(installer)" deploy "$(cd "$local_root" && pwd)" "$(realpath "$tarball")" "$sha" "$wait_s" 1 "$health_cmd" "$with_token")"
 else
   remote_tmp="/tmp/facecv-deploy-$$.tar.gz"
   echo "deploy: copying $(basename "$tarball") to $host" >&2
   scp -q "$tarball" "$host:$remote_tmp"
   sudo=""; [ "$(ssh "$host" id -u)" = 0 ] || sudo="sudo"
   status=0
-  out="$(installer | ssh "$host" "$sudo bash -s -- '$remote_root' '$remote_tmp' '$sha' '$wait_s' 0 ''; s=\$?; rm -f '$remote_tmp'; exit \$s")" || status=$?
+  out="$(installer | ssh "$host" "$sudo bash -s -- '$remote_root' '$remote_tmp' '$sha' '$wait_s' 0 '' '$with_token'; s=\$?; rm -f '$remote_tmp'; exit \$s")" || status=$?
   [ "$status" = 0 ] || exit "$status"
 fi
 echo "$out"

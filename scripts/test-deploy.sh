@@ -62,6 +62,15 @@ if scripts/deploy.sh --local "$work/root2" "$t1" 2>/dev/null; then fail "a damag
 [ ! -e "$work/root2/opt" ] || fail "a damaged tarball left files behind"
 rm "$work/dist/SHA256SUMS"
 
+# 5b. An image (scripts/build-image.sh) is flashed onto many cards: --no-token leaves the token for
+#     each card's first boot, while the config still listens on the LAN.
+out="$(scripts/deploy.sh --local "$work/image" --no-token --health-cmd "$ok" "$t1")"
+iconf="$work/image/etc/facecv/facecv.toml"
+[ -z "$(sed -n 's/^token=//p' <<<"$out")" ] || fail "--no-token printed a token: $out"
+grep -q '^token' "$iconf" && fail "--no-token wrote a token: $(grep '^token' "$iconf")"
+grep -q '^# *token = ' "$iconf" || fail "--no-token lost the commented token line the first boot fills in"
+grep -qx 'listen = "0.0.0.0:7000"' "$iconf" || fail "--no-token: listen not switched to the LAN"
+
 # 6. The ssh path, with ssh/scp/systemctl/curl stubbed on PATH and --root keeping it in $work:
 #    the remote command line, daemon-reload/restart, the health probe with the token, rollback.
 stubs="$work/stubs" log="$work/stub.log"
