@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Boot an SD image (scripts/build-image.sh) under qemu and check that FaceCV answers:
 #
-#   scripts/boot-image.sh IMG [--port 17000] [--timeout 900] [--grow 1G] [--keep]
+#   scripts/boot-image.sh IMG [--port 17000] [--timeout 900] [--grow 1G] [--keep] [--no-v4l2]
 #
 # IMG is never written: the VM runs on a qcow2 overlay (--grow bigger than IMG, like a larger card,
 # so the first boot's partition growing is exercised). qemu's `virt` machine boots the image's own
@@ -14,7 +14,11 @@
 #   2. checks that /health without the token is refused (401)
 #   3. shows `systemctl status facecv` and the first boot's results over ssh, and the console's
 #      "Started facecv.service" line
-#   4. powers the VM off; exits 0. On failure or --timeout: the console's tail, exit 1.
+#   4. V4L2 on a real kernel driver (unless --no-v4l2): loads the kernel's `vivid` test camera,
+#      adds it over the API as source "0" (/dev/video0), waits for frames captured and analysed
+#      by the service under its sandbox (DeviceAllow, group video), stops it, and checks the
+#      stream_started / stream_stopped events and the format the camera negotiated
+#   5. powers the VM off; exits 0. On failure or --timeout: the console's tail, exit 1.
 # --keep keeps the work folder (console log, overlay) and prints where it is.
 # Under emulation (no KVM for arm64 on an x86 host) the first boot takes a few minutes.
 set -euo pipefail
@@ -23,13 +27,14 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "boot-image: $*" >&2; }
 
-img="" port=17000 timeout=900 grow=1G keep=0
+img="" port=17000 timeout=900 grow=1G keep=0 v4l2=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --port) port="$2"; shift 2 ;;
     --timeout) timeout="$2"; shift 2 ;;
     --grow) grow="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
+    --no-v4l2) v4l2=0; shift ;;
     -h | --help) usage ;;
     -*) say "unknown option $1"; usage ;;
     *) [ -z "$img" ] || usage; img="$1"; shift ;;
@@ -144,6 +149,38 @@ sshv 'set -x; systemctl status facecv --no-pager --lines=5; systemctl is-enabled
 sshv systemctl is-active --quiet facecv || fail "facecv.service is not active"
 echo "== GET /health with the token"
 echo "$body"
+
+if [ "$v4l2" = 1 ]; then
+  echo "== V4L2: the kernel's vivid test camera (video capture node only), captured by the service"
+  api() { curl -fsS -m 30 -H "Authorization: Bearer $token" "$@"; }
+  field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+  sshv 'modprobe vivid n_devs=1 node_types=0x1 && udevadm settle && ls -l /dev/video0' \
+    || fail "could not load the vivid V4L2 test driver in the VM"
+  api -X POST "http://127.0.0.1:$port/api/v1/cameras" \
+    -d '{"camera_id": "vivid", "source": "0", "fps": 5, "autostart": true}' >/dev/null \
+    || fail "POST /api/v1/cameras for /dev/video0 failed"
+  status="" analysed=0
+  for _ in $(seq 1 90); do
+    status="$(api "http://127.0.0.1:$port/api/v1/cameras/vivid")" || fail "GET /api/v1/cameras/vivid failed"
+    analysed="$(echo "$status" | field frames_analysed)"
+    [ "$analysed" -ge 5 ] && break
+    sleep 2
+  done
+  echo "$status"
+  [ "$analysed" -ge 5 ] || fail "the vivid camera analysed $analysed frames in 180 s"
+  api -X POST "http://127.0.0.1:$port/api/v1/cameras/vivid/stop" >/dev/null || fail "stopping the camera failed"
+  events="$(api "http://127.0.0.1:$port/api/v1/events?camera_id=vivid&limit=100")" || fail "GET /api/v1/events failed"
+  echo "$events" | python3 -c '
+import json, sys
+evs = json.load(sys.stdin)["events"]
+kinds = [e["event_type"] for e in evs]
+for e in evs:
+    if e["event_type"].startswith("stream_"):
+        print(e["event_type"], json.dumps(e["data"]))
+sys.exit(0 if "stream_started" in kinds and "stream_stopped" in kinds else 1)' \
+    || fail "no stream_started and stream_stopped events for the vivid camera"
+  sshv 'journalctl -u facecv --no-pager -o cat | grep -i "v4l2\|vivid" | tail -n 5' || true
+fi
 
 sshv 'systemctl poweroff' >/dev/null 2>&1 || true
 for _ in $(seq 1 60); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 2; done

@@ -6,7 +6,7 @@
 # -> dist/facecv-<version>-<arch>.tar.gz and dist/SHA256SUMS. Inside, under facecv-<version>/:
 #   bin/facecv                  the `dist` profile (opt-level "s", thin LTO, stripped)
 #   lib/libLiteRt.so            LiteRT's runtime (scripts/fetch-litert.sh); the binary finds it in <bin>/../lib
-#   share/facecv/models/        the .tflite models and their README (provenance, licences)
+#   share/facecv/models/        the .tflite models, their README and LICENSES.md (provenance, terms)
 #   share/doc/facecv/README.md
 #   etc/facecv/facecv.toml      the board's default config (systemd/facecv.toml)
 #   systemd/                    facecv.service, facecv.sysusers, facecv.tmpfiles
@@ -56,7 +56,7 @@ install -d "$root/bin" "$root/lib" "$root/share/facecv/models" "$root/share/doc/
   "$root/etc/facecv" "$root/systemd"
 install -m 0755 "$bin" "$root/bin/facecv"
 install -m 0644 "lib/$arch/libLiteRt.so" "$root/lib/libLiteRt.so"
-install -m 0644 models/*.tflite models/README.md "$root/share/facecv/models/"
+install -m 0644 models/*.tflite models/README.md models/LICENSES.md "$root/share/facecv/models/"
 install -m 0644 README.md "$root/share/doc/facecv/README.md"
 install -m 0644 systemd/facecv.toml "$root/etc/facecv/facecv.toml"
 install -m 0644 systemd/facecv.service systemd/facecv.sysusers systemd/facecv.tmpfiles "$root/systemd/"

@@ -3,9 +3,8 @@ DESCRIPTION = "One Rust binary (facecv) that watches cameras, recognises faces w
 through LiteRT, records every event in an SQLite outbox and delivers it as signed webhooks and MQTT."
 SECTION = "multimedia"
 
-# The crate is Apache-2.0 (Cargo.toml `license`; the repository has no LICENSE file, so the
-# checksum covers that line). The models have their own terms (models/README.md, "Provenance and
-# licences", checksummed too): BlazeFace Apache-2.0; MobileFaceNet MIT; FaceRes Apache-2.0 as
+# The crate is Apache-2.0 (the repository's LICENSE). The models have their own terms
+# (models/LICENSES.md, checksummed too): BlazeFace Apache-2.0; MobileFaceNet MIT; FaceRes Apache-2.0 as
 # claimed upstream, shipped in an MIT npm package, trained on VGGFace2 (non-commercial research
 # use only), so it is a package of its own that nothing pulls in. Like oe-core's cargo recipes,
 # LICENSE names the crate's own licence, not those of the crates linked into it (mostly
@@ -16,7 +15,7 @@ LICENSE:${PN} = "Apache-2.0"
 LICENSE:${PN}-models = "Apache-2.0 & MIT"
 LICENSE:${PN}-model-faceres = "Apache-2.0 & MIT"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57 \
-                    file://models/README.md;beginline=14;endline=37;md5=fff948fc441de2378c0e0527bbc0a6f7"
+                    file://models/LICENSES.md;md5=c43560a40518651c34abe435a3ce2982"
 
 # Source: by default the git repository this layer lives in (FACECV_REPO_DIR, set in
 # layer.conf), at the tip of FACECV_GIT_BRANCH, so a checkout builds itself. For a release, set
@@ -112,7 +111,7 @@ do_install() {
     install -m 0755 ${B}/target/${CARGO_TARGET_SUBDIR}/facecv ${D}${bindir}/facecv
 
     install -d ${D}${datadir}/facecv/models
-    install -m 0644 ${S}/models/README.md ${S}/models/blazeface_full_int8.tflite \
+    install -m 0644 ${S}/models/README.md ${S}/models/LICENSES.md ${S}/models/blazeface_full_int8.tflite \
         ${S}/models/mobilefacenet_expo_f32.tflite ${S}/models/mobilefacenet_expo_int8.tflite \
         ${S}/models/faceres_hse_int8_iou8.tflite ${D}${datadir}/facecv/models/
 
@@ -157,7 +156,7 @@ SYSTEMD_SERVICE:${PN} = "facecv.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 PACKAGES =+ "${PN}-models ${PN}-model-faceres"
-FILES:${PN}-models = "${datadir}/facecv/models/README.md \
+FILES:${PN}-models = "${datadir}/facecv/models/README.md ${datadir}/facecv/models/LICENSES.md \
     ${datadir}/facecv/models/blazeface_full_int8.tflite \
     ${datadir}/facecv/models/mobilefacenet_expo_f32.tflite \
     ${datadir}/facecv/models/mobilefacenet_expo_int8.tflite"
