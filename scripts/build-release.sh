@@ -9,7 +9,7 @@
 #   share/facecv/models/        the .tflite models, their README and LICENSES.md (provenance, terms)
 #   share/doc/facecv/README.md
 #   etc/facecv/facecv.toml      the board's default config (systemd/facecv.toml)
-#   systemd/                    facecv.service, facecv.sysusers, facecv.tmpfiles
+#   systemd/                    facecv.service, facecv.sysusers, facecv.tmpfiles, facecv.modules-load
 # Install it on a board with scripts/deploy.sh.
 #
 # aarch64 needs `rustup target add aarch64-unknown-linux-gnu` and Debian's gcc-aarch64-linux-gnu
@@ -59,7 +59,8 @@ install -m 0644 "lib/$arch/libLiteRt.so" "$root/lib/libLiteRt.so"
 install -m 0644 models/*.tflite models/README.md models/LICENSES.md "$root/share/facecv/models/"
 install -m 0644 README.md "$root/share/doc/facecv/README.md"
 install -m 0644 systemd/facecv.toml "$root/etc/facecv/facecv.toml"
-install -m 0644 systemd/facecv.service systemd/facecv.sysusers systemd/facecv.tmpfiles "$root/systemd/"
+install -m 0644 systemd/facecv.service systemd/facecv.sysusers systemd/facecv.tmpfiles \
+  systemd/facecv.modules-load "$root/systemd/"
 printf '%s\n' "$version" >"$root/VERSION"
 printf '%s\n' "$arch" >"$root/ARCH"
 

@@ -12,7 +12,8 @@
 # when that lists it, and again on the board after the copy. On the board:
 #   1. unpack into /opt/facecv/releases/<version>/ (beside the releases already there)
 #   2. install the units (/etc/systemd/system/facecv.service, /usr/lib/sysusers.d/facecv.conf,
-#      /usr/lib/tmpfiles.d/facecv.conf), create the user (systemd-sysusers) and /etc/facecv
+#      /usr/lib/tmpfiles.d/facecv.conf, /usr/lib/modules-load.d/facecv.conf), create the user
+#      (systemd-sysusers) and /etc/facecv
 #   3. first install: /etc/facecv/facecv.toml from the tarball with a generated API token and
 #      `listen = "0.0.0.0:7000"` (an existing config is never overwritten). --no-token leaves the
 #      token out: an SD image is flashed onto many cards, so each sets its own on first boot
@@ -92,11 +93,17 @@ install_units() { # release dir
   install -D -m 0644 "$1/systemd/facecv.service" "$root/etc/systemd/system/facecv.service"
   install -D -m 0644 "$1/systemd/facecv.sysusers" "$root/usr/lib/sysusers.d/facecv.conf"
   install -D -m 0644 "$1/systemd/facecv.tmpfiles" "$root/usr/lib/tmpfiles.d/facecv.conf"
+  # Older releases have no modules-load file (a rollback to one keeps the newer file).
+  if [ -f "$1/systemd/facecv.modules-load" ]; then
+    install -D -m 0644 "$1/systemd/facecv.modules-load" "$root/usr/lib/modules-load.d/facecv.conf"
+  fi
 }
 install_units "$new"
 if [ "$local_mode" = 0 ]; then
   systemd-sysusers ${root:+--root="$root"} facecv.conf
   systemd-tmpfiles ${root:+--root="$root"} --create facecv.conf
+  # Now, not only at the next boot: the restart below must see video4linux in /proc/devices.
+  [ -n "$root" ] || modprobe -q videodev 2>/dev/null || true
 fi
 
 # The config: created once, never overwritten. A first install gets a token and listens on the LAN.

@@ -18,7 +18,7 @@ stub() { # version -> tarball path
   printf '#!/bin/sh\necho "facecv %s"\n' "$1" >"$d/bin/facecv"
   chmod 0755 "$d/bin/facecv"
   cp systemd/facecv.toml "$d/etc/facecv/facecv.toml"
-  cp systemd/facecv.service systemd/facecv.sysusers systemd/facecv.tmpfiles "$d/systemd/"
+  cp systemd/facecv.service systemd/facecv.sysusers systemd/facecv.tmpfiles systemd/facecv.modules-load "$d/systemd/"
   mkdir -p "$work/dist"
   tar -C "$work/stub-$1" -czf "$work/dist/facecv-$1-x86_64.tar.gz" "facecv-$1"
   echo "$work/dist/facecv-$1-x86_64.tar.gz"
@@ -31,7 +31,8 @@ ok='test -x "$FACECV_ROOT/opt/facecv/current/bin/facecv"'
 # 1. First install: release unpacked, current points at it, units installed, token generated.
 out="$(scripts/deploy.sh --local "$root" --health-cmd "$ok" "$t1")"
 [ "$(readlink "$root/opt/facecv/current")" = releases/0.0.1 ] || fail "current is not 0.0.1"
-for f in etc/systemd/system/facecv.service usr/lib/sysusers.d/facecv.conf usr/lib/tmpfiles.d/facecv.conf; do
+for f in etc/systemd/system/facecv.service usr/lib/sysusers.d/facecv.conf usr/lib/tmpfiles.d/facecv.conf \
+  usr/lib/modules-load.d/facecv.conf; do
   [ -f "$root/$f" ] || fail "$f not installed"
 done
 conf="$root/etc/facecv/facecv.toml"

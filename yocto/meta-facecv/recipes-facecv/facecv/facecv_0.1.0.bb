@@ -134,6 +134,8 @@ do_install() {
 
     install -d ${D}${nonarch_libdir}/tmpfiles.d
     install -m 0644 ${S}/systemd/facecv.tmpfiles ${D}${nonarch_libdir}/tmpfiles.d/facecv.conf
+    install -d ${D}${nonarch_libdir}/modules-load.d
+    install -m 0644 ${S}/systemd/facecv.modules-load ${D}${nonarch_libdir}/modules-load.d/facecv.conf
 
     for f in ${D}${sysconfdir}/facecv/facecv.toml ${D}${systemd_system_unitdir}/facecv.service; do
         if grep -v '^[[:space:]]*#' "$f" | grep -q /opt/facecv; then
@@ -161,7 +163,7 @@ FILES:${PN}-models = "${datadir}/facecv/models/README.md ${datadir}/facecv/model
     ${datadir}/facecv/models/mobilefacenet_expo_f32.tflite \
     ${datadir}/facecv/models/mobilefacenet_expo_int8.tflite"
 FILES:${PN}-model-faceres = "${datadir}/facecv/models/faceres_hse_int8_iou8.tflite"
-FILES:${PN} += "${nonarch_libdir}/tmpfiles.d/facecv.conf"
+FILES:${PN} += "${nonarch_libdir}/tmpfiles.d/facecv.conf ${nonarch_libdir}/modules-load.d/facecv.conf"
 
 CONFFILES:${PN} = "${sysconfdir}/facecv/facecv.toml"
 
