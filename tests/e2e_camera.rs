@@ -223,3 +223,39 @@ async fn a_camera_that_loses_its_source_says_so_and_is_back_when_it_returns() {
     assert!(status["reconnects"].as_u64().unwrap() >= 1, "{status}");
     assert_eq!(status["running"], false);
 }
+
+/// A camera that cannot be opened (here a V4L2 device that does not exist; on a board, a denied
+/// or unplugged one) shows why in its status while capture keeps retrying, and is running again
+/// in the status as soon as frames come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_that_cannot_be_opened_says_why_in_its_status() {
+    let app = start_app_with(|_| {}).await;
+    let (code, v) = app
+        .api
+        .post(
+            "/api/v1/cameras",
+            json!({"camera_id": "door", "source": "/dev/video99", "fps": 5}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let api = app.api.clone();
+    eventually(Duration::from_secs(20), "the status to say why", || {
+        let api = api.clone();
+        async move {
+            let (_, s) = api.get("/api/v1/cameras/door").await;
+            s["state"] == "reconnecting"
+                && s["reconnects"].as_u64().unwrap_or(0) >= 1
+                && s["source_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("/dev/video99") && e.contains("no such device"))
+        }
+    })
+    .await;
+    let (code, s) = app.api.post("/api/v1/cameras/door/stop", json!({})).await;
+    assert_eq!(code, StatusCode::OK, "{s}");
+    assert_eq!(s["state"], "stopped", "{s}");
+    assert!(
+        s.get("source_error").is_none(),
+        "a stopped camera has no source error: {s}"
+    );
+}

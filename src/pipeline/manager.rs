@@ -69,7 +69,8 @@ pub struct CameraStatus {
     /// `config`, `api` (remembered across restarts) or `stream`.
     pub origin: CameraOrigin,
     pub running: bool,
-    /// `running`, `stopped`, or how it last ended: `ended`, `source_lost`, `error`.
+    /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `stopped`, or
+    /// how it last ended: `ended`, `source_lost`, `error`.
     pub state: String,
     pub frames_captured: u64,
     /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
@@ -77,6 +78,10 @@ pub struct CameraStatus {
     pub reconnects: u64,
     pub frames_analysed: u64,
     pub events_recorded: u64,
+    /// While the state is `reconnecting`: why the source cannot be read (e.g. "cannot open
+    /// /dev/video0: permission denied ...").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_error: Option<String>,
 }
 
 /// A camera's run: the thread while it runs, the counters and the end reason after.
@@ -439,11 +444,18 @@ fn status_of(entry: &Entry) -> CameraStatus {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let zero = CameraCounters::default();
     let counters = entry.running.as_ref().map_or(&zero, |r| &r.counters);
+    let source_error = counters
+        .source_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let (running, state) = match &entry.running {
         None => (false, "stopped".to_owned()),
         Some(r) => {
             let alive = r.alive();
-            let state = if alive {
+            let state = if alive && source_error.is_some() {
+                "reconnecting".to_owned()
+            } else if alive {
                 "running".to_owned()
             } else {
                 match *r.ended.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -459,6 +471,8 @@ fn status_of(entry: &Entry) -> CameraStatus {
             (alive, state)
         }
     };
+    // A stopped camera's last run may have ended while its source was away: that is history.
+    let source_error = source_error.filter(|_| running);
     CameraStatus {
         camera_id: entry.config.camera_id.clone(),
         source: entry.config.source_label(),
@@ -472,6 +486,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
         reconnects: load(&counters.reconnects),
         frames_analysed: load(&counters.frames_analysed),
         events_recorded: load(&counters.events_recorded),
+        source_error,
     }
 }
 

@@ -16,7 +16,7 @@ use super::config::CameraConfig;
 use super::gallery::SharedGallery;
 use super::policy::Policy;
 use super::tracker::{Identity, Observation, Tracker, TrackerConfig};
-use crate::camera::{CameraError, Capture, CaptureEvent, Frame, SourceSpec};
+use crate::camera::{CameraError, Capture, CaptureEvent, Frame, SourceSpec, SourceState};
 use crate::events::{format_timestamp, EventData, EventMetadata, NewEvent, StopReason};
 use crate::store::Outbox;
 use crate::vision::{Face, FaceEngine, MAX_FACES};
@@ -48,6 +48,29 @@ pub struct CameraCounters {
     pub frames_analysed: AtomicU64,
     pub events_recorded: AtomicU64,
     pub analysis_errors: AtomicU64,
+    /// Why the source is unavailable while capture keeps reopening it (permission denied, device
+    /// gone): what an installer needs to see in the camera's status, not only in the journal.
+    pub source_error: Mutex<Option<String>>,
+}
+
+impl CameraCounters {
+    /// Copies the capture's counters and source state; called on every frame and every idle poll,
+    /// so the status stays current while a camera delivers nothing.
+    fn refresh(&self, capture: &Capture) {
+        let stats = capture.stats();
+        self.frames_captured
+            .store(stats.captured, Ordering::Relaxed);
+        self.frames_dropped.store(stats.dropped, Ordering::Relaxed);
+        self.reconnects.store(stats.reconnects, Ordering::Relaxed);
+        let error = match stats.state {
+            SourceState::Lost(why) | SourceState::Failed(why) => Some(why),
+            _ => None,
+        };
+        let mut slot = self.source_error.lock().unwrap_or_else(|p| p.into_inner());
+        if *slot != error {
+            *slot = error;
+        }
+    }
 }
 
 /// Everything a camera's loop needs from the rest of the appliance.
@@ -137,21 +160,15 @@ impl CameraRun {
                     }]);
                     continue;
                 }
-                Err(CameraError::Timeout(_)) => continue,
+                Err(CameraError::Timeout(_)) => {
+                    self.counters.refresh(capture);
+                    continue;
+                }
                 Err(CameraError::Ended) => return (StopReason::Ended, None),
                 Err(CameraError::Stopped) => return (self.stop_reason(), None),
                 Err(e) => return (StopReason::Error, Some(e.to_string())),
             }
-            let stats = capture.stats();
-            self.counters
-                .frames_captured
-                .store(stats.captured, Ordering::Relaxed);
-            self.counters
-                .frames_dropped
-                .store(stats.dropped, Ordering::Relaxed);
-            self.counters
-                .reconnects
-                .store(stats.reconnects, Ordering::Relaxed);
+            self.counters.refresh(capture);
             let now = Instant::now();
             // Skip frames only when the camera is clearly faster than the analysis rate: a
             // frame a little early (camera jitter) is taken, or a 10 fps camera analysed at
