@@ -169,16 +169,23 @@ if [ "$v4l2" = 1 ]; then
   echo "$status"
   [ "$analysed" -ge 5 ] || fail "the vivid camera analysed $analysed frames in 180 s"
   api -X POST "http://127.0.0.1:$port/api/v1/cameras/vivid/stop" >/dev/null || fail "stopping the camera failed"
-  events="$(api "http://127.0.0.1:$port/api/v1/events?camera_id=vivid&limit=100")" || fail "GET /api/v1/events failed"
-  echo "$events" | python3 -c '
+  # The stop's stream_stopped is committed as the camera's thread ends: poll for both events.
+  show='
 import json, sys
-evs = json.load(sys.stdin)["events"]
+evs = [r["event"] for r in json.load(sys.stdin)["events"]]
 kinds = [e["event_type"] for e in evs]
-for e in evs:
-    if e["event_type"].startswith("stream_"):
-        print(e["event_type"], json.dumps(e["data"]))
-sys.exit(0 if "stream_started" in kinds and "stream_stopped" in kinds else 1)' \
-    || fail "no stream_started and stream_stopped events for the vivid camera"
+if "stream_started" in kinds and "stream_stopped" in kinds:
+    for e in evs:
+        if e["event_type"].startswith("stream_"):
+            print(e["event_type"], json.dumps(e["data"]))
+    sys.exit(0)
+sys.exit(1)'
+  for i in $(seq 1 15); do
+    events="$(api "http://127.0.0.1:$port/api/v1/events?camera_id=vivid&limit=100")" || fail "GET /api/v1/events failed"
+    echo "$events" | python3 -c "$show" && break
+    [ "$i" -lt 15 ] || fail "no stream_started and stream_stopped events for the vivid camera in 30 s"
+    sleep 2
+  done
   sshv 'journalctl -u facecv --no-pager -o cat | grep -i "v4l2\|vivid" | tail -n 5' || true
 fi
 
