@@ -12,7 +12,7 @@ use http::Request;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::faces::{person, read_form, with_engine};
+use super::faces::{person, read_form, store_person, with_engine};
 use super::{ok_json, read_body, ApiError, ApiResult, State};
 use crate::enrol::{self, VideoError, VideoOptions};
 
@@ -86,11 +86,7 @@ pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
     })
     .await?;
     let embeddings: Vec<Vec<f32>> = report.picked.iter().map(|p| p.embedding.clone()).collect();
-    let model = state.cameras.gallery().model().to_owned();
-    let faces = state
-        .store
-        .add_faces(&name, &model, &embeddings, &metadata)?;
-    state.cameras.gallery().reload(&state.store)?;
+    let faces = store_person(state, &name, &embeddings, &metadata)?;
     tracing::info!(name, frames = faces.len(), "person enrolled from a video");
     ok_json(&json!({
         "success": true,

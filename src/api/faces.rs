@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::{ok_json, query, query_param, read_body_limit, ApiError, ApiResult, State};
+use crate::store::faces::FaceRecord;
 use crate::vision::{decode_image, Embedding, FaceEngine, VisionConfig, VisionError};
 
 /// The engine for uploaded images, made on first use: the appliance (and its webhooks) runs
@@ -207,11 +208,7 @@ async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
         Ok(out)
     })
     .await?;
-    let model = state.cameras.gallery().model().to_owned();
-    let faces = state
-        .store
-        .add_faces(&name, &model, &embeddings, &metadata)?;
-    state.cameras.gallery().reload(&state.store)?;
+    let faces = store_person(state, &name, &embeddings, &metadata)?;
     tracing::info!(name, images = faces.len(), "person enrolled");
     ok_json(&json!({
         "success": true,
@@ -220,6 +217,20 @@ async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
         "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
         "faces": faces,
     }))
+}
+
+/// Stores a person's embeddings (made by the gallery's model) and reloads the cameras' gallery,
+/// so that whichever route enrolled them, they are recognised from the next frame.
+pub(super) fn store_person(
+    state: &State,
+    name: &str,
+    embeddings: &[Vec<f32>],
+    metadata: &Map<String, Value>,
+) -> Result<Vec<FaceRecord>, ApiError> {
+    let model = state.cameras.gallery().model().to_owned();
+    let faces = state.store.add_faces(name, &model, embeddings, metadata)?;
+    state.cameras.gallery().reload(&state.store)?;
+    Ok(faces)
 }
 
 async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
