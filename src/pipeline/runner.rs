@@ -66,10 +66,7 @@ impl CameraCounters {
             SourceState::Lost(why) | SourceState::Failed(why) => Some(why),
             _ => None,
         };
-        let mut slot = self.source_error.lock().unwrap_or_else(|p| p.into_inner());
-        if *slot != error {
-            *slot = error;
-        }
+        *self.source_error.lock().unwrap_or_else(|p| p.into_inner()) = error;
     }
 }
 
