@@ -4,6 +4,7 @@
 
 pub mod crash;
 pub mod mqtt;
+pub mod netns;
 pub mod tls;
 pub mod video;
 
