@@ -69,8 +69,10 @@ impl App {
             config.vision.match_threshold(),
         )
         .context("loading the enrolled faces")?;
+        let vision = Arc::new(crate::vision::VisionHealth::new(config.vision.clone()));
         let cameras = Arc::new(Cameras::new(
             config.vision.clone(),
+            vision.clone(),
             gallery,
             outbox.clone(),
             config.storage.dir.join("snapshots"),
@@ -103,7 +105,9 @@ impl App {
             cameras: cameras.clone(),
             engine: Arc::new(std::sync::Mutex::new(api::ApiEngine::new(
                 config.vision.clone(),
+                vision.clone(),
             ))),
+            vision,
             mqtt: mqtt.clone(),
             metrics,
             config: config.api.clone(),

@@ -151,6 +151,11 @@ pub enum EventData {
     StreamStarted {
         source: String,
         fps: f32,
+        /// Ours: after a loss, how many times the source came back since the previous recorded
+        /// `stream_started`/`stream_stopped`, this return included; more than 1 when a flapping
+        /// source's returns were coalesced (`pipeline::flap`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restarts: Option<u64>,
     },
     StreamStopped {
         source: String,
@@ -159,6 +164,10 @@ pub enum EventData {
         /// What went wrong, for `source_lost` and `error`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// Ours: returns of a flapping source not told in a `stream_started` before the stream
+        /// ended (`pipeline::flap`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restarts: Option<u64>,
     },
 }
 

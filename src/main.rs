@@ -143,7 +143,11 @@ async fn wait_for_signal() -> anyhow::Result<()> {
 
 fn check_config(path: &PathBuf) -> anyhow::Result<()> {
     let config = load(Some(path))?;
+    let models = usable_models(&config.vision)?;
     println!("config {}: valid", path.display());
+    for line in models {
+        println!("  {line}");
+    }
     println!(
         "  api.listen = {} (token {})",
         config.api.listen,
@@ -188,4 +192,25 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The model files the config names, checked as an engine would before compiling them (the
+/// runtime library is not needed): a damaged or wrong model fails `check-config`, so that
+/// `deploy.sh` rolls back rather than starting cameras that cannot run.
+fn usable_models(vision: &facecv::vision::VisionConfig) -> anyhow::Result<Vec<String>> {
+    let checks = facecv::vision::check_models(vision);
+    let bad: Vec<String> = checks
+        .iter()
+        .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.key)))
+        .collect();
+    anyhow::ensure!(
+        bad.is_empty(),
+        "{} model(s) cannot be used:\n  {}",
+        bad.len(),
+        bad.join("\n  ")
+    );
+    Ok(checks
+        .iter()
+        .map(|m| format!("{} = {}: ok", m.key, m.path.display()))
+        .collect())
 }

@@ -82,12 +82,14 @@ pub fn sample(event_type: EventType, camera_id: &str) -> NewEvent {
         EventType::StreamStarted => EventData::StreamStarted {
             source: "0".into(),
             fps: 10.0,
+            restarts: None,
         },
         EventType::StreamStopped => EventData::StreamStopped {
             source: "0".into(),
             reason: StopReason::Requested,
             frames_processed: rng.gen_range(100..100_000),
             detail: None,
+            restarts: None,
         },
     };
     let now = time::OffsetDateTime::now_utc();

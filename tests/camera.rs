@@ -415,6 +415,7 @@ fn a_camera_command_that_keeps_dying_is_restarted_and_reported_lost() {
     let backoff = Backoff {
         min: Duration::from_millis(20),
         max: Duration::from_millis(100),
+        ..Backoff::default()
     };
     let capture = Capture::start_with(spec, "csi", backoff);
     let mut frame = Frame::new();
@@ -519,6 +520,7 @@ fn a_missing_camera_is_a_clear_error_and_is_retried_with_backoff() {
     let backoff = Backoff {
         min: Duration::from_millis(20),
         max: Duration::from_millis(80),
+        ..Backoff::default()
     };
     let capture = Capture::start_with(spec, "door", backoff);
     let mut frame = Frame::new();
@@ -538,6 +540,7 @@ fn stopping_a_capture_in_back_off_does_not_wait_for_the_back_off() {
     let backoff = Backoff {
         min: Duration::from_secs(30),
         max: Duration::from_secs(30),
+        ..Backoff::default()
     };
     let capture = Capture::start_with(spec, "csi", backoff);
     let mut frame = Frame::new();

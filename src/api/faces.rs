@@ -6,6 +6,8 @@
 //! Images are analysed on a blocking thread by one engine kept for the API, so an upload never
 //! stalls the async runtime, and cameras keep their own engines.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -13,26 +15,32 @@ use serde_json::{json, Map, Value};
 
 use super::{ok_json, query, query_param, read_body_limit, ApiError, ApiResult, State};
 use crate::store::faces::FaceRecord;
-use crate::vision::{decode_image, Embedding, FaceEngine, VisionConfig, VisionError};
+use crate::vision::{decode_image, Embedding, FaceEngine, VisionConfig, VisionError, VisionHealth};
 
 /// The engine for uploaded images, made on first use: the appliance (and its webhooks) runs
 /// without the TFLite runtime, and says what is missing when a request needs it.
+/// A failure to make it (a damaged model) is a 503 naming the model and the reason, is tried
+/// again on the next request (the file may have been put right), and shows in `/health`.
 pub struct ApiEngine {
     config: VisionConfig,
+    health: Arc<VisionHealth>,
     engine: Option<FaceEngine>,
 }
 
 impl ApiEngine {
-    pub fn new(config: VisionConfig) -> Self {
+    pub fn new(config: VisionConfig, health: Arc<VisionHealth>) -> Self {
         ApiEngine {
             config,
+            health,
             engine: None,
         }
     }
 
     pub fn get(&mut self) -> Result<&mut FaceEngine, VisionError> {
         if self.engine.is_none() {
-            self.engine = Some(FaceEngine::new(self.config.clone())?);
+            let made = FaceEngine::new(self.config.clone());
+            self.health.engine_made(made.as_ref().map(|_| ()));
+            self.engine = Some(made?);
         }
         Ok(self.engine.as_mut().expect("just made"))
     }

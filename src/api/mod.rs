@@ -58,6 +58,8 @@ pub struct State {
     pub cameras: Arc<Cameras>,
     /// The engine that analyses uploaded images (cameras have their own).
     pub engine: Arc<std::sync::Mutex<ApiEngine>>,
+    /// The models and the last engine failure, for `/health`.
+    pub vision: Arc<crate::vision::VisionHealth>,
     /// `None` without `[mqtt]` or with `mqtt.enabled = false`.
     pub mqtt: Option<Arc<Bridge>>,
     pub metrics: Arc<Metrics>,

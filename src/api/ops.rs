@@ -5,9 +5,13 @@ use serde_json::json;
 use super::{ok_json, text_response, ApiResult, State};
 use crate::store::sinks::webhook_sink;
 
+/// Always 200 while the process answers (supervisors restart on no answer, and a restart mends
+/// neither a damaged store nor a damaged model); `status` is `degraded` when a part is not well,
+/// and that part says why.
 pub fn health(state: &State) -> ApiResult {
     let store_ok = state.store.event_count().is_ok();
-    let status = if store_ok && !state.stopping.is_cancelled() {
+    let vision = state.vision.report();
+    let status = if store_ok && vision.ok && !state.stopping.is_cancelled() {
         "ok"
     } else {
         "degraded"
@@ -19,6 +23,7 @@ pub fn health(state: &State) -> ApiResult {
         "store": { "ok": store_ok, "head_seq": state.outbox.head() },
         "delivery": { "running": state.delivery.running() },
         "mqtt": { "connected": state.mqtt.as_ref().is_some_and(|m| m.connected()) },
+        "vision": vision,
     }))
 }
 

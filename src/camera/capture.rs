@@ -7,8 +7,10 @@
 //! way. Three buffers rotate and none is allocated after the first frame. A frame overwritten before
 //! anyone took it is counted as dropped. The capture thread never waits for the consumer.
 //!
-//! Live sources (cameras, pipes) that go away are reopened with capped exponential back-off, and
-//! the consumer hears of it through [`CaptureEvent::SourceLost`] / [`CaptureEvent::SourceRestored`].
+//! Live sources (cameras, pipes) that go away are reopened with capped exponential back-off (see
+//! [`Backoff`]), and the consumer hears of it through [`CaptureEvent::SourceLost`] /
+//! [`CaptureEvent::SourceRestored`], and [`CaptureEvent::SourceSteady`] once a source that came back
+//! has run long enough to count as healthy again.
 //! Files end ([`SourceState::Ended`]) unless looped; a source that cannot work (a wrong setting, a
 //! missing program, a corrupt file) fails for good ([`SourceState::Failed`]) rather than spinning.
 
@@ -25,19 +27,38 @@ const MAX_EVENTS: usize = 32;
 /// Undecodable frames in a row a live source may send before it is reopened.
 const MAX_BAD_FRAMES: u32 = 30;
 
-/// How long to wait before reopening a lost source: doubling from `min` up to `max`, back to `min`
-/// after a frame arrives. Short enough to recover from a USB reset in a second, long enough that
-/// a camera that is gone for good costs nothing.
+/// How long to wait before reopening a lost source, and when a source counts as healthy again.
+///
+/// Each loss doubles the wait, from `min` up to `max`, and every wait is drawn with ±20% jitter so
+/// that cameras lost together (a switch rebooting) do not all knock again in the same instant. The
+/// wait goes back to `min` only once the source has delivered frames for `healthy_after` without a
+/// break: a command that sends a few frames and dies is flapping, and resetting on its first frame
+/// would restart it every `min` for ever (FaceCV Edge once did: a `stream_started`/`stream_stopped`
+/// pair every half second, 345k events a day). Short enough to recover from a USB reset in half a
+/// second, long enough that a camera that is gone for good costs nothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {
     pub min: Duration,
     pub max: Duration,
+    /// How long a source must deliver without a break before its back-off is reset and a flap is
+    /// over (see `pipeline::flap`).
+    pub healthy_after: Duration,
 }
+
+/// The jitter drawn around every wait: ±20%.
+const JITTER: f64 = 0.2;
 
 impl Backoff {
     /// The wait that follows `current`: doubled, capped at `max`.
     pub fn next(&self, current: Duration) -> Duration {
         current.saturating_mul(2).min(self.max)
+    }
+
+    /// `wait` with jitter, never above `max`.
+    pub fn jittered(&self, wait: Duration) -> Duration {
+        use rand::Rng;
+        let factor = rand::thread_rng().gen_range(1.0 - JITTER..=1.0 + JITTER);
+        wait.mul_f64(factor).min(self.max)
     }
 }
 
@@ -45,7 +66,8 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             min: Duration::from_millis(500),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(60),
         }
     }
 }
@@ -73,6 +95,9 @@ pub enum CaptureEvent {
     SourceLost(String),
     /// The source delivers again after a loss.
     SourceRestored,
+    /// A source that was lost since it last ran healthily has now delivered for
+    /// [`Backoff::healthy_after`] without a break: any flap is over and its back-off is reset.
+    SourceSteady,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +109,15 @@ pub struct CaptureStats {
     /// Times the source was reopened after a loss (each attempt counts).
     pub reconnects: u64,
     pub state: SourceState,
+    /// Times the source came back since it last ran healthily (`healthy_after`): how hard it flaps.
+    pub restarts: u64,
+    /// It went away again after coming back, without running healthily in between.
+    pub flapping: bool,
+    /// When the next attempt to reopen it is due, while capture waits for it.
+    pub next_retry: Option<time::OffsetDateTime>,
+    /// Why it was last lost, kept until it runs healthily again (the state's reason is gone as
+    /// soon as a flapping source delivers a frame).
+    pub last_error: Option<String>,
 }
 
 /// A source running on its own thread, with the newest frame always ready to take.
@@ -110,6 +144,12 @@ struct Slot {
     dropped: u64,
     reconnects: u64,
     description: Option<String>,
+    /// Since the source last ran healthily: times it came back, and times it was lost after
+    /// delivering (the first loss of a healthy source is 1; a second one means it flaps).
+    restarts: u64,
+    losses: u64,
+    next_retry: Option<time::OffsetDateTime>,
+    last_error: Option<String>,
 }
 
 impl Capture {
@@ -130,6 +170,10 @@ impl Capture {
                 dropped: 0,
                 reconnects: 0,
                 description: None,
+                restarts: 0,
+                losses: 0,
+                next_retry: None,
+                last_error: None,
             }),
             ready: Condvar::new(),
             stop: Interrupter::new(),
@@ -193,6 +237,10 @@ impl Capture {
             dropped: slot.dropped,
             reconnects: slot.reconnects,
             state: slot.state.clone(),
+            restarts: slot.restarts,
+            flapping: slot.losses >= 2,
+            next_retry: slot.next_retry,
+            last_error: slot.last_error.clone(),
         }
     }
 
@@ -263,8 +311,12 @@ impl Runner {
         let mut delay = self.backoff.min;
         let mut attempt = 0u64;
         loop {
-            if attempt > 0 {
-                lock(&self.shared.slot).reconnects += 1;
+            {
+                let mut slot = lock(&self.shared.slot);
+                if attempt > 0 {
+                    slot.reconnects += 1;
+                }
+                slot.next_retry = None;
             }
             attempt += 1;
             let outcome = match open(&self.spec) {
@@ -272,6 +324,7 @@ impl Runner {
                 Err(e) if live && e.is_transient() => Outcome::Lost(e.to_string()),
                 Err(e) => Outcome::Failed(e.to_string()),
             };
+            let wait = self.backoff.jittered(delay);
             match outcome {
                 Outcome::Stopped => return,
                 Outcome::Ended => return self.finish(SourceState::Ended),
@@ -279,9 +332,9 @@ impl Runner {
                     tracing::error!(camera = %self.name, "capture failed: {why}");
                     return self.finish(SourceState::Failed(why));
                 }
-                Outcome::Lost(why) => self.lost(why, delay),
+                Outcome::Lost(why) => self.lost(why, wait),
             }
-            if !self.shared.stop.sleep_until(Instant::now() + delay) {
+            if !self.shared.stop.sleep_until(Instant::now() + wait) {
                 return;
             }
             delay = self.backoff.next(delay);
@@ -306,11 +359,20 @@ impl Runner {
     fn pump(&self, source: &mut dyn Source, work: &mut Frame, delay: &mut Duration) -> Outcome {
         let live = self.spec.is_live();
         let mut bad_frames = 0;
+        // Since the first frame of this opening; `None` again once it counted as healthy.
+        let mut up_since: Option<Instant> = None;
+        let mut steady = false;
         loop {
             match source.next_frame(work) {
                 Ok(()) => {
                     bad_frames = 0;
-                    *delay = self.backoff.min;
+                    let now = Instant::now();
+                    let since = *up_since.get_or_insert(now);
+                    if !steady && now.duration_since(since) >= self.backoff.healthy_after {
+                        steady = true;
+                        *delay = self.backoff.min;
+                        self.steady();
+                    }
                     self.publish(work);
                 }
                 Err(CameraError::Stopped) => return Outcome::Stopped,
@@ -343,6 +405,7 @@ impl Runner {
         slot.fresh = true;
         if let SourceState::Lost(_) = slot.state {
             tracing::info!(camera = %self.name, "capture source restored");
+            slot.restarts += 1;
             push_event(&mut slot, CaptureEvent::SourceRestored);
         }
         slot.state = SourceState::Running;
@@ -353,14 +416,36 @@ impl Runner {
     fn lost(&self, why: String, retry_in: Duration) {
         let mut slot = lock(&self.shared.slot);
         if !matches!(slot.state, SourceState::Lost(_)) {
-            tracing::warn!(camera = %self.name, "capture source lost: {why}; retrying in {retry_in:?}");
+            if slot.state == SourceState::Running {
+                slot.losses += 1;
+            }
+            if slot.losses >= 2 {
+                tracing::warn!(camera = %self.name, restarts = slot.restarts, "capture source flapping, lost again: {why}; retrying in {retry_in:?}");
+            } else {
+                tracing::warn!(camera = %self.name, "capture source lost: {why}; retrying in {retry_in:?}");
+            }
             push_event(&mut slot, CaptureEvent::SourceLost(why.clone()));
         } else {
             tracing::debug!(camera = %self.name, "capture source still lost: {why}");
         }
+        slot.next_retry = Some(time::OffsetDateTime::now_utc() + retry_in);
+        slot.last_error = Some(why.clone());
         slot.state = SourceState::Lost(why);
         drop(slot);
         self.shared.ready.notify_all();
+    }
+
+    /// The source has delivered for `healthy_after`: forget its flaps. Consumers hear of it only
+    /// if there was a loss to get over.
+    fn steady(&self) {
+        let mut slot = lock(&self.shared.slot);
+        if slot.losses > 0 || slot.restarts > 0 {
+            tracing::info!(camera = %self.name, restarts = slot.restarts, "capture source steady again; back-off reset");
+            push_event(&mut slot, CaptureEvent::SourceSteady);
+        }
+        slot.restarts = 0;
+        slot.losses = 0;
+        slot.last_error = None;
     }
 
     fn finish(&self, state: SourceState) {
@@ -381,15 +466,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_back_off_doubles_from_half_a_second_up_to_thirty() {
+    fn the_default_back_off_doubles_from_half_a_second_up_to_a_minute() {
         let b = Backoff::default();
         let mut d = b.min;
         let mut waits = vec![d];
-        for _ in 0..7 {
+        for _ in 0..8 {
             d = b.next(d);
             waits.push(d);
         }
         let secs: Vec<f32> = waits.iter().map(Duration::as_secs_f32).collect();
-        assert_eq!(secs, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]);
+        assert_eq!(secs, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]);
+        assert_eq!(b.healthy_after, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn waits_are_jittered_within_a_fifth_and_never_above_the_cap() {
+        let b = Backoff::default();
+        let waits: Vec<Duration> = (0..200)
+            .map(|_| b.jittered(Duration::from_secs(10)))
+            .collect();
+        assert!(waits
+            .iter()
+            .all(|w| (8.0..=12.0).contains(&w.as_secs_f64())));
+        assert!(
+            waits.iter().any(|w| *w != waits[0]),
+            "200 draws are not all the same"
+        );
+        assert!((0..200).all(|_| b.jittered(b.max) <= b.max));
     }
 }

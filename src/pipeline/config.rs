@@ -1,5 +1,7 @@
 //! `[[cameras]]`: what each camera is and how its sightings become events.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::policy::PolicyConfig;
@@ -30,6 +32,96 @@ pub struct CameraConfig {
     /// Keep a JPEG of each stranger (in the store's folder, `snapshots/<camera>/`).
     #[serde(default = "default_true")]
     pub snapshots: bool,
+    /// How a live source that goes away is reopened, and how its flaps are recorded.
+    #[serde(default)]
+    pub reconnect: ReconnectConfig,
+}
+
+/// `[cameras.reconnect]`: the back-off of a live source (cameras, commands) that goes away, and
+/// how often a flapping one is told to receivers. Every value in seconds; see `camera::Backoff`
+/// and `pipeline::flap` for why these defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectConfig {
+    /// The first wait before reopening, 0.1 to 60; each loss doubles it (with ±20% jitter).
+    #[serde(default = "default_min_delay")]
+    pub min_delay: f64,
+    /// The longest wait, `min_delay` to 3600.
+    #[serde(default = "default_max_delay")]
+    pub max_delay: f64,
+    /// How long a source must deliver without a break before its back-off is reset and a flap is
+    /// over, 1 to 3600.
+    #[serde(default = "default_healthy_after")]
+    pub healthy_after: f64,
+    /// While a source flaps, at most one `stream_started`/`stream_stopped` pair per this long,
+    /// 1 to 86400; the returns in between are counted in the next one's `restarts`.
+    #[serde(default = "default_report_every")]
+    pub report_every: f64,
+}
+
+fn default_min_delay() -> f64 {
+    0.5
+}
+fn default_max_delay() -> f64 {
+    60.0
+}
+fn default_healthy_after() -> f64 {
+    60.0
+}
+fn default_report_every() -> f64 {
+    1200.0
+}
+
+impl Default for ReconnectConfig {
+    fn default() -> Self {
+        ReconnectConfig {
+            min_delay: default_min_delay(),
+            max_delay: default_max_delay(),
+            healthy_after: default_healthy_after(),
+            report_every: default_report_every(),
+        }
+    }
+}
+
+impl ReconnectConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use crate::config::check_range;
+        check_range("reconnect.min_delay", self.min_delay, 0.1, 60.0, " s")?;
+        check_range(
+            "reconnect.max_delay",
+            self.max_delay,
+            self.min_delay,
+            3600.0,
+            " s",
+        )?;
+        check_range(
+            "reconnect.healthy_after",
+            self.healthy_after,
+            1.0,
+            3600.0,
+            " s",
+        )?;
+        check_range(
+            "reconnect.report_every",
+            self.report_every,
+            1.0,
+            86_400.0,
+            " s",
+        )
+    }
+
+    /// Capture's back-off; call on a validated config.
+    pub fn backoff(&self) -> crate::camera::Backoff {
+        crate::camera::Backoff {
+            min: Duration::from_secs_f64(self.min_delay),
+            max: Duration::from_secs_f64(self.max_delay),
+            healthy_after: Duration::from_secs_f64(self.healthy_after),
+        }
+    }
+
+    pub fn report_every(&self) -> Duration {
+        Duration::from_secs_f64(self.report_every)
+    }
 }
 
 fn default_fps() -> f32 {
@@ -51,6 +143,7 @@ impl CameraConfig {
             autostart: true,
             policy: PolicyConfig::default(),
             snapshots: true,
+            reconnect: ReconnectConfig::default(),
         }
     }
 
@@ -102,6 +195,7 @@ impl CameraConfig {
             }
         }
         self.source_spec()?;
+        self.reconnect.validate()?;
         self.policy.validate("policy")
     }
 }

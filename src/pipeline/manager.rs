@@ -30,7 +30,7 @@ use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
 use crate::config::ConfigError;
 use crate::events::StopReason;
 use crate::store::{Outbox, Store, StoreError};
-use crate::vision::{FaceEngine, VisionConfig, VisionError};
+use crate::vision::{FaceEngine, VisionConfig, VisionError, VisionHealth};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CamerasError {
@@ -69,8 +69,10 @@ pub struct CameraStatus {
     /// `config`, `api` (remembered across restarts) or `stream`.
     pub origin: CameraOrigin,
     pub running: bool,
-    /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `stopped`, or
-    /// how it last ended: `ended`, `source_lost`, `error`.
+    /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `flapping` (it
+    /// keeps coming back and going again: see `restarts`, `next_retry_at`, `last_error`),
+    /// `stopped`, or how it last ended: `ended`, `source_lost`, `error` (also when it could not
+    /// start, e.g. a damaged model: see `last_error`).
     pub state: String,
     pub frames_captured: u64,
     /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
@@ -82,6 +84,15 @@ pub struct CameraStatus {
     /// /dev/video0: permission denied ...").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_error: Option<String>,
+    /// Times the source came back since it last ran healthily (`reconnect.healthy_after`).
+    pub restarts: u64,
+    /// While capture waits to reopen the source: when it tries next (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<String>,
+    /// Why the camera could not start (the model file and what is wrong with it, say), or why
+    /// its source was last lost while it flaps or reconnects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A camera's run: the thread while it runs, the counters and the end reason after.
@@ -105,12 +116,16 @@ struct Entry {
     wanted: bool,
     live: broadcast::Sender<Arc<LiveFrame>>,
     running: Option<Running>,
+    /// Why the last start failed; cleared by the next start that works.
+    start_error: Option<String>,
 }
 
 pub struct Cameras {
     /// Every change of a camera's running state, for the MQTT bridge and the GPIO inputs.
     states: broadcast::Sender<CameraInfo>,
     vision: VisionConfig,
+    /// Where engines that cannot be made are reported, for `/health`.
+    vision_health: Arc<VisionHealth>,
     /// Where stranger snapshots go (`<storage.dir>/snapshots`).
     snapshot_dir: std::path::PathBuf,
     gallery: SharedGallery,
@@ -124,6 +139,7 @@ pub struct Cameras {
 impl Cameras {
     pub fn new(
         vision: VisionConfig,
+        vision_health: Arc<VisionHealth>,
         gallery: SharedGallery,
         outbox: Outbox,
         snapshot_dir: std::path::PathBuf,
@@ -131,6 +147,7 @@ impl Cameras {
         Cameras {
             states: broadcast::channel(64).0,
             vision,
+            vision_health,
             snapshot_dir,
             gallery,
             outbox,
@@ -179,6 +196,7 @@ impl Cameras {
                 wanted,
                 live,
                 running: None,
+                start_error: None,
             },
         );
         Ok(())
@@ -306,7 +324,8 @@ impl Cameras {
     }
 
     /// Starts a camera; starting a running one does nothing. Loads the models, so a missing
-    /// runtime or a corrupt model is reported here, to the caller.
+    /// runtime or a corrupt model is reported here, to the caller, and stays in the camera's
+    /// status (`error`, with `last_error`) until a start works.
     pub fn start(&self, id: &str) -> Result<(), CamerasError> {
         let (config, live) = {
             let mut cameras = self.lock();
@@ -319,8 +338,38 @@ impl Cameras {
             entry.running = None;
             (entry.config.clone(), entry.live.clone())
         };
+        let launched = self.launch(config, live);
+        let mut cameras = self.lock();
+        let entry = cameras.get_mut(id);
+        match launched {
+            Ok(running) => {
+                if let Some(entry) = entry {
+                    entry.running = Some(running);
+                    entry.start_error = None;
+                }
+                tracing::info!(camera = id, "camera started");
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(entry) = entry {
+                    entry.start_error = Some(format!("cannot start: {e}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes the camera's engine and starts its thread.
+    fn launch(
+        &self,
+        config: CameraConfig,
+        live: broadcast::Sender<Arc<LiveFrame>>,
+    ) -> Result<Running, CamerasError> {
+        let id = config.camera_id.clone();
         let spec = config.source_spec()?;
-        let engine = FaceEngine::new(self.vision.clone())?;
+        let engine = FaceEngine::new(self.vision.clone());
+        self.vision_health.engine_made(engine.as_ref().map(|_| ()));
+        let engine = engine?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(CameraCounters::default());
         let ended = Arc::new(Mutex::new(None));
@@ -348,16 +397,12 @@ impl Cameras {
                     message: format!("cannot start a thread: {e}"),
                 })
             })?;
-        if let Some(entry) = self.lock().get_mut(id) {
-            entry.running = Some(Running {
-                stop,
-                thread: Some(thread),
-                counters,
-                ended,
-            });
-        }
-        tracing::info!(camera = id, "camera started");
-        Ok(())
+        Ok(Running {
+            stop,
+            thread: Some(thread),
+            counters,
+            ended,
+        })
     }
 
     /// Stops a camera and waits for its last event (`stream_stopped`) to be recorded. Blocks.
@@ -449,11 +494,19 @@ fn status_of(entry: &Entry) -> CameraStatus {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let flaps = counters
+        .flaps
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let (running, state) = match &entry.running {
+        None if entry.start_error.is_some() => (false, "error".to_owned()),
         None => (false, "stopped".to_owned()),
         Some(r) => {
             let alive = r.alive();
-            let state = if alive && source_error.is_some() {
+            let state = if alive && flaps.flapping {
+                "flapping".to_owned()
+            } else if alive && source_error.is_some() {
                 "reconnecting".to_owned()
             } else if alive {
                 "running".to_owned()
@@ -473,6 +526,18 @@ fn status_of(entry: &Entry) -> CameraStatus {
     };
     // A stopped camera's last run may have ended while its source was away: that is history.
     let source_error = source_error.filter(|_| running);
+    let analysis_error = counters
+        .analysis_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let last_error = entry.start_error.clone().or_else(|| {
+        flaps
+            .last_error
+            .clone()
+            .or(analysis_error)
+            .filter(|_| running)
+    });
     CameraStatus {
         camera_id: entry.config.camera_id.clone(),
         source: entry.config.source_label(),
@@ -487,6 +552,12 @@ fn status_of(entry: &Entry) -> CameraStatus {
         frames_analysed: load(&counters.frames_analysed),
         events_recorded: load(&counters.events_recorded),
         source_error,
+        restarts: if running { flaps.restarts } else { 0 },
+        next_retry_at: flaps
+            .next_retry
+            .filter(|_| running)
+            .map(crate::events::format_timestamp),
+        last_error,
     }
 }
 

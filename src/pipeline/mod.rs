@@ -2,6 +2,7 @@
 //! events. Everything after `match` is here; the stages before it live in `camera` and `vision`.
 
 pub mod config;
+pub mod flap;
 pub mod gallery;
 pub mod manager;
 pub mod policy;
@@ -9,6 +10,6 @@ pub mod runner;
 pub mod snapshot;
 pub mod tracker;
 
-pub use config::CameraConfig;
+pub use config::{CameraConfig, ReconnectConfig};
 pub use gallery::{Person, SharedGallery};
 pub use manager::{CameraOrigin, CameraStatus, Cameras, CamerasError};

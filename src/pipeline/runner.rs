@@ -13,10 +13,13 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::config::CameraConfig;
+use super::flap::Lifecycle;
 use super::gallery::SharedGallery;
 use super::policy::Policy;
 use super::tracker::{Identity, Observation, Tracker, TrackerConfig};
-use crate::camera::{CameraError, Capture, CaptureEvent, Frame, SourceSpec, SourceState};
+use crate::camera::{
+    CameraError, Capture, CaptureEvent, CaptureStats, Frame, SourceSpec, SourceState,
+};
 use crate::events::{format_timestamp, EventData, EventMetadata, NewEvent, StopReason};
 use crate::store::Outbox;
 use crate::vision::{Face, FaceEngine, MAX_FACES};
@@ -51,6 +54,32 @@ pub struct CameraCounters {
     /// Why the source is unavailable while capture keeps reopening it (permission denied, device
     /// gone): what an installer needs to see in the camera's status, not only in the journal.
     pub source_error: Mutex<Option<String>>,
+    /// How the source has come and gone since it last ran healthily (see `pipeline::flap`).
+    pub flaps: Mutex<Flaps>,
+    /// Why the last frame could not be analysed, until one is: a camera whose every frame fails
+    /// must not look like a running one.
+    pub analysis_error: Mutex<Option<String>>,
+}
+
+/// A source's back-off and flapping as the camera's status shows them.
+#[derive(Debug, Default, Clone)]
+pub struct Flaps {
+    pub flapping: bool,
+    /// Times the source came back since it last ran healthily.
+    pub restarts: u64,
+    pub next_retry: Option<time::OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+impl From<&CaptureStats> for Flaps {
+    fn from(stats: &CaptureStats) -> Self {
+        Flaps {
+            flapping: stats.flapping,
+            restarts: stats.restarts,
+            next_retry: stats.next_retry,
+            last_error: stats.last_error.clone(),
+        }
+    }
 }
 
 impl CameraCounters {
@@ -62,6 +91,7 @@ impl CameraCounters {
             .store(stats.captured, Ordering::Relaxed);
         self.frames_dropped.store(stats.dropped, Ordering::Relaxed);
         self.reconnects.store(stats.reconnects, Ordering::Relaxed);
+        *self.flaps.lock().unwrap_or_else(|p| p.into_inner()) = Flaps::from(&stats);
         let error = match stats.state {
             SourceState::Lost(why) | SourceState::Failed(why) => Some(why),
             _ => None,
@@ -94,13 +124,19 @@ impl CameraRun {
     /// Runs until stopped or the source ends or fails; records `stream_started` first and
     /// `stream_stopped` with the reason last.
     pub fn run(mut self) {
-        let capture = Capture::start(self.spec.clone(), &self.config.camera_id);
+        let capture = Capture::start_with(
+            self.spec.clone(),
+            &self.config.camera_id,
+            self.config.reconnect.backoff(),
+        );
+        let mut lifecycle = Lifecycle::new(self.config.reconnect.report_every());
         self.announce(true);
         self.record(vec![EventData::StreamStarted {
             source: self.config.source_label(),
             fps: self.config.fps,
+            restarts: None,
         }]);
-        let (reason, detail) = self.frames(&capture);
+        let (reason, detail) = self.frames(&capture, &mut lifecycle);
         capture.stop();
         let frames = self.counters.frames_analysed.load(Ordering::Relaxed);
         tracing::info!(camera = %self.config.camera_id, ?reason, frames, "camera stopped");
@@ -109,9 +145,50 @@ impl CameraRun {
             reason,
             frames_processed: frames,
             detail,
+            restarts: lifecycle.untold(),
         }]);
         *self.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
         self.announce(false);
+    }
+
+    /// A source that went, came back or settled: recorded as `pipeline::flap` decides.
+    fn source_changed(&self, event: CaptureEvent, lifecycle: &mut Lifecycle) {
+        let now = Instant::now();
+        let id = &self.config.camera_id;
+        let started = |restarts| EventData::StreamStarted {
+            source: self.config.source_label(),
+            fps: self.config.fps,
+            restarts: Some(restarts),
+        };
+        match event {
+            // A camera unplugged is news for the receivers (a door without eyes); so is its
+            // return. Capture keeps reconnecting meanwhile.
+            CaptureEvent::SourceLost(why) => {
+                if lifecycle.lost(now) {
+                    tracing::warn!(camera = %id, why, "camera source lost; reconnecting");
+                    self.record(vec![EventData::StreamStopped {
+                        source: self.config.source_label(),
+                        reason: StopReason::SourceLost,
+                        frames_processed: self.counters.frames_analysed.load(Ordering::Relaxed),
+                        detail: Some(why),
+                        restarts: None,
+                    }]);
+                }
+            }
+            CaptureEvent::SourceRestored => {
+                if let Some(restarts) = lifecycle.restored(now) {
+                    tracing::info!(camera = %id, restarts, "camera source is back");
+                    self.record(vec![started(restarts)]);
+                }
+            }
+            CaptureEvent::SourceSteady => {
+                if let Some(restarts) = lifecycle.steady() {
+                    tracing::info!(camera = %id, restarts, "camera source is steady again");
+                    self.record(vec![started(restarts)]);
+                }
+            }
+            CaptureEvent::Frame => {}
+        }
     }
 
     fn announce(&self, running: bool) {
@@ -122,7 +199,11 @@ impl CameraRun {
         });
     }
 
-    fn frames(&mut self, capture: &Capture) -> (StopReason, Option<String>) {
+    fn frames(
+        &mut self,
+        capture: &Capture,
+        lifecycle: &mut Lifecycle,
+    ) -> (StopReason, Option<String>) {
         let mut frame = Frame::default();
         let mut faces: heapless::Vec<Face, MAX_FACES> = heapless::Vec::new();
         let mut observations: Vec<Observation> = Vec::with_capacity(MAX_FACES);
@@ -137,24 +218,9 @@ impl CameraRun {
             }
             match capture.next(&mut frame, Duration::from_millis(200)) {
                 Ok(CaptureEvent::Frame) => {}
-                // A camera unplugged is news for the receivers (a door without eyes); so is its
-                // return. Capture keeps reconnecting meanwhile.
-                Ok(CaptureEvent::SourceLost(why)) => {
-                    tracing::warn!(camera = %self.config.camera_id, why, "camera source lost; reconnecting");
-                    self.record(vec![EventData::StreamStopped {
-                        source: self.config.source_label(),
-                        reason: StopReason::SourceLost,
-                        frames_processed: self.counters.frames_analysed.load(Ordering::Relaxed),
-                        detail: Some(why),
-                    }]);
-                    continue;
-                }
-                Ok(CaptureEvent::SourceRestored) => {
-                    tracing::info!(camera = %self.config.camera_id, "camera source is back");
-                    self.record(vec![EventData::StreamStarted {
-                        source: self.config.source_label(),
-                        fps: self.config.fps,
-                    }]);
+                Ok(event) => {
+                    self.source_changed(event, lifecycle);
+                    self.counters.refresh(capture);
                     continue;
                 }
                 Err(CameraError::Timeout(_)) => {
@@ -182,7 +248,19 @@ impl CameraRun {
                     .analysis_errors
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(camera = %self.config.camera_id, error = %e, "analysis failed");
+                *self
+                    .counters
+                    .analysis_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(format!("analysis failed: {e}"));
                 continue;
+            }
+            if self.counters.analysis_errors.load(Ordering::Relaxed) > 0 {
+                *self
+                    .counters
+                    .analysis_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
             }
             self.counters
                 .frames_analysed

@@ -97,10 +97,12 @@ pub struct DetectTimings {
 impl Detector {
     /// Load and check the detector model named by `config`, and compile it.
     pub fn new(runtime: &'static Runtime, config: &VisionConfig) -> Result<Self, VisionError> {
+        let (file, (scores_out, regressors_out)) = load_checked(config)?;
         let path = config.detector_model();
-        let file = model::load(&path, "vision.detector.model")?;
-        let (scores_out, regressors_out) = check_shapes(&file, &path)?;
-        let session = runtime.session(&file, &config.runtime)?;
+        let rejected = model::rejected_by_runtime("vision.detector.model", &path);
+        let mut session = runtime.session(&file, &config.runtime).map_err(&rejected)?;
+        // Once on the blank input: a model the runtime cannot prepare fails here, named.
+        session.run().map_err(&rejected)?;
         let t = config.detector.threshold;
         Ok(Detector {
             session,
@@ -212,6 +214,19 @@ impl Detector {
             });
         }
     }
+}
+
+/// Reads the detector model `config` names and checks it is one, without compiling it.
+fn load_checked(config: &VisionConfig) -> Result<(ModelFile, (usize, usize)), VisionError> {
+    let path = config.detector_model();
+    let file = model::load(&path, "vision.detector.model")?;
+    let outputs = check_shapes(&file, &path)?;
+    Ok((file, outputs))
+}
+
+/// The checks of [`Detector::new`] that need no runtime (`vision::check`).
+pub(crate) fn check_model(config: &VisionConfig) -> Result<(), VisionError> {
+    load_checked(config).map(|_| ())
 }
 
 /// The detector needs one [1,192,192,3] float input and the two outputs; returns the index of the

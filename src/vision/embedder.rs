@@ -106,10 +106,12 @@ impl Embedder {
     /// Load, check and compile the embedder `config` names.
     pub fn new(runtime: &'static Runtime, config: &VisionConfig) -> Result<Self, VisionError> {
         let kind = config.embedder.kind;
+        let (file, (dim, output_dtype, quant)) = load_checked(config)?;
         let path = config.embedder_model();
-        let file = model::load(&path, "vision.embedder.model")?;
-        let (dim, output_dtype, quant) = check_shapes(&file, kind, &path)?;
-        let session = runtime.session(&file, &config.runtime)?;
+        let rejected = model::rejected_by_runtime("vision.embedder.model", &path);
+        let mut session = runtime.session(&file, &config.runtime).map_err(&rejected)?;
+        // Once on the blank input: a model the runtime cannot prepare fails here, named.
+        session.run().map_err(&rejected)?;
         Ok(Embedder {
             kind,
             session,
@@ -186,13 +188,29 @@ impl Embedder {
     }
 }
 
+/// What [`check_shapes`] reads off an embedder: its dimension, output type and quantization.
+type OutputShape = (usize, DType, (f32, i64));
+
+/// Reads the embedder model `config` names and checks it fits its kind, without compiling it.
+fn load_checked(config: &VisionConfig) -> Result<(ModelFile, OutputShape), VisionError> {
+    let path = config.embedder_model();
+    let file = model::load(&path, "vision.embedder.model")?;
+    let shapes = check_shapes(&file, config.embedder.kind, &path)?;
+    Ok((file, shapes))
+}
+
+/// The checks of [`Embedder::new`] that need no runtime (`vision::check`).
+pub(crate) fn check_model(config: &VisionConfig) -> Result<(), VisionError> {
+    load_checked(config).map(|_| ())
+}
+
 /// An embedder takes one `[1, S, S, 3]` image (S from the kind; float or uint8) and returns one
 /// `[1, D]` vector (float, or int8/uint8 with quantization parameters).
 fn check_shapes(
     file: &ModelFile,
     kind: EmbedderKind,
     path: &std::path::Path,
-) -> Result<(usize, DType, (f32, i64)), VisionError> {
+) -> Result<OutputShape, VisionError> {
     let info = &file.info;
     let s = kind.input_size();
     let input_ok = info.inputs.len() == 1

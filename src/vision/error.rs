@@ -97,6 +97,16 @@ pub enum VisionError {
         found: String,
     },
 
+    /// A model file passed the checks of `model.rs` but the runtime cannot compile or run it:
+    /// damaged where only the runtime looks (a rebuilt file pinned by its own `SHA256SUMS`, an
+    /// unpinned file), or made with operations this runtime lacks.
+    #[error("{key}: the TFLite runtime cannot use model {path}: {reason}")]
+    ModelRejected {
+        key: String,
+        path: PathBuf,
+        reason: String,
+    },
+
     /// The bytes given for enrolment are not a JPEG or PNG image.
     #[error("not a decodable image (JPEG or PNG expected): {0}")]
     ImageDecode(String),

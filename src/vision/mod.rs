@@ -13,6 +13,7 @@
 //! camera task owns one engine (the runtime library underneath is shared and loaded once).
 
 pub mod align;
+mod check;
 pub mod config;
 mod cpu_options;
 pub mod detector;
@@ -25,6 +26,7 @@ pub mod runtime;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+pub use check::{check_models, ModelCheck, VisionHealth, VisionReport};
 pub use config::{
     Accelerator, AlignMode, EmbedderKind, ExternalDelegate, RuntimeConfig, VisionConfig,
 };

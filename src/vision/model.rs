@@ -165,6 +165,23 @@ pub fn load(path: &Path, key: &str) -> Result<ModelFile, VisionError> {
     })
 }
 
+/// Names the model in a runtime failure while it is compiled or first run (LiteRT prepares a
+/// model at its first run, so a damaged file that parsed may fail only then). Errors of the
+/// settings (accelerator, delegate) pass unchanged: the file is not their cause.
+pub fn rejected_by_runtime<'a>(
+    key: &'a str,
+    path: &'a Path,
+) -> impl Fn(VisionError) -> VisionError + 'a {
+    move |e| match e {
+        VisionError::Runtime { context, message } => VisionError::ModelRejected {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            reason: format!("{context}: {message}"),
+        },
+        other => other,
+    }
+}
+
 /// The digest `path` must have and who says so: its folder's [`SUMS_FILE`] if that lists it,
 /// else the shipped table if the name is one of ours, else none (any file may be tried; its
 /// tensors are still checked).
