@@ -199,3 +199,32 @@ impl CameraConfig {
         self.policy.validate("policy")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn camera(reconnect: &str) -> Result<Config, String> {
+        Config::from_toml(&format!(
+            "[[cameras]]\ncamera_id = \"yard\"\nsource = \"synthetic\"\nreconnect = {{ {reconnect} }}\n"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reconnect_settings_are_checked_once_and_name_their_key() {
+        let c = camera("min_delay = 0.25, healthy_after = 3").unwrap();
+        let backoff = c.cameras[0].reconnect.backoff();
+        assert_eq!(backoff.min.as_millis(), 250);
+        assert_eq!(backoff.max.as_secs(), 60);
+        assert_eq!(backoff.healthy_after.as_secs(), 3);
+        let err = camera("min_delay = 2, max_delay = 1").unwrap_err();
+        assert!(err.contains("cameras[0].reconnect.max_delay"), "{err}");
+        let err = camera("healthy_after = 0").unwrap_err();
+        assert!(err.contains("cameras[0].reconnect.healthy_after"), "{err}");
+        let err = camera("report_every = -1").unwrap_err();
+        assert!(err.contains("cameras[0].reconnect.report_every"), "{err}");
+        let err = camera("jitter = 1").unwrap_err();
+        assert!(err.contains("jitter"), "an unknown key is refused: {err}");
+    }
+}
