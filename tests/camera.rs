@@ -433,6 +433,75 @@ fn a_camera_command_that_keeps_dying_is_restarted_and_reported_lost() {
     capture.stop();
 }
 
+/// A command that sends two frames and dies, four times, then streams: each wait before it is
+/// reopened is twice the last (a reset on every first frame would keep it at `min`), its stats say
+/// it flaps, and once it has streamed for `healthy_after` it is steady: flaps forgotten.
+#[test]
+fn a_flapping_command_backs_off_until_it_runs_healthily() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let frame = 32 * 32 * 3;
+    let script = format!(
+        "n=$(cat {runs} 2>/dev/null || echo 0); echo $((n+1)) > {runs}; \
+         if [ $n -lt 4 ]; then head -c {two} /dev/zero; exit 3; fi; \
+         while :; do head -c {frame} /dev/zero; sleep 0.02; done",
+        runs = runs.display(),
+        two = 2 * frame,
+    );
+    let spec = pipe(&["sh", "-c", &script], 32, 32, PixelFormat::Rgb24);
+    let backoff = Backoff {
+        min: Duration::from_millis(50),
+        max: Duration::from_secs(10),
+        healthy_after: Duration::from_millis(500),
+    };
+    let capture = Capture::start_with(spec, "flappy", backoff);
+    let mut frame_buf = Frame::new();
+    let (mut lost_at, mut gaps, mut losses) = (None, Vec::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no steady source within 30 s");
+        match capture.next(&mut frame_buf, WAIT) {
+            Ok(CaptureEvent::Frame) => {}
+            Ok(CaptureEvent::SourceLost(why)) => {
+                assert!(why.contains("exit status: 3"), "{why}");
+                losses += 1;
+                let stats = capture.stats();
+                // (A consumer that lags may see the flap before the second loss's event.)
+                assert!(stats.flapping || losses < 2, "{stats:?}");
+                assert!(stats.next_retry.is_some(), "{stats:?}");
+                assert_eq!(stats.last_error.as_deref(), Some(why.as_str()));
+                lost_at = Some(Instant::now());
+            }
+            Ok(CaptureEvent::SourceRestored) => {
+                gaps.push(lost_at.take().expect("a loss first").elapsed());
+                assert!(capture.stats().restarts >= gaps.len() as u64);
+            }
+            Ok(CaptureEvent::SourceSteady) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(losses, 4);
+    for (k, gap) in gaps.iter().enumerate() {
+        // At least the doubled wait less its jitter: 50 ms x 2^k x 0.8.
+        let floor = Duration::from_millis(40) * 2u32.pow(k as u32);
+        assert!(
+            *gap >= floor,
+            "wait {k} was {gap:?}, below {floor:?}: {gaps:?}"
+        );
+    }
+    let stats = capture.stats();
+    assert_eq!(
+        (
+            stats.restarts,
+            stats.flapping,
+            stats.last_error,
+            stats.next_retry
+        ),
+        (0, false, None, None)
+    );
+    capture.stop();
+}
+
 #[test]
 fn a_recording_that_ends_ends_the_capture_after_its_last_frame() {
     let dir = tempfile::tempdir().unwrap();
