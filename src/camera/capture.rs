@@ -359,7 +359,7 @@ impl Runner {
     fn pump(&self, source: &mut dyn Source, work: &mut Frame, delay: &mut Duration) -> Outcome {
         let live = self.spec.is_live();
         let mut bad_frames = 0;
-        // Since the first frame of this opening; `None` again once it counted as healthy.
+        // Since the first frame of this opening, and whether it has run healthily since.
         let mut up_since: Option<Instant> = None;
         let mut steady = false;
         loop {
