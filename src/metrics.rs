@@ -25,6 +25,11 @@ pub struct RequestLabel {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CameraLabel {
+    pub camera: String,
+}
+
 /// One GPIO action: what it reacts to and the pin it drives.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
@@ -62,6 +67,11 @@ pub struct Metrics {
     pub request_seconds: HistogramFamily,
     /// From an event's commit to the receiver's acknowledgement.
     pub event_latency_seconds: HistogramFamily,
+    /// 1 when the models pass their checks and the last engine could be made (see `/health`).
+    pub vision_ok: Gauge,
+    /// Times a camera's source came back since it last ran healthily, and 1 while it flaps.
+    pub camera_restarts: Family<CameraLabel, Gauge>,
+    pub camera_flapping: Family<CameraLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -71,6 +81,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    fn register_vision_and_cameras(&self, registry: &mut Registry) {
+        registry.register(
+            "vision_ok",
+            "1 when the model files pass their checks and the last engine could be made",
+            self.vision_ok.clone(),
+        );
+        registry.register(
+            "camera_source_restarts",
+            "Times a camera's source came back since it last ran healthily",
+            self.camera_restarts.clone(),
+        );
+        registry.register(
+            "camera_source_flapping",
+            "1 while a camera's source keeps coming back and going again",
+            self.camera_flapping.clone(),
+        );
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("facecv");
         let m = Metrics {
@@ -89,8 +117,12 @@ impl Metrics {
             actions_stale: Counter::default(),
             request_seconds: HistogramFamily::new_with_constructor(latency_histogram),
             event_latency_seconds: HistogramFamily::new_with_constructor(latency_histogram),
+            vision_ok: Gauge::default(),
+            camera_restarts: Family::default(),
+            camera_flapping: Family::default(),
             registry: Registry::default(),
         };
+        m.register_vision_and_cameras(&mut registry);
         registry.register(
             "events_recorded",
             "Events committed to the outbox",

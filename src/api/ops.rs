@@ -44,6 +44,20 @@ pub fn metrics(state: &State) -> ApiResult {
     if let Ok(used) = state.store.used_bytes() {
         state.metrics.store_bytes.set(used as i64);
     }
+    state.metrics.vision_ok.set(state.vision.report().ok.into());
+    // Cleared first, so that a deleted camera's series goes with it.
+    state.metrics.camera_restarts.clear();
+    state.metrics.camera_flapping.clear();
+    for camera in state.cameras.list() {
+        let label = crate::metrics::CameraLabel {
+            camera: camera.camera_id,
+        };
+        let restarts = &state.metrics.camera_restarts;
+        restarts.get_or_create(&label).set(camera.restarts as i64);
+        let flapping = camera.state == "flapping";
+        let gauge = &state.metrics.camera_flapping;
+        gauge.get_or_create(&label).set(flapping.into());
+    }
     Ok(text_response(
         http::StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",

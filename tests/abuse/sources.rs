@@ -140,6 +140,8 @@ async fn a_truncated_model_is_named_everywhere_and_its_repair_is_seen() {
     let why = door["last_error"].as_str().unwrap();
     assert!(why.contains(DETECTOR) && why.contains("damaged"), "{why}");
 
+    assert!(metrics(&app.api).await.contains("facecv_vision_ok 0"));
+
     let (code, v) = detect(&app.api).await;
     assert_eq!(code, 503, "{v}");
     assert_eq!(v["error"]["code"], "vision_unavailable", "{v}");
@@ -161,6 +163,13 @@ async fn a_truncated_model_is_named_everywhere_and_its_repair_is_seen() {
     assert_eq!(code, 200, "{v}");
     let (_, h) = app.api.get("/health").await;
     assert_eq!(h["status"], "ok", "{h}");
+    assert!(metrics(&app.api).await.contains("facecv_vision_ok 1"));
+}
+
+async fn metrics(api: &Api) -> String {
+    let (code, v) = api.get("/metrics").await;
+    assert_eq!(code, 200, "{v}");
+    v.as_str().expect("metrics are text").to_owned()
 }
 
 /// A few flipped bytes in the middle of the embedder (a bad SD card sector): the file still parses,
@@ -360,6 +369,11 @@ async fn a_flapping_camera_does_not_flood_the_outbox() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let s = seen_flapping.expect("the status said `flapping` with a next retry time");
+    let text = metrics(&app.api).await;
+    assert!(
+        text.contains("facecv_camera_source_flapping{camera=\"yard\"} 1"),
+        "{text}"
+    );
     assert!(
         s["last_error"].as_str().unwrap().contains("feed dropped"),
         "{s}"
