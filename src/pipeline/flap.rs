@@ -167,6 +167,26 @@ mod tests {
         assert!(l.lost(t), "a loss after the episode is told at once");
     }
 
+    /// The issue's camera (20 frames, then exit) for a day with the default back-off: about 1,500
+    /// restarts instead of 172,800, and a handful of events an hour instead of 14,400.
+    #[test]
+    fn a_day_of_the_issues_camera_records_a_few_pairs_an_hour() {
+        let backoff = crate::camera::Backoff::default();
+        let mut l = Lifecycle::new(20 * 60 * S);
+        let start = Instant::now();
+        let (mut t, mut wait, mut events, mut restarts) = (start, backoff.min, 0, 0);
+        while t < start + 24 * 3600 * S {
+            events += u32::from(l.lost(t));
+            t += wait;
+            wait = backoff.next(wait);
+            restarts += 1;
+            events += u32::from(l.restored(t).is_some());
+        }
+        assert!((1400..1500).contains(&restarts), "{restarts}");
+        // The first loss and return, the second loss, then a pair per 20 minutes.
+        assert!(events <= 3 + 2 * 72, "{events} events");
+    }
+
     #[test]
     fn the_final_stop_carries_the_returns_not_yet_told() {
         let mut l = Lifecycle::new(20 * 60 * S);
