@@ -3,8 +3,8 @@
 use serde::Deserialize;
 
 use super::policy::PolicyConfig;
-use crate::camera::{parse_source, SourceSpec};
-use crate::config::ConfigError;
+use crate::camera::{parse_source, ApiSources, SourceRefusal, SourceSpec};
+use crate::config::{CameraId, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +67,18 @@ impl CameraConfig {
         Ok(spec)
     }
 
+    /// The source to open for a camera defined over the API: what [`ApiSources`] allows, with a
+    /// file's real path in the media folder.
+    pub fn api_source_spec(&self, sources: &ApiSources) -> Result<SourceSpec, SourceRefusal> {
+        match (&self.spec, &self.source) {
+            (Some(spec), _) => sources.spec(spec),
+            (None, Some(s)) => sources.source(s, self.fps),
+            (None, None) => {
+                Err(crate::camera::CameraError::invalid("source", "give `source` or `spec`").into())
+            }
+        }
+    }
+
     /// A short label of the source for event metadata and listings.
     pub fn source_label(&self) -> String {
         match (&self.source, &self.spec) {
@@ -80,13 +92,17 @@ impl CameraConfig {
         }
     }
 
+    /// Every check, the source included, as the config file's cameras get them.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::config::WebhookId::parse(&self.camera_id).map_err(|_| {
-            ConfigError::invalid(
-                "camera_id",
-                "must be 1 to 64 characters of A-Z a-z 0-9 _ - .",
-            )
-        })?;
+        self.validate_settings()?;
+        self.source_spec()?;
+        Ok(())
+    }
+
+    /// The checks of everything but the source, which a camera of the API passes through
+    /// [`CameraConfig::api_source_spec`] instead.
+    pub fn validate_settings(&self) -> Result<(), ConfigError> {
+        CameraId::parse(&self.camera_id)?;
         if !(0.1..=60.0).contains(&self.fps) {
             return Err(ConfigError::invalid(
                 "fps",
@@ -101,7 +117,6 @@ impl CameraConfig {
                 ));
             }
         }
-        self.source_spec()?;
         self.policy.validate("policy")
     }
 }

@@ -10,6 +10,11 @@
 //!   config file later defines the same id, the file wins and the stored copy is dropped.
 //! * Made by an SSE stream for itself: never stored; it lives as long as its stream.
 //!
+//! Cameras of the API and of streams read only what [`ApiSources`] allows (no commands, files only
+//! in `api.media_dir`), checked when they come in and again at each start. A camera an earlier
+//! version stored that breaks these rules is kept, never started, and its status says why
+//! (`state: "refused"`, `reason`), so the installer can see it and fix or delete it.
+//!
 //! Only the API's start and stop change the remembered wish. MQTT commands and GPIO inputs (a PIR
 //! that wakes a camera for two minutes) switch a camera for now, the way a light switch does not
 //! rewrite the wiring plan.
@@ -27,6 +32,7 @@ use super::config::CameraConfig;
 use super::gallery::SharedGallery;
 use super::runner::{CameraCounters, CameraRun, LiveFrame};
 use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
+use crate::camera::{ApiSources, SourceRefusal, SourceSpec};
 use crate::config::ConfigError;
 use crate::events::StopReason;
 use crate::store::{Outbox, Store, StoreError};
@@ -46,6 +52,9 @@ pub enum CamerasError {
     FromConfig(String),
     #[error("camera {0} belongs to a live stream and ends with it")]
     FromStream(String),
+    /// A source the API may not ask for (a command, a file outside `api.media_dir`).
+    #[error(transparent)]
+    Refused(#[from] SourceRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -69,9 +78,13 @@ pub struct CameraStatus {
     /// `config`, `api` (remembered across restarts) or `stream`.
     pub origin: CameraOrigin,
     pub running: bool,
-    /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `stopped`, or
-    /// how it last ended: `ended`, `source_lost`, `error`.
+    /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `stopped`,
+    /// `refused` (stored by an earlier version with a source the API may no longer use: see
+    /// `reason`), or how it last ended: `ended`, `source_lost`, `error`.
     pub state: String,
+    /// While the state is `refused`: why the camera is not started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub frames_captured: u64,
     /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
     pub frames_dropped: u64,
@@ -105,6 +118,8 @@ struct Entry {
     wanted: bool,
     live: broadcast::Sender<Arc<LiveFrame>>,
     running: Option<Running>,
+    /// Why a stored camera is kept but never started; see the module comment.
+    refused: Option<String>,
 }
 
 pub struct Cameras {
@@ -115,6 +130,8 @@ pub struct Cameras {
     snapshot_dir: std::path::PathBuf,
     gallery: SharedGallery,
     outbox: Outbox,
+    /// What cameras of the API and of streams may read.
+    api_sources: ApiSources,
     cameras: Mutex<BTreeMap<String, Entry>>,
     shutting_down: Arc<AtomicBool>,
     /// A handle on the `Arc` this manager lives in, for commands that run on their own thread.
@@ -134,10 +151,17 @@ impl Cameras {
             snapshot_dir,
             gallery,
             outbox,
+            api_sources: ApiSources::default(),
             cameras: Mutex::new(BTreeMap::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
             self_ref: Mutex::new(std::sync::Weak::new()),
         }
+    }
+
+    /// The rules for cameras of the API and of streams (by default: no file sources at all).
+    pub fn with_api_sources(mut self, sources: ApiSources) -> Self {
+        self.api_sources = sources;
+        self
     }
 
     /// Lets [`CameraControl::set_running`] reach this manager from another thread.
@@ -156,7 +180,27 @@ impl Cameras {
     /// Adds a camera for this run of the appliance (from the config file, or for a stream).
     pub fn add(&self, config: CameraConfig, origin: CameraOrigin) -> Result<(), CamerasError> {
         let wanted = config.autostart;
-        self.insert(config, origin, wanted)
+        self.check(&config, origin)?;
+        self.insert(config, origin, wanted, None)
+    }
+
+    /// Every check of a camera, its source by the rules of whoever defined it; returns the
+    /// source to open.
+    fn check(
+        &self,
+        config: &CameraConfig,
+        origin: CameraOrigin,
+    ) -> Result<SourceSpec, CamerasError> {
+        match origin {
+            CameraOrigin::Config => {
+                config.validate()?;
+                Ok(config.source_spec()?)
+            }
+            CameraOrigin::Api | CameraOrigin::Stream => {
+                config.validate_settings()?;
+                Ok(config.api_source_spec(&self.api_sources)?)
+            }
+        }
     }
 
     fn insert(
@@ -164,8 +208,8 @@ impl Cameras {
         config: CameraConfig,
         origin: CameraOrigin,
         wanted: bool,
+        refused: Option<String>,
     ) -> Result<(), CamerasError> {
-        config.validate()?;
         let mut cameras = self.lock();
         if cameras.contains_key(&config.camera_id) {
             return Err(CamerasError::Conflict(config.camera_id));
@@ -179,6 +223,7 @@ impl Cameras {
                 wanted,
                 live,
                 running: None,
+                refused,
             },
         );
         Ok(())
@@ -188,7 +233,8 @@ impl Cameras {
     /// the caller hears of it, so an answered request survives a power cut.
     pub fn add_remembered(&self, config: CameraConfig, raw: &Value) -> Result<(), CamerasError> {
         let (id, wanted) = (config.camera_id.clone(), config.autostart);
-        self.insert(config, CameraOrigin::Api, wanted)?;
+        self.check(&config, CameraOrigin::Api)?;
+        self.insert(config, CameraOrigin::Api, wanted, None)?;
         if let Err(e) = self.store().put_camera(&id, raw, wanted) {
             self.lock().remove(&id);
             return Err(e.into());
@@ -199,9 +245,9 @@ impl Cameras {
     /// Replaces an API camera's definition, keeping whether it should run; a running camera is
     /// stopped here and the caller starts it again. Returns whether it was running.
     pub fn replace(&self, config: CameraConfig, raw: &Value) -> Result<bool, CamerasError> {
-        config.validate()?;
         let id = config.camera_id.clone();
         self.check_changeable(&id)?;
+        self.check(&config, CameraOrigin::Api)?;
         let running = self.status(&id)?.running;
         self.stop(&id)?;
         let wanted = {
@@ -211,6 +257,7 @@ impl Cameras {
                 .ok_or_else(|| CamerasError::NotFound(id.clone()))?;
             entry.config = config;
             entry.running = None;
+            entry.refused = None;
             entry.wanted
         };
         self.store().put_camera(&id, raw, wanted)?;
@@ -275,7 +322,8 @@ impl Cameras {
 
     /// Brings back the cameras the API added before the last stop; call after the config's
     /// cameras are added. A stored camera that no longer passes the checks (its video file is
-    /// gone) is logged and kept in the store for when it does. Returns how many came back.
+    /// gone) is logged and kept in the store for when it does; one whose source the API may no
+    /// longer use is listed as `refused` and never started. Returns how many came back.
     pub fn restore(&self) -> Result<usize, CamerasError> {
         let mut restored = 0;
         for row in self.store().stored_cameras()? {
@@ -295,7 +343,18 @@ impl Cameras {
                     continue;
                 }
             };
-            match self.insert(config, CameraOrigin::Api, row.running) {
+            let refused = match self.check(&config, CameraOrigin::Api) {
+                Ok(_) => None,
+                Err(CamerasError::Refused(r)) if r.is_forbidden() => {
+                    tracing::warn!(camera = %row.id, code = r.code(), reason = %r, "a camera stored by an earlier version uses a source the API may no longer use; it is kept but not started");
+                    Some(r.to_string())
+                }
+                Err(e) => {
+                    tracing::error!(camera = %row.id, error = %e, "a camera added over the API cannot be loaded now; it stays stored");
+                    continue;
+                }
+            };
+            match self.insert(config, CameraOrigin::Api, row.running, refused) {
                 Ok(()) => restored += 1,
                 Err(e) => {
                     tracing::error!(camera = %row.id, error = %e, "a camera added over the API cannot be loaded now; it stays stored")
@@ -308,7 +367,7 @@ impl Cameras {
     /// Starts a camera; starting a running one does nothing. Loads the models, so a missing
     /// runtime or a corrupt model is reported here, to the caller.
     pub fn start(&self, id: &str) -> Result<(), CamerasError> {
-        let (config, live) = {
+        let (config, live, origin) = {
             let mut cameras = self.lock();
             let entry = cameras
                 .get_mut(id)
@@ -317,9 +376,10 @@ impl Cameras {
                 return Ok(());
             }
             entry.running = None;
-            (entry.config.clone(), entry.live.clone())
+            (entry.config.clone(), entry.live.clone(), entry.origin)
         };
-        let spec = config.source_spec()?;
+        // Checked again: a file in the media folder may have become a link out of it since.
+        let spec = self.check(&config, origin)?;
         let engine = FaceEngine::new(self.vision.clone())?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(CameraCounters::default());
@@ -349,6 +409,7 @@ impl Cameras {
                 })
             })?;
         if let Some(entry) = self.lock().get_mut(id) {
+            entry.refused = None;
             entry.running = Some(Running {
                 stop,
                 thread: Some(thread),
@@ -396,7 +457,7 @@ impl Cameras {
         let ids: Vec<String> = self
             .lock()
             .values()
-            .filter(|e| e.wanted)
+            .filter(|e| e.wanted && e.refused.is_none())
             .map(|e| e.config.camera_id.clone())
             .collect();
         for id in ids {
@@ -450,6 +511,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let (running, state) = match &entry.running {
+        None if entry.refused.is_some() => (false, "refused".to_owned()),
         None => (false, "stopped".to_owned()),
         Some(r) => {
             let alive = r.alive();
@@ -481,6 +543,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
         origin: entry.origin,
         running,
         state,
+        reason: entry.refused.clone().filter(|_| !running),
         frames_captured: load(&counters.frames_captured),
         frames_dropped: load(&counters.frames_dropped),
         reconnects: load(&counters.reconnects),
