@@ -70,8 +70,9 @@ pub(super) fn check<B>(req: &Request<B>, has_token: bool) -> Result<(), ApiError
 }
 
 /// Every method that may change something, and the live stream, whose GET adds a camera and
-/// webhooks.
+/// webhooks. The path is decoded as the router decodes it, so `strea%6D` is the stream too.
 fn changes_state(method: &Method, path: &str) -> bool {
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
         || path
             .trim_end_matches('/')
@@ -237,6 +238,9 @@ mod tests {
         assert_eq!(code(check(&read, false)), None, "reads are not refused");
         let sse = "/api/v1/face_recognition_insightface/recognize/webcam/stream?source=0";
         let stream = req(Method::GET, sse, &foreign);
+        assert_eq!(code(check(&stream, false)), Some("cross_site_request"));
+        let encoded = "/api/v1/face_recognition_insightface/recognize/webcam/strea%6D/";
+        let stream = req(Method::GET, encoded, &foreign);
         assert_eq!(code(check(&stream, false)), Some("cross_site_request"));
     }
 
