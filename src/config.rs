@@ -631,4 +631,26 @@ mod tests {
         assert!(WebhookId::parse("a/b").is_err());
         assert!(WebhookId::parse("").is_err());
     }
+
+    #[test]
+    fn camera_ids_name_no_other_folder() {
+        assert!(CameraId::parse("gate-2.north_side").is_ok());
+        for bad in ["", ".", "..", "a..b", "../x", "a/b", "a\u{0}b", "a b"] {
+            assert!(CameraId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_media_folder_is_a_folder_and_not_the_whole_disk() {
+        let with = |dir: &str| {
+            let text = format!("[api]\nmedia_dir = \"{dir}\"\n");
+            Config::from_toml(&text).map_err(|e| e.to_string())
+        };
+        assert!(with("/").unwrap_err().contains("api.media_dir"));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let file = file.path().to_str().unwrap();
+        assert!(with(file).unwrap_err().contains("not a folder"));
+        assert!(with("/var/lib/facecv/not-made-yet").is_ok());
+        assert!(with("").is_err());
+    }
 }
