@@ -156,7 +156,7 @@ if [ "$v4l2" = 1 ]; then
   field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
   sshv 'modprobe vivid n_devs=1 node_types=0x1 && udevadm settle && ls -l /dev/video0' \
     || fail "could not load the vivid V4L2 test driver in the VM"
-  api -X POST "http://127.0.0.1:$port/api/v1/cameras" \
+  api -X POST "http://127.0.0.1:$port/api/v1/cameras" -H 'Content-Type: application/json' \
     -d '{"camera_id": "vivid", "source": "0", "fps": 5, "autostart": true}' >/dev/null \
     || fail "POST /api/v1/cameras for /dev/video0 failed"
   status="" analysed=0

@@ -18,6 +18,7 @@ use crate::actions::pins::{open_system_pins, Pins};
 use crate::actions::Actions;
 use crate::api;
 use crate::camera::control::CameraControl;
+use crate::camera::ApiSources;
 use crate::config::Config;
 use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
@@ -70,13 +71,16 @@ impl App {
         )
         .context("loading the enrolled faces")?;
         let vision = Arc::new(crate::vision::VisionHealth::new(config.vision.clone()));
-        let cameras = Arc::new(Cameras::new(
-            config.vision.clone(),
-            vision.clone(),
-            gallery,
-            outbox.clone(),
-            config.storage.dir.join("snapshots"),
-        ));
+        let cameras = Arc::new(
+            Cameras::new(
+                config.vision.clone(),
+                vision.clone(),
+                gallery,
+                outbox.clone(),
+                config.storage.dir.join("snapshots"),
+            )
+            .with_api_sources(ApiSources::new(config.api.media_dir.clone())),
+        );
         cameras.attach();
         for c in &config.cameras {
             cameras.add(c.clone(), CameraOrigin::Config)?;

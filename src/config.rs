@@ -94,6 +94,11 @@ pub struct ApiConfig {
     /// appliance read any file its service account can, and learn from the answers what exists.
     #[serde(default)]
     pub offline_enrol_dir: Option<PathBuf>,
+    /// The one folder whose files and folders cameras added over the API (and SSE streams) may
+    /// read as video; absent, the API refuses file sources. Cameras of the config file may read
+    /// any path: the file is the operator's word, a request is anyone's on the LAN.
+    #[serde(default)]
+    pub media_dir: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -114,6 +119,7 @@ impl Default for ApiConfig {
             max_body_kb: default_max_body_kb(),
             max_upload_mb: default_max_upload_mb(),
             offline_enrol_dir: None,
+            media_dir: None,
         }
     }
 }
@@ -193,6 +199,36 @@ pub fn check_name(key: &str, s: &str) -> Result<(), ConfigError> {
             key,
             format!("must be 1 to 64 characters of A-Z a-z 0-9 _ - . , got {s:?}"),
         ))
+    }
+}
+
+/// A camera's id: the same safe alphabet as a webhook's, checked wherever an id comes in (the
+/// cameras routes, a trigger's `camera_id`), since it ends up in paths, topics and metric labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CameraId(String);
+
+impl CameraId {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        check_name("camera_id", s)?;
+        // Snapshots go to `snapshots/<camera>/`: `.` and `..` would name another folder.
+        if s.contains("..") || s == "." {
+            return Err(ConfigError::invalid(
+                "camera_id",
+                format!("must not be . or contain .., got {s:?}"),
+            ));
+        }
+        Ok(CameraId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CameraId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -383,6 +419,30 @@ impl WebhookConfig {
     }
 }
 
+/// `api.media_dir` may be created after the service starts (cameras added before then are refused
+/// with a clear code), but it must not be a file, nor `/`, which would open every file to the API.
+fn check_media_dir(dir: &Path) -> Result<(), ConfigError> {
+    let key = "api.media_dir";
+    if dir.as_os_str().is_empty() {
+        return Err(ConfigError::invalid(key, "must not be empty"));
+    }
+    if let Ok(real) = dir.canonicalize() {
+        if real.parent().is_none() {
+            return Err(ConfigError::invalid(
+                key,
+                "must not be the root folder: the API could read every file",
+            ));
+        }
+        if !real.is_dir() {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{} is not a folder", dir.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text)?;
@@ -424,6 +484,9 @@ impl Config {
                     format!("{} is not a readable file", ca.display()),
                 ));
             }
+        }
+        if let Some(media) = &self.api.media_dir {
+            check_media_dir(media)?;
         }
         if self.storage.dir.as_os_str().is_empty() {
             return Err(ConfigError::invalid("storage.dir", "must not be empty"));
@@ -567,5 +630,27 @@ mod tests {
         assert!(WebhookId::parse("main_recognition").is_ok());
         assert!(WebhookId::parse("a/b").is_err());
         assert!(WebhookId::parse("").is_err());
+    }
+
+    #[test]
+    fn camera_ids_name_no_other_folder() {
+        assert!(CameraId::parse("gate-2.north_side").is_ok());
+        for bad in ["", ".", "..", "a..b", "../x", "a/b", "a\u{0}b", "a b"] {
+            assert!(CameraId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_media_folder_is_a_folder_and_not_the_whole_disk() {
+        let with = |dir: &str| {
+            let text = format!("[api]\nmedia_dir = \"{dir}\"\n");
+            Config::from_toml(&text).map_err(|e| e.to_string())
+        };
+        assert!(with("/").unwrap_err().contains("api.media_dir"));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let file = file.path().to_str().unwrap();
+        assert!(with(file).unwrap_err().contains("not a folder"));
+        assert!(with("/var/lib/facecv/not-made-yet").is_ok());
+        assert!(with("").is_err());
     }
 }

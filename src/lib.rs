@@ -10,6 +10,7 @@ pub mod app;
 pub mod camera;
 pub mod cmds;
 pub mod config;
+pub mod confine;
 pub mod delivery;
 pub mod enrol;
 pub mod events;

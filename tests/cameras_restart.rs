@@ -18,14 +18,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn binary_config(dir: &Path, port: u16) -> PathBuf {
     let models = root().join("models");
-    common::write_config(
+    let path = common::write_config(
         dir,
         port,
         &format!(
             "[vision]\nmodels_dir = \"{}\"\n\n[[cameras]]\ncamera_id = \"lobby\"\nsource = \"synthetic\"\nfps = 1\nautostart = false\n",
             models.display()
         ),
-    )
+    );
+    // Cameras added over the API read video files only from `api.media_dir`: the test's folder.
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[api]\n",
+        &format!("[api]\nmedia_dir = \"{}\"\n", dir.display()),
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A looped y4m of a face at the door, with a few empty frames so the person comes and goes.
@@ -231,7 +239,7 @@ async fn config_cameras_belong_to_the_file_and_stream_cameras_are_not_remembered
         .await
         .unwrap();
     sse.write_all(
-        b"GET /api/v1/face_recognition_insightface/recognize/webcam/stream?camera_id=adhoc&source=synthetic&fps=2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/face_recognition_insightface/recognize/webcam/stream?camera_id=adhoc&source=synthetic&fps=2 HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await
     .unwrap();

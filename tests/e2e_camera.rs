@@ -55,8 +55,12 @@ fn events_of(received: &[Received]) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_video_of_real_faces_drives_recognition_strangers_and_attendance_to_a_webhook() {
+    // Cameras added over the API read video files only from `api.media_dir`.
+    let media = tempfile::tempdir().unwrap();
+    let media_dir = media.path().to_owned();
     let app = start_app_with(|c| {
         c.vision.models_dir = root().join("models");
+        c.api.media_dir = Some(media_dir);
     })
     .await;
     let rx = Receiver::start().await;
@@ -80,7 +84,7 @@ async fn a_video_of_real_faces_drives_recognition_strangers_and_attendance_to_a_
         assert_eq!(v["face_ids"].as_array().unwrap().len(), 3, "{v}");
     }
 
-    let video = make_video(app.dir.path());
+    let video = make_video(media.path());
     let (code, v) = app
         .api
         .post(
@@ -170,7 +174,15 @@ async fn a_video_of_real_faces_drives_recognition_strangers_and_attendance_to_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_camera_that_loses_its_source_says_so_and_is_back_when_it_returns() {
-    let app = start_app_with(|_| {}).await;
+    // A "camera" command that sends two grey 64x48 frames, then dies: as an RTSP feed that drops.
+    // Commands run only from the config file; the API starts the camera once the webhook is there.
+    let frame_bytes = 64 * 48 * 3 * 2;
+    let yard: facecv::pipeline::CameraConfig = serde_json::from_value(json!({
+        "camera_id": "yard", "fps": 5, "autostart": false,
+        "spec": {"kind": "pipe", "width": 64, "height": 48, "format": "rgb24",
+                 "command": ["sh", "-c", format!("head -c {frame_bytes} /dev/zero; echo feed dropped >&2; exit 3")]}}))
+    .unwrap();
+    let app = start_app_with(|c| c.cameras.push(yard)).await;
     let rx = Receiver::start().await;
     app.api
         .create_webhook(
@@ -178,17 +190,7 @@ async fn a_camera_that_loses_its_source_says_so_and_is_back_when_it_returns() {
                                "event_types": ["stream_started", "stream_stopped"]}),
         )
         .await;
-    // A "camera" command that sends two grey 64x48 frames, then dies: as an RTSP feed that drops.
-    let frame_bytes = 64 * 48 * 3 * 2;
-    let (code, v) = app
-        .api
-        .post(
-            "/api/v1/cameras",
-            json!({"camera_id": "yard", "fps": 5,
-                   "spec": {"kind": "pipe", "width": 64, "height": 48, "format": "rgb24",
-                            "command": ["sh", "-c", format!("head -c {frame_bytes} /dev/zero; echo feed dropped >&2; exit 3")]}}),
-        )
-        .await;
+    let (code, v) = app.api.post("/api/v1/cameras/yard/start", json!({})).await;
     assert_eq!(code, StatusCode::OK, "{v}");
     eventually(Duration::from_secs(30), "a loss and a return", || {
         let rx = rx.clone();

@@ -25,9 +25,12 @@ fn photos() -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_sends_faces_while_the_client_stays_and_cleans_up_when_it_leaves() {
-    let app = start_app_with(|_| {}).await;
+    // A stream's `source` may name a video file or folder only in `api.media_dir`.
+    let media = tempfile::tempdir().unwrap();
+    let media_dir = media.path().to_owned();
+    let app = start_app_with(|c| c.api.media_dir = Some(media_dir)).await;
     let rx = Receiver::start().await;
-    let video = app.dir.path().join("lobby");
+    let video = media.path().join("lobby");
     std::fs::create_dir_all(&video).unwrap();
     for (n, p) in photos().iter().cycle().take(60).enumerate() {
         let mut canvas = image::RgbImage::from_pixel(640, 480, image::Rgb([110, 115, 112]));

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::{ok_json, read_json, ApiError, ApiResult, State};
+use crate::camera::{CameraError, SourceRefusal};
 use crate::pipeline::{CameraConfig, CamerasError};
 
 impl From<CamerasError> for ApiError {
@@ -27,7 +28,28 @@ impl From<CamerasError> for ApiError {
                 message: e.to_string(),
             },
             CamerasError::Store(s) => s.into(),
+            CamerasError::Refused(r) => refusal(r),
         }
+    }
+}
+
+/// 403 for what the API may not ask for; 422, naming the field, for a source that is wrong.
+fn refusal(r: SourceRefusal) -> ApiError {
+    match r {
+        SourceRefusal::Invalid(CameraError::Invalid { key, message }) => ApiError::Invalid {
+            field: key,
+            message,
+        },
+        SourceRefusal::Invalid(e) => ApiError::invalid("source", e.to_string()),
+        r if r.is_forbidden() => ApiError::Denied {
+            code: r.code(),
+            message: r.to_string(),
+        },
+        r => ApiError::Unprocessable {
+            field: "source".into(),
+            code: r.code(),
+            message: r.to_string(),
+        },
     }
 }
 

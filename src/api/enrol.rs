@@ -13,7 +13,9 @@ use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::faces::{person, read_form, store_person, with_engine};
-use super::{ok_json, read_body, ApiError, ApiResult, State};
+use super::{is_json, not_json, ok_json, read_body, ApiError, ApiResult, State};
+use crate::confine::{ConfineError, Root};
+use crate::enrol::folder::FolderError;
 use crate::enrol::{self, VideoError, VideoOptions};
 
 /// Frames enrolled from a video unless the form says `count`.
@@ -74,7 +76,8 @@ pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
         .tempfile_in(&dir)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &video).map(|()| f))
         .map_err(|e| {
-            ApiError::Internal(format!("cannot keep the upload in {}: {e}", dir.display()))
+            tracing::error!(dir = %dir.display(), error = %e, "cannot keep an uploaded video");
+            ApiError::Internal(format!("cannot keep the upload: {}", e.kind()))
         })?;
     let opts = VideoOptions {
         count,
@@ -114,15 +117,8 @@ pub async fn offline(state: &State, req: Request<Incoming>) -> ApiResult {
         state.cameras.gallery().model().to_owned(),
     );
     let report = with_engine(state, move |engine| {
-        enrol::enrol_folder(engine, &store, &model, &dir, Some(&root)).map_err(|e| match e {
-            enrol::folder::FolderError::Vision(v) => ApiError::VisionUnavailable(v.to_string()),
-            enrol::folder::FolderError::Store(s) => s.into(),
-            e => ApiError::Unprocessable {
-                field: "directory_path".into(),
-                code: "no_people",
-                message: e.to_string(),
-            },
-        })
+        enrol::enrol_folder(engine, &store, &model, &dir, Some(&root))
+            .map_err(|e| folder_error(e, &root, &asked))
     })
     .await?;
     state.cameras.gallery().reload(&state.store)?;
@@ -162,8 +158,19 @@ async fn directory_field(state: &State, req: Request<Incoming>) -> Result<PathBu
         let body = read_body(state, req).await?;
         url::form_urlencoded::parse(&body).into_owned().collect()
     } else {
-        let body: Value = serde_json::from_slice(&read_body(state, req).await?)
-            .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let json = is_json(req.headers());
+        let body = read_body(state, req).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid(
+                "directory_path",
+                "the folder to enrol from is required",
+            ));
+        }
+        if !json {
+            return Err(not_json());
+        }
+        let body: Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
         body.as_object()
             .into_iter()
             .flatten()
@@ -177,33 +184,34 @@ async fn directory_field(state: &State, req: Request<Incoming>) -> Result<PathBu
         .ok_or_else(|| ApiError::invalid("directory_path", "the folder to enrol from is required"))
 }
 
-/// The real paths of `root` and `asked` (relative paths are taken from `root`); `asked` is refused
-/// unless it is `root` or below it once `..` and symlinks are resolved.
-fn confine(root: &Path, asked: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
+/// The enrolment folder and the real path of `asked` in it (relative paths are taken from it).
+/// A path outside gets the same 403 whether or not it exists, and no answer names a path the
+/// client did not write: the folder's place on the device is the installer's business.
+fn confine(root: &Path, asked: &Path) -> Result<(Root, PathBuf), ApiError> {
     // A configured folder that is not there yet (nobody copied photos) is the installer's to fix.
-    let root = root.canonicalize().map_err(|e| ApiError::Denied {
-        code: "offline_enrol_dir_missing",
-        message: format!(
-            "api.offline_enrol_dir {} cannot be read: {e}",
-            root.display()
-        ),
+    let root = Root::open(root).map_err(|e| {
+        tracing::warn!(offline_enrol_dir = %root.display(), error = %e, "api.offline_enrol_dir cannot be read");
+        ApiError::Denied {
+            code: "offline_enrol_dir_missing",
+            message: "api.offline_enrol_dir cannot be read; the appliance's log says why".into(),
+        }
     })?;
-    let dir = root.join(asked).canonicalize().map_err(|_| {
-        ApiError::invalid(
-            "directory_path",
-            format!("{} is not a folder the appliance can read", asked.display()),
-        )
-    })?;
-    if !dir.starts_with(&root) {
-        return Err(ApiError::Denied {
+    let dir = root.resolve(asked).map_err(|e| match e {
+        ConfineError::Outside => ApiError::Denied {
             code: "outside_enrol_dir",
             message: format!(
-                "{} is outside api.offline_enrol_dir ({}); the API enrols only from there",
-                asked.display(),
-                root.display()
+                "{} is outside api.offline_enrol_dir; the API enrols only from there",
+                asked.display()
             ),
-        });
-    }
+        },
+        ConfineError::Missing => ApiError::invalid(
+            "directory_path",
+            format!(
+                "{} is not a folder in api.offline_enrol_dir",
+                asked.display()
+            ),
+        ),
+    })?;
     if !dir.is_dir() {
         return Err(ApiError::invalid(
             "directory_path",
@@ -211,4 +219,32 @@ fn confine(root: &Path, asked: &Path) -> Result<(PathBuf, PathBuf), ApiError> {
         ));
     }
     Ok((root, dir))
+}
+
+/// A folder's failure in the client's words: paths relative to the enrolment folder.
+fn folder_error(e: FolderError, root: &Root, asked: &Path) -> ApiError {
+    let unprocessable = |code, message| ApiError::Unprocessable {
+        field: "directory_path".into(),
+        code,
+        message,
+    };
+    match e {
+        FolderError::Vision(v) => ApiError::VisionUnavailable(v.to_string()),
+        FolderError::Store(s) => s.into(),
+        FolderError::NoPeople(_) => unprocessable(
+            "no_people",
+            format!(
+                "{} has no folders: lay it out as <dir>/<name>/*.jpg",
+                asked.display()
+            ),
+        ),
+        FolderError::Read { path, source } => unprocessable(
+            "unreadable",
+            format!(
+                "cannot read {}: {}",
+                root.relative(&path).display(),
+                source.kind()
+            ),
+        ),
+    }
 }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ok_json, query, query_param, read_json, text_response, ApiError, ApiResult, State};
+use crate::config::CameraId;
 use crate::events::{EventFilter, EventType, Seq};
 
 /// The most events one trigger call records.
@@ -41,9 +42,8 @@ pub async fn trigger(state: &State, req: Request<Incoming>) -> ApiResult {
             format!("must be between 1 and {MAX_TRIGGER}, got {}", t.count),
         ));
     }
-    if t.camera_id.is_empty() || t.camera_id.len() > 64 {
-        return Err(ApiError::invalid("camera_id", "must be 1 to 64 characters"));
-    }
+    // The id goes into events, webhook filters, MQTT topics and file names: the cameras' rule.
+    CameraId::parse(&t.camera_id)?;
     let events = (0..t.count)
         .map(|_| crate::samples::sample(t.event_type, &t.camera_id))
         .collect();

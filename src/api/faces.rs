@@ -337,12 +337,9 @@ fn delete(state: &State, id: &str) -> ApiResult {
     ok_json(&json!({ "success": true, "deleted": 1, "face_id": id }))
 }
 
+/// `name` comes percent-decoded as a path segment (`A+B` is "A+B", `A%20B` is "A B").
 fn delete_by_name(state: &State, name: &str) -> ApiResult {
-    let name = url::form_urlencoded::parse(format!("n={name}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    let n = state.store.delete_faces_by_name(&name)?;
+    let n = state.store.delete_faces_by_name(name)?;
     state.cameras.gallery().reload(&state.store)?;
     ok_json(&json!({ "success": true, "deleted": n, "name": name }))
 }

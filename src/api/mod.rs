@@ -8,6 +8,7 @@ mod enrol;
 pub mod error;
 mod events;
 mod faces;
+mod guard;
 mod mqtt;
 mod ops;
 mod streams;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
@@ -128,24 +129,16 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
     response
 }
 
+/// Who may ask (a loopback peer without a token, the token's holder with one), then whether a
+/// browser was made to ask (`guard`).
 fn authorize(state: &State, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), ApiError> {
     match &state.config.token {
-        None if is_loopback(peer.ip()) => Ok(()),
-        None => Err(ApiError::Forbidden),
-        Some(token) => {
-            let given = req
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-                Ok(())
-            } else {
-                Err(ApiError::Unauthorized)
-            }
-        }
+        None if is_loopback(peer.ip()) => {}
+        None => return Err(ApiError::Forbidden),
+        Some(token) if guard::bearer_matches(req.headers(), token) => {}
+        Some(_) => return Err(ApiError::Unauthorized),
     }
+    guard::check(req, state.config.token.is_some())
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -157,18 +150,11 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
-/// Compares without an early exit, so the time taken does not tell how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let state_ref: &State = &state;
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let decoded = path_segments(&path)?;
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match segments.as_slice() {
         ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
@@ -198,6 +184,21 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     }
 }
 
+/// The path's segments, each percent-decoded as a path is (`%20` is a space, `+` is a plus: form
+/// decoding belongs to query strings), so that every route sees a name or id as the client meant
+/// it. A `%2F` decodes inside its segment and never splits the path.
+fn path_segments(path: &str) -> Result<Vec<String>, ApiError> {
+    path.split('/')
+        .skip(1)
+        .map(|seg| {
+            percent_encoding::percent_decode_str(seg)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| ApiError::BadRequest("the path is not UTF-8 once decoded".into()))
+        })
+        .collect()
+}
+
 fn only(method: &Method, allowed: Method, f: impl FnOnce() -> ApiResult) -> ApiResult {
     if *method == allowed {
         f()
@@ -206,16 +207,19 @@ fn only(method: &Method, allowed: Method, f: impl FnOnce() -> ApiResult) -> ApiR
     }
 }
 
-/// Reads a JSON body of at most `api.max_body_kb`; 413 past that, 400 for broken JSON, 422 for
-/// JSON of the wrong shape. An empty body reads as `{}` so that bodies with only defaults can be
-/// left out.
+/// Reads a JSON body of at most `api.max_body_kb`; 413 past that, 415 unless it is sent as JSON,
+/// 400 for broken JSON, 422 for JSON of the wrong shape. An empty body reads as `{}` so that
+/// bodies with only defaults can be left out.
 pub(crate) async fn read_json<T: DeserializeOwned>(
     state: &State,
     req: Request<Incoming>,
 ) -> Result<T, ApiError> {
+    let is_json = is_json(req.headers());
     let bytes = read_body(state, req).await?;
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
+    } else if !is_json {
+        return Err(not_json());
     } else {
         &bytes
     };
@@ -223,6 +227,36 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     Ok(serde_json::from_value(value)?)
+}
+
+/// Whether the body is declared JSON: `application/json` or any `type/subtype+json`. Browsers
+/// send `text/plain` and forms to other sites freely, JSON never without asking (see `guard`).
+pub(crate) fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some((kind, sub)) => {
+            !kind.is_empty() && (essence == "application/json" || sub.ends_with("+json"))
+        }
+        None => false,
+    }
+}
+
+/// The 415 for a body that is not declared JSON.
+pub(crate) fn not_json() -> ApiError {
+    ApiError::UnsupportedMedia {
+        code: "unsupported_media_type",
+        message: "send the body as JSON with Content-Type: application/json (curl: --json or \
+                  -H 'Content-Type: application/json')"
+            .into(),
+    }
 }
 
 pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, ApiError> {
@@ -300,12 +334,5 @@ mod tests {
         assert!(is_loopback("::1".parse().unwrap()));
         assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!is_loopback("192.168.1.20".parse().unwrap()));
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
     }
 }

@@ -87,8 +87,32 @@ fn list(state: &State) -> ApiResult {
     ok_json(&all)
 }
 
+/// A webhook as a client sends it. FaceCV accepted fields it did not know, and so do we, but a
+/// typo (`"event_type"` for `"event_types"`) silently widens what a receiver gets; the answer
+/// names every field that was ignored, and the log warns.
+#[derive(Deserialize)]
+struct WebhookBody {
+    #[serde(flatten)]
+    config: WebhookConfig,
+    #[serde(flatten)]
+    extra: serde_json::Map<String, Value>,
+}
+
+impl WebhookBody {
+    fn ignored(&self) -> Option<Vec<&str>> {
+        if self.extra.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.extra.keys().map(String::as_str).collect();
+        tracing::warn!(webhook = %self.config.webhook_id, ignored = ?names, "a webhook request had fields the appliance does not know; they were ignored");
+        Some(names)
+    }
+}
+
 async fn create(state: &State, req: Request<Incoming>) -> ApiResult {
-    let config: WebhookConfig = read_json(state, req).await?;
+    let body: WebhookBody = read_json(state, req).await?;
+    let ignored = body.ignored().map(|n| json!(n));
+    let config = body.config;
     config.validate()?;
     let record = state.store.create_webhook(&config, Origin::Api)?;
     state.delivery.sync(&record.id()).await;
@@ -96,6 +120,9 @@ async fn create(state: &State, req: Request<Incoming>) -> ApiResult {
     let mut body = view(&record, None);
     // The only time the secret is shown: the receiver needs it to verify signatures.
     body["secret"] = json!(record.secret);
+    if let Some(ignored) = ignored {
+        body["ignored_fields"] = ignored;
+    }
     ok_json(&body)
 }
 
@@ -129,11 +156,17 @@ async fn replace(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRe
             ))
         }
     }
-    let config: WebhookConfig = serde_json::from_value(body)?;
+    let body: WebhookBody = serde_json::from_value(body)?;
+    let ignored = body.ignored().map(|n| json!(n));
+    let config = body.config;
     config.validate()?;
     let record = state.store.replace_webhook(id, &config)?;
     state.delivery.sync(id).await;
-    ok_json(&view(&record, None))
+    let mut answer = view(&record, None);
+    if let Some(ignored) = ignored {
+        answer["ignored_fields"] = ignored;
+    }
+    ok_json(&answer)
 }
 
 async fn delete(state: &State, id: &WebhookId) -> ApiResult {

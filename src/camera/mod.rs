@@ -9,11 +9,13 @@
 //! [`control`] is the small face the rest of the appliance sees of them: which cameras exist, whether
 //! each runs, and a way to start and stop one (the MQTT bridge's commands and the GPIO inputs use it).
 
+mod admit;
 mod capture;
 pub mod control;
 mod file;
 mod frame;
 mod mjpeg;
+mod network;
 mod pipe;
 mod synthetic;
 #[cfg(feature = "v4l2")]
@@ -26,12 +28,14 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+pub use admit::{ApiSources, SourceRefusal};
 pub use capture::{Backoff, Capture, CaptureEvent, CaptureStats, SourceState};
 pub use file::FileSource;
 pub use frame::{
     decode_jpeg, grey_to_rgb, i420_to_rgb, nv12_to_rgb, planar_to_rgb, rgb_len, yuv_to_rgb,
     yuyv_to_rgb, Frame, PixelFormat, Planes, YuvRange,
 };
+pub use network::{ffmpeg_command, StreamUrl};
 pub use pipe::PipeSource;
 pub use synthetic::SyntheticSource;
 #[cfg(feature = "v4l2")]
@@ -267,11 +271,11 @@ pub fn parse_source(s: &str, fps: f32) -> Result<SourceSpec, CameraError> {
             fps,
             format: None,
         }
-    } else if ["rtsp://", "rtsps://", "http://", "https://"]
+    } else if StreamUrl::SCHEMES
         .iter()
-        .any(|p| lower.starts_with(p))
+        .any(|p| lower.starts_with(&format!("{p}://")))
     {
-        let command = ffmpeg_command(s, width, height, fps);
+        let command = ffmpeg_command(&StreamUrl::parse(s)?, width, height, fps);
         SourceSpec::Pipe {
             command,
             width,
@@ -295,25 +299,6 @@ pub fn parse_source(s: &str, fps: f32) -> Result<SourceSpec, CameraError> {
     };
     spec.validate()?;
     Ok(spec)
-}
-
-/// The `ffmpeg` command that turns a network stream into raw RGB24 frames of a fixed size, so the
-/// pipe source never has to learn the stream's resolution. TCP for RTSP: UDP loses packets over
-/// Wi-Fi and smears whole frames.
-pub fn ffmpeg_command(url: &str, width: u32, height: u32, fps: f32) -> Vec<String> {
-    let mut cmd: Vec<String> = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
-        .map(String::from)
-        .into();
-    if url.to_ascii_lowercase().starts_with("rtsp") {
-        cmd.extend(["-rtsp_transport", "tcp"].map(String::from));
-    }
-    cmd.extend(["-i".into(), url.into(), "-an".into()]);
-    cmd.extend(["-vf".into(), format!("scale={width}:{height}")]);
-    if fps > 0.0 {
-        cmd.extend(["-r".into(), format!("{fps}")]);
-    }
-    cmd.extend(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"].map(String::from));
-    cmd
 }
 
 /// A source of RGB24 frames. `next_frame` blocks until a frame is there; it returns

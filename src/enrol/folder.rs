@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Map;
 
+use crate::confine::{ConfineError, Root};
 use crate::store::{Store, StoreError};
 use crate::vision::{FaceEngine, VisionError};
 
@@ -88,7 +89,7 @@ pub fn enrol_folder(
     store: &Store,
     model: &str,
     dir: &Path,
-    confine: Option<&Path>,
+    confine: Option<&Root>,
 ) -> Result<FolderReport, FolderError> {
     let people: Vec<PathBuf> = read_dir(dir)?.into_iter().filter(|p| p.is_dir()).collect();
     if people.is_empty() {
@@ -133,7 +134,7 @@ pub fn enrol_folder(
 fn embed_person(
     engine: &mut FaceEngine,
     dir: &Path,
-    confine: Option<&Path>,
+    confine: Option<&Root>,
 ) -> Result<(Vec<Vec<f32>>, Vec<FileReport>), FolderError> {
     let mut embeddings = Vec::new();
     let mut files = Vec::new();
@@ -168,15 +169,18 @@ enum Refusal {
 fn photo_embedding(
     engine: &mut FaceEngine,
     path: &Path,
-    confine: Option<&Path>,
+    confine: Option<&Root>,
 ) -> Result<Vec<f32>, Refusal> {
     let unreadable = |e: std::io::Error| Refusal::Photo("unreadable", e.to_string());
     if let Some(root) = confine {
-        if !path.canonicalize().map_err(unreadable)?.starts_with(root) {
-            return Err(Refusal::Photo(
-                "outside_enrol_dir",
-                "links outside the enrolment folder".into(),
-            ));
+        if let Err(e) = root.resolve(path) {
+            let (status, reason) = match e {
+                ConfineError::Outside => {
+                    ("outside_enrol_dir", "links outside the enrolment folder")
+                }
+                ConfineError::Missing => ("unreadable", "a link to nothing"),
+            };
+            return Err(Refusal::Photo(status, reason.into()));
         }
     }
     let bytes = std::fs::read(path).map_err(unreadable)?;

@@ -276,7 +276,14 @@ fn for_each_frame(
     path: &Path,
     mut f: impl FnMut(usize, &Frame) -> Result<(), VideoError>,
 ) -> Result<usize, VideoError> {
-    let decode = |e: CameraError| VideoError::Decode(e.to_string());
+    // The file is an upload kept beside the store: its path is nobody's business but ours.
+    let decode = |e: CameraError| {
+        VideoError::Decode(match e {
+            CameraError::Format { message, .. } => message,
+            CameraError::Read { source, .. } => source.to_string(),
+            e => e.to_string(),
+        })
+    };
     let mut source = FileSource::open(path, 0.0, false).map_err(decode)?;
     let mut frame = Frame::new();
     let mut n = 0;

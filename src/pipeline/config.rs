@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::policy::PolicyConfig;
-use crate::camera::{parse_source, SourceSpec};
-use crate::config::ConfigError;
+use crate::camera::{parse_source, ApiSources, SourceRefusal, SourceSpec};
+use crate::config::{CameraId, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +160,18 @@ impl CameraConfig {
         Ok(spec)
     }
 
+    /// The source to open for a camera defined over the API: what [`ApiSources`] allows, with a
+    /// file's real path in the media folder.
+    pub fn api_source_spec(&self, sources: &ApiSources) -> Result<SourceSpec, SourceRefusal> {
+        match (&self.spec, &self.source) {
+            (Some(spec), _) => sources.spec(spec),
+            (None, Some(s)) => sources.source(s, self.fps),
+            (None, None) => {
+                Err(crate::camera::CameraError::invalid("source", "give `source` or `spec`").into())
+            }
+        }
+    }
+
     /// A short label of the source for event metadata and listings.
     pub fn source_label(&self) -> String {
         match (&self.source, &self.spec) {
@@ -173,13 +185,17 @@ impl CameraConfig {
         }
     }
 
+    /// Every check, the source included, as the config file's cameras get them.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::config::WebhookId::parse(&self.camera_id).map_err(|_| {
-            ConfigError::invalid(
-                "camera_id",
-                "must be 1 to 64 characters of A-Z a-z 0-9 _ - .",
-            )
-        })?;
+        self.validate_settings()?;
+        self.source_spec()?;
+        Ok(())
+    }
+
+    /// The checks of everything but the source, which a camera of the API passes through
+    /// [`CameraConfig::api_source_spec`] instead.
+    pub fn validate_settings(&self) -> Result<(), ConfigError> {
+        CameraId::parse(&self.camera_id)?;
         if !(0.1..=60.0).contains(&self.fps) {
             return Err(ConfigError::invalid(
                 "fps",
@@ -194,7 +210,6 @@ impl CameraConfig {
                 ));
             }
         }
-        self.source_spec()?;
         self.reconnect.validate()?;
         self.policy.validate("policy")
     }

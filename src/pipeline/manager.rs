@@ -10,6 +10,11 @@
 //!   config file later defines the same id, the file wins and the stored copy is dropped.
 //! * Made by an SSE stream for itself: never stored; it lives as long as its stream.
 //!
+//! Cameras of the API and of streams read only what [`ApiSources`] allows (no commands, files only
+//! in `api.media_dir`), checked when they come in and again at each start. A camera an earlier
+//! version stored that breaks these rules is kept, never started, and its status says why
+//! (`state: "refused"`, `reason`), so the installer can see it and fix or delete it.
+//!
 //! Only the API's start and stop change the remembered wish. MQTT commands and GPIO inputs (a PIR
 //! that wakes a camera for two minutes) switch a camera for now, the way a light switch does not
 //! rewrite the wiring plan.
@@ -27,6 +32,7 @@ use super::config::CameraConfig;
 use super::gallery::SharedGallery;
 use super::runner::{CameraCounters, CameraRun, LiveFrame};
 use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
+use crate::camera::{ApiSources, SourceRefusal, SourceSpec};
 use crate::config::ConfigError;
 use crate::events::StopReason;
 use crate::store::{Outbox, Store, StoreError};
@@ -46,6 +52,9 @@ pub enum CamerasError {
     FromConfig(String),
     #[error("camera {0} belongs to a live stream and ends with it")]
     FromStream(String),
+    /// A source the API may not ask for (a command, a file outside `api.media_dir`).
+    #[error(transparent)]
+    Refused(#[from] SourceRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -71,9 +80,13 @@ pub struct CameraStatus {
     pub running: bool,
     /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `flapping` (it
     /// keeps coming back and going again: see `restarts`, `next_retry_at`, `last_error`),
-    /// `stopped`, or how it last ended: `ended`, `source_lost`, `error` (also when it could not
-    /// start, e.g. a damaged model: see `last_error`).
+    /// `stopped`, `refused` (stored by an earlier version with a source the API may no longer
+    /// use: see `reason`), or how it last ended: `ended`, `source_lost`, `error` (also when it
+    /// could not start, e.g. a damaged model: see `last_error`).
     pub state: String,
+    /// While the state is `refused`: why the camera is not started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub frames_captured: u64,
     /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
     pub frames_dropped: u64,
@@ -118,6 +131,8 @@ struct Entry {
     running: Option<Running>,
     /// Why the last start failed; cleared by the next start that works.
     start_error: Option<String>,
+    /// Why a stored camera is kept but never started; see the module comment.
+    refused: Option<String>,
 }
 
 pub struct Cameras {
@@ -130,6 +145,8 @@ pub struct Cameras {
     snapshot_dir: std::path::PathBuf,
     gallery: SharedGallery,
     outbox: Outbox,
+    /// What cameras of the API and of streams may read.
+    api_sources: ApiSources,
     cameras: Mutex<BTreeMap<String, Entry>>,
     shutting_down: Arc<AtomicBool>,
     /// A handle on the `Arc` this manager lives in, for commands that run on their own thread.
@@ -151,10 +168,17 @@ impl Cameras {
             snapshot_dir,
             gallery,
             outbox,
+            api_sources: ApiSources::default(),
             cameras: Mutex::new(BTreeMap::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
             self_ref: Mutex::new(std::sync::Weak::new()),
         }
+    }
+
+    /// The rules for cameras of the API and of streams (by default: no file sources at all).
+    pub fn with_api_sources(mut self, sources: ApiSources) -> Self {
+        self.api_sources = sources;
+        self
     }
 
     /// Lets [`CameraControl::set_running`] reach this manager from another thread.
@@ -173,7 +197,27 @@ impl Cameras {
     /// Adds a camera for this run of the appliance (from the config file, or for a stream).
     pub fn add(&self, config: CameraConfig, origin: CameraOrigin) -> Result<(), CamerasError> {
         let wanted = config.autostart;
-        self.insert(config, origin, wanted)
+        self.check(&config, origin)?;
+        self.insert(config, origin, wanted, None)
+    }
+
+    /// Every check of a camera, its source by the rules of whoever defined it; returns the
+    /// source to open.
+    fn check(
+        &self,
+        config: &CameraConfig,
+        origin: CameraOrigin,
+    ) -> Result<SourceSpec, CamerasError> {
+        match origin {
+            CameraOrigin::Config => {
+                config.validate()?;
+                Ok(config.source_spec()?)
+            }
+            CameraOrigin::Api | CameraOrigin::Stream => {
+                config.validate_settings()?;
+                Ok(config.api_source_spec(&self.api_sources)?)
+            }
+        }
     }
 
     fn insert(
@@ -181,8 +225,8 @@ impl Cameras {
         config: CameraConfig,
         origin: CameraOrigin,
         wanted: bool,
+        refused: Option<String>,
     ) -> Result<(), CamerasError> {
-        config.validate()?;
         let mut cameras = self.lock();
         if cameras.contains_key(&config.camera_id) {
             return Err(CamerasError::Conflict(config.camera_id));
@@ -197,6 +241,7 @@ impl Cameras {
                 live,
                 running: None,
                 start_error: None,
+                refused,
             },
         );
         Ok(())
@@ -206,7 +251,8 @@ impl Cameras {
     /// the caller hears of it, so an answered request survives a power cut.
     pub fn add_remembered(&self, config: CameraConfig, raw: &Value) -> Result<(), CamerasError> {
         let (id, wanted) = (config.camera_id.clone(), config.autostart);
-        self.insert(config, CameraOrigin::Api, wanted)?;
+        self.check(&config, CameraOrigin::Api)?;
+        self.insert(config, CameraOrigin::Api, wanted, None)?;
         if let Err(e) = self.store().put_camera(&id, raw, wanted) {
             self.lock().remove(&id);
             return Err(e.into());
@@ -217,9 +263,9 @@ impl Cameras {
     /// Replaces an API camera's definition, keeping whether it should run; a running camera is
     /// stopped here and the caller starts it again. Returns whether it was running.
     pub fn replace(&self, config: CameraConfig, raw: &Value) -> Result<bool, CamerasError> {
-        config.validate()?;
         let id = config.camera_id.clone();
         self.check_changeable(&id)?;
+        self.check(&config, CameraOrigin::Api)?;
         let running = self.status(&id)?.running;
         self.stop(&id)?;
         let wanted = {
@@ -229,6 +275,7 @@ impl Cameras {
                 .ok_or_else(|| CamerasError::NotFound(id.clone()))?;
             entry.config = config;
             entry.running = None;
+            entry.refused = None;
             entry.wanted
         };
         self.store().put_camera(&id, raw, wanted)?;
@@ -293,7 +340,8 @@ impl Cameras {
 
     /// Brings back the cameras the API added before the last stop; call after the config's
     /// cameras are added. A stored camera that no longer passes the checks (its video file is
-    /// gone) is logged and kept in the store for when it does. Returns how many came back.
+    /// gone) is logged and kept in the store for when it does; one whose source the API may no
+    /// longer use is listed as `refused` and never started. Returns how many came back.
     pub fn restore(&self) -> Result<usize, CamerasError> {
         let mut restored = 0;
         for row in self.store().stored_cameras()? {
@@ -313,7 +361,18 @@ impl Cameras {
                     continue;
                 }
             };
-            match self.insert(config, CameraOrigin::Api, row.running) {
+            let refused = match self.check(&config, CameraOrigin::Api) {
+                Ok(_) => None,
+                Err(CamerasError::Refused(r)) if r.is_forbidden() => {
+                    tracing::warn!(camera = %row.id, code = r.code(), reason = %r, "a camera stored by an earlier version uses a source the API may no longer use; it is kept but not started");
+                    Some(r.to_string())
+                }
+                Err(e) => {
+                    tracing::error!(camera = %row.id, error = %e, "a camera added over the API cannot be loaded now; it stays stored");
+                    continue;
+                }
+            };
+            match self.insert(config, CameraOrigin::Api, row.running, refused) {
                 Ok(()) => restored += 1,
                 Err(e) => {
                     tracing::error!(camera = %row.id, error = %e, "a camera added over the API cannot be loaded now; it stays stored")
@@ -327,7 +386,7 @@ impl Cameras {
     /// runtime or a corrupt model is reported here, to the caller, and stays in the camera's
     /// status (`error`, with `last_error`) until a start works.
     pub fn start(&self, id: &str) -> Result<(), CamerasError> {
-        let (config, live) = {
+        let (config, live, origin) = {
             let mut cameras = self.lock();
             let entry = cameras
                 .get_mut(id)
@@ -336,9 +395,9 @@ impl Cameras {
                 return Ok(());
             }
             entry.running = None;
-            (entry.config.clone(), entry.live.clone())
+            (entry.config.clone(), entry.live.clone(), entry.origin)
         };
-        let launched = self.launch(config, live);
+        let launched = self.launch(config, live, origin);
         let mut cameras = self.lock();
         let entry = cameras.get_mut(id);
         match launched {
@@ -346,6 +405,7 @@ impl Cameras {
                 if let Some(entry) = entry {
                     entry.running = Some(running);
                     entry.start_error = None;
+                    entry.refused = None;
                 }
                 tracing::info!(camera = id, "camera started");
                 Ok(())
@@ -364,9 +424,11 @@ impl Cameras {
         &self,
         config: CameraConfig,
         live: broadcast::Sender<Arc<LiveFrame>>,
+        origin: CameraOrigin,
     ) -> Result<Running, CamerasError> {
         let id = config.camera_id.clone();
-        let spec = config.source_spec()?;
+        // Checked again: a file in the media folder may have become a link out of it since.
+        let spec = self.check(&config, origin)?;
         let engine = FaceEngine::new(self.vision.clone());
         self.vision_health.engine_made(engine.as_ref().map(|_| ()));
         let engine = engine?;
@@ -441,7 +503,7 @@ impl Cameras {
         let ids: Vec<String> = self
             .lock()
             .values()
-            .filter(|e| e.wanted)
+            .filter(|e| e.wanted && e.refused.is_none())
             .map(|e| e.config.camera_id.clone())
             .collect();
         for id in ids {
@@ -500,6 +562,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let (running, state) = match &entry.running {
+        None if entry.refused.is_some() => (false, "refused".to_owned()),
         None if entry.start_error.is_some() => (false, "error".to_owned()),
         None => (false, "stopped".to_owned()),
         Some(r) => {
@@ -546,6 +609,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
         origin: entry.origin,
         running,
         state,
+        reason: entry.refused.clone().filter(|_| !running),
         frames_captured: load(&counters.frames_captured),
         frames_dropped: load(&counters.frames_dropped),
         reconnects: load(&counters.reconnects),

@@ -6,6 +6,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_guard;
+
 /// The namespace helper itself: inside it there is loopback and nothing else.
 #[test]
 fn dialling_tests_see_only_loopback() {

@@ -36,7 +36,13 @@ pub fn loopback_only(test: &str) -> bool {
     );
     let exe = std::env::current_exe().expect("the test binary's path");
     let status = Command::new("unshare")
-        .args(["-n", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .args([
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
         .arg(&exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_MARK, "1")
