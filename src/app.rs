@@ -109,6 +109,8 @@ impl App {
             config: config.api.clone(),
             started: Instant::now(),
             stopping: stop.clone(),
+            streams: api::limits::StreamSlots::new(config.api.max_streams as usize),
+            stream_cameras: Default::default(),
         });
         if config.api.token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
