@@ -156,8 +156,7 @@ impl Drop for Hold {
             self.camera.clone(),
             self.leases.clone(),
         );
-        // The manager's stop joins the camera's thread: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        let end = move || {
             let result = if adhoc {
                 cameras.remove(&id)
             } else if stop {
@@ -170,7 +169,13 @@ impl Drop for Hold {
             }
             lock(&leases).remove(&id);
             drop(done);
-        });
+        };
+        // The manager's stop joins the camera's thread: off the async threads, unless the runtime
+        // is already gone (the process is ending).
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(end)),
+            Err(_) => end(),
+        }
     }
 }
 
