@@ -49,6 +49,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, State};
+use crate::metrics::ApiMetrics;
 
 /// Connections served at once; see the module comment for why 512.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -74,7 +75,7 @@ const BUSY_RETRY_AFTER_S: u32 = 2;
 /// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
 pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
     let limit = connection_limit();
-    let table = Arc::new(ConnTable::new(limit));
+    let table = Arc::new(ConnTable::new(limit, state.metrics.api.clone()));
     let busy = Arc::new(Semaphore::new(BUSY_CONNECTIONS));
     let graceful = GracefulShutdown::new();
     loop {
@@ -103,6 +104,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationT
         if let Some(place) = table.admit() {
             serve_one(&graceful, stream, peer, state.clone(), place);
         } else if let Ok(permit) = busy.clone().try_acquire_owned() {
+            state.metrics.api.connections_busy.inc();
             tokio::spawn(async move {
                 serve_busy(stream, peer).await;
                 drop(permit);
@@ -253,6 +255,7 @@ struct ConnTable {
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     /// A connection ended: the accept loop may have room again.
     changed: tokio::sync::Notify,
+    metrics: ApiMetrics,
 }
 
 /// A connection's place in the table, given back when dropped.
@@ -263,13 +266,14 @@ struct Place {
 }
 
 impl ConnTable {
-    fn new(limit: usize) -> Self {
+    fn new(limit: usize, metrics: ApiMetrics) -> Self {
         ConnTable {
             limit,
             epoch: Instant::now(),
             next_id: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
             changed: tokio::sync::Notify::new(),
+            metrics,
         }
     }
 
@@ -294,6 +298,7 @@ impl ConnTable {
                 .min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed))?;
             if let Some(c) = conns.remove(&idlest) {
                 c.shed.cancel();
+                self.metrics.connections_shed.inc();
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -305,6 +310,7 @@ impl ConnTable {
         });
         conn.touch();
         conns.insert(id, conn.clone());
+        self.metrics.connections.set(conns.len() as i64);
         Some(Place {
             table: self.clone(),
             id,
@@ -321,7 +327,10 @@ impl Conn {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.table.lock().remove(&self.id);
+        let mut conns = self.table.lock();
+        conns.remove(&self.id);
+        self.table.metrics.connections.set(conns.len() as i64);
+        drop(conns);
         self.table.changed.notify_one();
     }
 }
@@ -524,7 +533,7 @@ mod tests {
 
     #[test]
     fn the_idlest_connection_makes_room() {
-        let table = Arc::new(ConnTable::new(2));
+        let table = Arc::new(ConnTable::new(2, ApiMetrics::default()));
         let a = table.admit().unwrap();
         let b = table.admit().unwrap();
         let _busy = InFlight::new(a.conn.clone());

@@ -113,7 +113,9 @@ struct Held {
 pub async fn stream(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let p = params(&req)?;
     let webhooks = check_params(&p)?;
-    let permit = state.streams.try_acquire()?;
+    let permit = state.streams.try_acquire().inspect_err(|_| {
+        state.metrics.api.streams_refused.inc();
+    })?;
     let camera = p.camera_id.clone();
     // A camera of the config or the API is used as it is; another is made for this stream.
     let hold = state

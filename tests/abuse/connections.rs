@@ -180,6 +180,8 @@ async fn health_answers_beside_idle_and_slow_clients_and_full_streams() {
         "{refused}"
     );
     assert_eq!(json(&refused)["error"]["code"], "too_many_streams");
+    assert_eq!(metric(port, "facecv_api_streams_refused_total").await, 1.0);
+    assert_eq!(metric(port, "facecv_api_streams").await, 2.0);
     let (_, cameras) = bin.api.get("/api/v1/cameras").await;
     assert!(
         !cameras.to_string().contains("siege9"),
@@ -215,6 +217,19 @@ async fn idle_connections_past_the_limit_make_room_for_new_ones() {
         closed >= 90,
         "only {closed} of the 100 oldest idle connections were shed"
     );
+    let shed = metric(port, "facecv_api_connections_shed_total").await;
+    assert!(
+        shed >= 190.0,
+        "the metrics count the shed connections: {shed}"
+    );
+}
+
+/// One value of `/metrics`.
+async fn metric(port: u16, name: &str) -> f64 {
+    let text = exchange(port, &get("/metrics"), Duration::from_secs(10)).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in /metrics: {text}"))
 }
 
 /// A client that sends no head, and one that keeps a connection after its answer, are both closed
