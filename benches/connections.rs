@@ -106,7 +106,7 @@ fn siege(port: u16, pid: u32) {
     drop(streams);
     std::thread::sleep(Duration::from_secs(3));
     println!(
-        "after the streams ended: {:.1} MB RSS (freed memory stays with the allocator)",
+        "after the streams ended: {:.1} MB RSS (their engines freed and trimmed)",
         rss_kib(pid) as f64 / 1024.0
     );
 

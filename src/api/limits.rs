@@ -73,6 +73,24 @@ impl StreamSlots {
             })
     }
 
+    /// `n` places at once, or none: for things a stream holds several of (its ad-hoc webhooks).
+    pub fn try_take(&self, n: usize) -> Option<Vec<StreamPermit>> {
+        let max = self.inner.max;
+        self.inner
+            .in_use
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + n <= max).then_some(used + n)
+            })
+            .ok()?;
+        Some(
+            (0..n)
+                .map(|_| StreamPermit {
+                    slots: self.inner.clone(),
+                })
+                .collect(),
+        )
+    }
+
     /// Streams open now.
     pub fn in_use(&self) -> usize {
         self.inner.in_use.load(Ordering::Acquire)
@@ -171,7 +189,14 @@ mod tests {
         assert_eq!(slots.in_use(), 2);
         drop(a);
         assert_eq!(slots.in_use(), 1);
-        slots.try_acquire().expect("a place came free");
+        let _c = slots.try_acquire().expect("a place came free");
+        assert!(slots.try_take(1).is_none());
+        let more = StreamSlots::new(8);
+        let three = more.try_take(3).unwrap();
+        assert!(more.try_take(6).is_none(), "all or nothing");
+        assert_eq!(more.in_use(), 3);
+        drop(three);
+        assert_eq!(more.in_use(), 0);
     }
 
     #[test]

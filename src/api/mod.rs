@@ -17,6 +17,7 @@ mod streams;
 mod webhooks;
 
 pub use faces::ApiEngine;
+pub use streams::stream_webhook_limit;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +62,8 @@ pub struct State {
     pub stopping: CancellationToken,
     /// The cap on live streams (`api.max_streams`); anything that streams takes a permit.
     pub streams: limits::StreamSlots,
+    /// The cap on streams' ad-hoc webhooks, live or still delivering after their stream ended.
+    pub stream_webhooks: limits::StreamSlots,
     /// Which cameras live streams hold, so that the last one to leave stops what they started.
     pub(crate) stream_cameras: stream_cameras::StreamCameras,
 }

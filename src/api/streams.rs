@@ -102,11 +102,18 @@ fn check_params(p: &StreamParams) -> Result<Vec<WebhookConfig>, ApiError> {
     Ok(hooks)
 }
 
+/// Ad-hoc webhooks that may exist at once, live or draining: twice what open streams may hold, so
+/// a client that opens and closes streams in a loop against a receiver that is down cannot pile
+/// up hundreds of webhooks that each retry for [`DRAIN_LIMIT`].
+pub fn stream_webhook_limit(max_streams: u32) -> usize {
+    2 * max_streams as usize * MAX_STREAM_WEBHOOKS
+}
+
 /// What a stream holds until it ends; dropped in [`end_stream`], in order.
 struct Held {
     camera: String,
     hold: Hold,
-    hooks: Vec<WebhookId>,
+    hooks: Vec<(WebhookId, StreamPermit)>,
     permit: StreamPermit,
 }
 
@@ -116,6 +123,18 @@ pub async fn stream(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let permit = state.streams.try_acquire().inspect_err(|_| {
         state.metrics.api.streams_refused.inc();
     })?;
+    let hook_permits = state
+        .stream_webhooks
+        .try_take(webhooks.len())
+        .ok_or_else(|| ApiError::Busy {
+            code: "too_many_stream_webhooks",
+            message: format!(
+                "{} ad-hoc webhooks of ended streams are still delivering; try again when they \
+                 are done",
+                state.stream_webhooks.in_use()
+            ),
+            retry_after: 30,
+        })?;
     let camera = p.camera_id.clone();
     // A camera of the config or the API is used as it is; another is made for this stream.
     let hold = state
@@ -130,6 +149,7 @@ pub async fn stream(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         .await?;
     // The webhooks first, so that they see the camera's `stream_started`.
     let hooks = add_webhooks(&state, webhooks).await?;
+    let hooks = hooks.into_iter().zip(hook_permits).collect();
     let held = Held {
         camera: camera.clone(),
         hold,
@@ -253,7 +273,7 @@ fn end_stream(state: Arc<State>, held: Held) {
         tracing::info!(camera, "stream ended");
         // `stream_stopped` was just recorded: let the ad-hoc webhooks deliver it, then go.
         let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-        for id in hooks {
+        for (id, _place) in hooks {
             loop {
                 let drained = state
                     .store

@@ -450,3 +450,64 @@ async fn a_reopened_stream_runs_and_every_end_is_announced() {
         .expect("event: end after the camera stopped");
     assert!(text.contains("camera_stopped"), "{text}");
 }
+
+/// Opening and closing streams in a loop, each with eight webhooks to a receiver that is down,
+/// cannot pile up webhooks: those still delivering count, and past twice what open streams may
+/// hold a new stream with webhooks gets 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_of_ended_streams_count_until_they_are_gone() {
+    if !common::netns::loopback_only(
+        "connections::webhooks_of_ended_streams_count_until_they_are_gone",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = start(&dir, "max_streams = 1\n", "").await;
+    let down = common::free_port();
+    let hooks: Vec<String> = (0..8)
+        .map(|i| format!("http://127.0.0.1:{down}/h{i}"))
+        .collect();
+    let query = format!(
+        "camera_id=loop&source=synthetic&webhook_retry_count=10&webhook_urls={}",
+        hooks.join(",")
+    );
+    for round in 0..2 {
+        // The stream's place comes free a moment after its camera has gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (mut s, head) = loop {
+            let (s, head) = open_stream(bin.port, &query).await;
+            if status(&head) != 503 || Instant::now() > deadline {
+                break (s, head);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(status(&head), 200, "round {round}: {head}");
+        read_until(&mut s, "data: ", Duration::from_secs(60))
+            .await
+            .expect("frames");
+        drop(s);
+        // The camera goes and its place under max_streams comes free; the webhooks stay to retry.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, cameras) = bin.api.get("/api/v1/cameras").await;
+            if !cameras.to_string().contains("\"loop\"") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the ad-hoc camera stayed: {cameras}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (mut s, head) = open_stream(bin.port, &query).await;
+    let refused = head + &read_for(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(status(&refused), 503, "{refused}");
+    assert_eq!(json(&refused)["error"]["code"], "too_many_stream_webhooks");
+    // A stream without webhooks is still welcome.
+    let (mut s, head) = open_stream(bin.port, "camera_id=plain&source=synthetic").await;
+    assert_eq!(status(&head), 200, "{head}");
+    read_until(&mut s, "data: ", Duration::from_secs(60))
+        .await
+        .expect("frames");
+}
