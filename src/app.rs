@@ -117,6 +117,11 @@ impl App {
             config: config.api.clone(),
             started: Instant::now(),
             stopping: stop.clone(),
+            streams: api::limits::StreamSlots::new(config.api.max_streams as usize),
+            stream_webhooks: api::limits::StreamSlots::new(api::stream_webhook_limit(
+                config.api.max_streams,
+            )),
+            stream_cameras: Default::default(),
         });
         if config.api.token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");

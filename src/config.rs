@@ -99,6 +99,11 @@ pub struct ApiConfig {
     /// any path: the file is the operator's word, a request is anyone's on the LAN.
     #[serde(default)]
     pub media_dir: Option<PathBuf>,
+    /// Live streams (SSE, later the console's live views) served at once; past it a new one gets
+    /// 503 with `Retry-After`. A stream on a camera of its own (`source=`) runs a camera with its
+    /// own vision engine (~25 MB and a share of the CPU each), so this bounds memory too.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: u32,
 }
 
 fn default_listen() -> SocketAddr {
@@ -110,6 +115,11 @@ fn default_max_body_kb() -> u32 {
 fn default_max_upload_mb() -> u32 {
     16
 }
+/// Four: a Raspberry Pi 4 analyses about four 10 fps cameras before its CPU is full, and four ad-hoc
+/// engines (~100 MB) fit beside the rest on a 1 GB board.
+fn default_max_streams() -> u32 {
+    4
+}
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -120,6 +130,7 @@ impl Default for ApiConfig {
             max_upload_mb: default_max_upload_mb(),
             offline_enrol_dir: None,
             media_dir: None,
+            max_streams: default_max_streams(),
         }
     }
 }
@@ -475,6 +486,8 @@ impl Config {
         check_range("api.max_body_kb", max_body_kb, 1.0, 65536.0, " KiB")?;
         let max_upload_mb = self.api.max_upload_mb.into();
         check_range("api.max_upload_mb", max_upload_mb, 1.0, 256.0, " MiB")?;
+        let max_streams = self.api.max_streams.into();
+        check_range("api.max_streams", max_streams, 1.0, 64.0, "")?;
         let quota_mb = self.storage.quota_mb as f64;
         check_range("storage.quota_mb", quota_mb, 1.0, 1_048_576.0, " MiB")?;
         if let Some(ca) = &self.delivery.ca_file {
@@ -599,6 +612,10 @@ mod tests {
         assert_eq!(
             err("[api]\nmax_upload_mb = 300\n"),
             "api.max_upload_mb: must be between 1 and 256 MiB, got 300"
+        );
+        assert_eq!(
+            err("[api]\nmax_streams = 0\n"),
+            "api.max_streams: must be between 1 and 64, got 0"
         );
         assert_eq!(
             err("[storage]\nquota_mb = 2000000\n"),

@@ -72,6 +72,22 @@ pub struct Metrics {
     /// Times a camera's source came back since it last ran healthily, and 1 while it flaps.
     pub camera_restarts: Family<CameraLabel, Gauge>,
     pub camera_flapping: Family<CameraLabel, Gauge>,
+    /// The API's connections and live streams against their limits.
+    pub api: ApiMetrics,
+}
+
+/// How near the API is to its bounds (`src/api/server.rs`, `api.max_streams`), so that a client
+/// that was shed or refused shows up somewhere other than in its own error.
+#[derive(Debug, Clone, Default)]
+pub struct ApiMetrics {
+    pub connections: Gauge,
+    /// Idle connections closed to make room for a new one at the limit.
+    pub connections_shed: Counter,
+    /// Connections answered 503 because every place had a request in flight.
+    pub connections_busy: Counter,
+    pub streams: Gauge,
+    /// Streams refused with 503 because `api.max_streams` were open.
+    pub streams_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -120,6 +136,7 @@ impl Metrics {
             vision_ok: Gauge::default(),
             camera_restarts: Family::default(),
             camera_flapping: Family::default(),
+            api: ApiMetrics::default(),
             registry: Registry::default(),
         };
         m.register_vision_and_cameras(&mut registry);
@@ -159,6 +176,7 @@ impl Metrics {
             m.backlog.clone(),
         );
         m.register_connected_sinks_and_actions(&mut registry);
+        m.register_api(&mut registry);
         registry.register(
             "sink_request_duration_seconds",
             "Time from sending a delivery request to its answer",
@@ -170,6 +188,31 @@ impl Metrics {
             m.event_latency_seconds.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    fn register_api(&self, registry: &mut Registry) {
+        let api = &self.api;
+        registry.register(
+            "api_connections",
+            "API connections being served",
+            api.connections.clone(),
+        );
+        registry.register(
+            "api_connections_shed",
+            "Idle API connections closed to make room for new ones",
+            api.connections_shed.clone(),
+        );
+        registry.register(
+            "api_connections_busy",
+            "API connections answered 503 because every place had a request in flight",
+            api.connections_busy.clone(),
+        );
+        registry.register("api_streams", "Live streams open", api.streams.clone());
+        registry.register(
+            "api_streams_refused",
+            "Live streams refused because api.max_streams were open",
+            api.streams_refused.clone(),
+        );
     }
 
     /// The families that only connected sinks (MQTT) and the GPIO actions use.

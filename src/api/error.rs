@@ -48,6 +48,18 @@ pub enum ApiError {
     StoreFull,
     #[error("the appliance is shutting down")]
     Unavailable,
+    /// The client stopped sending its request (a body that stalls or trickles): 408, and the
+    /// connection is closed, since what is left of the body cannot be told apart from a request.
+    #[error("{0}")]
+    Timeout(String),
+    /// A bounded resource (live streams, connections) is in use to its limit; `retry_after` in
+    /// seconds goes out as `Retry-After`, so clients back off instead of hammering.
+    #[error("{message}")]
+    Busy {
+        code: &'static str,
+        message: String,
+        retry_after: u32,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -80,6 +92,8 @@ impl ApiError {
             }
             ApiError::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::Busy { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -90,10 +104,26 @@ impl ApiError {
         if let ApiError::Invalid { field, .. } | ApiError::Unprocessable { field, .. } = &self {
             error["field"] = json!(field);
         }
-        if status.is_server_error() {
+        // A full resource is the client's to retry, not a fault of the appliance.
+        if status.is_server_error() && !matches!(self, ApiError::Busy { .. }) {
             tracing::error!(status = status.as_u16(), "{self}");
         }
-        super::json_response(status, &json!({ "error": error }))
+        let mut response = super::json_response(status, &json!({ "error": error }));
+        match &self {
+            ApiError::Busy { retry_after, .. } => {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, (*retry_after).into());
+            }
+            ApiError::Timeout(_) => {
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            _ => {}
+        }
+        response
     }
 }
 

@@ -9,27 +9,28 @@ pub mod error;
 mod events;
 mod faces;
 mod guard;
+pub mod limits;
 mod mqtt;
 mod ops;
+mod server;
+pub(crate) mod stream_cameras;
 mod streams;
 mod webhooks;
 
 pub use faces::ApiEngine;
+pub use streams::stream_webhook_limit;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,11 +42,6 @@ use crate::metrics::Metrics;
 use crate::pipeline::Cameras;
 use crate::store::{Outbox, Store};
 pub use error::ApiError;
-
-/// Connections served at once; more wait in the kernel's backlog. An appliance has few clients.
-const MAX_CONNECTIONS: usize = 64;
-/// How long in-flight requests get to finish after shutdown starts.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A response body: a whole JSON document, or a stream (server-sent events).
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -67,54 +63,18 @@ pub struct State {
     pub config: ApiConfig,
     pub started: Instant,
     pub stopping: CancellationToken,
+    /// The cap on live streams (`api.max_streams`); anything that streams takes a permit.
+    pub streams: limits::StreamSlots,
+    /// The cap on streams' ad-hoc webhooks, live or still delivering after their stream ended.
+    pub stream_webhooks: limits::StreamSlots,
+    /// Which cameras live streams hold, so that the last one to leave stops what they started.
+    pub(crate) stream_cameras: stream_cameras::StreamCameras,
 }
 
 /// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
+/// Connection limits and read timeouts: [`server`].
 pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
-    let graceful = GracefulShutdown::new();
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            _ = stop.cancelled() => break,
-            p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-        };
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(state, peer, req).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some API requests did not finish before shutdown");
-    }
+    server::serve(listener, state, stop).await
 }
 
 async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
@@ -263,24 +223,13 @@ pub(crate) async fn read_body(state: &State, req: Request<Incoming>) -> Result<B
     read_body_limit(req, state.config.max_body_kb as usize * 1024).await
 }
 
-/// Reads a body of at most `limit` bytes; 413 past that, before it is read whole.
+/// Reads a body of at most `limit` bytes; 413 past that, before it is read whole; 408 when the
+/// client stalls (see [`limits::read_body_within`] for the deadlines).
 pub(crate) async fn read_body_limit(
     req: Request<Incoming>,
     limit: usize,
 ) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge(limit));
-    }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::TooLarge(limit)),
-        Err(e) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
-    }
+    limits::read_body_within(req, limit).await
 }
 
 pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {

@@ -41,6 +41,7 @@ pub fn metrics(state: &State) -> ApiResult {
     if let Some(mqtt) = &state.mqtt {
         mqtt.refresh_backlog()?;
     }
+    state.metrics.api.streams.set(state.streams.in_use() as i64);
     if let Ok(used) = state.store.used_bytes() {
         state.metrics.store_bytes.set(used as i64);
     }

@@ -1,0 +1,553 @@
+//! The accept loop: who gets a connection, how long it may sit idle or half-sent, and what the
+//! client hears when it cannot be served.
+//!
+//! What an appliance on a LAN must survive is not load but a few clients that hold on: a browser
+//! tab's idle keep-alive, a script that opens sockets and sends nothing, an upload that stalls.
+//! So the rules are:
+//! * **Time bounds.** The request head must arrive within [`HEADER_TIMEOUT`] of the connection
+//!   waiting for it. In hyper 1.12 that timer starts whenever the connection waits for a head,
+//!   the first one and each one after a response (`proto/h1/conn.rs`: `poll_read_head` arms it and
+//!   `idle()` makes the next read poll it), so the same bound closes idle keep-alive connections.
+//!   Bodies have their own deadlines (`limits::read_body_within`, 408).
+//! * **Idle connections go first.** Up to [`MAX_CONNECTIONS`] connections are served at once.
+//!   When a new one arrives at the limit, the connection that has been idle longest (no request in
+//!   flight) is closed to make room, so a new client never queues behind clients that do nothing.
+//!   Closing an idle keep-alive connection is ordinary HTTP/1.1; clients reconnect.
+//! * **Busy, said plainly.** When every connection has a request in flight, up to
+//!   [`BUSY_CONNECTIONS`] more are accepted only to answer 503 `too_many_connections` with
+//!   `Retry-After`; past that, new clients wait in the kernel's backlog until a place frees.
+//! * **Errors in JSON.** hyper answers a request it cannot parse (bad request line or header, head
+//!   too large, URI too long) itself, with an empty body; [`Wire`] turns that answer into the API's
+//!   JSON error.
+//!
+//! The numbers, for a 1-4 GB Raspberry Pi: an idle connection costs a task, hyper's read buffer
+//! (8 KiB, at most [`MAX_BUF`]) and a socket: ~20 KiB, so 512 connections are
+//! ~10 MB at worst and 512 + 32 descriptors fit the unit's `LimitNOFILE=4096` with room for the
+//! store, cameras, webhooks and MQTT. 512 is far above what an appliance's real clients (an
+//! integration, an installer's laptop, a few live views) need, and high enough that idle clients
+//! are shed before anyone waits.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::Request;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{ApiError, State};
+use crate::metrics::ApiMetrics;
+
+/// Connections served at once; see the module comment for why 512.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Connections accepted past the limit only to be told 503 and closed.
+pub const BUSY_CONNECTIONS: usize = 32;
+/// Descriptors kept for everything but API connections: the store, cameras, ffmpeg pipes, webhook
+/// and MQTT sockets, the runtime library and models.
+const FD_RESERVE: usize = 256;
+/// Time for a request head, counted from when the connection starts waiting for it: also how long
+/// an idle keep-alive connection stays open.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers): a larger one gets 431. Browsers send
+/// < 2 KiB; 16 KiB leaves room for long tokens and cookies of a reverse proxy.
+const MAX_HEAD: usize = 16 * 1024;
+/// hyper's read buffer limit per connection (its default is ~400 KiB): bounds what a client that
+/// sends without pause can make one connection hold while the handler reads the body.
+const MAX_BUF: usize = 32 * 1024;
+/// How long in-flight requests get to finish after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// What a client told "busy" is asked to wait.
+const BUSY_RETRY_AFTER_S: u32 = 2;
+
+/// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+    let limit = connection_limit();
+    let table = Arc::new(ConnTable::new(limit, state.metrics.api.clone()));
+    let busy = Arc::new(Semaphore::new(BUSY_CONNECTIONS));
+    let graceful = GracefulShutdown::new();
+    loop {
+        // Without a free place, an idle connection or a busy slot, leave clients in the backlog
+        // rather than accept and drop them.
+        while !table.has_room() && busy.available_permits() == 0 {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = table.changed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        if let Some(place) = table.admit() {
+            serve_one(&graceful, stream, peer, state.clone(), place);
+        } else if let Ok(permit) = busy.clone().try_acquire_owned() {
+            state.metrics.api.connections_busy.inc();
+            tokio::spawn(async move {
+                serve_busy(stream, peer).await;
+                drop(permit);
+            });
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some API requests did not finish before shutdown");
+    }
+}
+
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_BUF)
+        // One buffer per write, so that hyper's own error answer reaches `Wire` whole.
+        .writev(false);
+    b
+}
+
+fn serve_one(
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    place: Place,
+) {
+    let conn = place.conn.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let state = state.clone();
+        let in_flight = InFlight::new(conn.clone());
+        async move {
+            let response = super::handle(state, peer, req).await;
+            // The request counts as in flight until its body (a stream, perhaps) is done.
+            Ok::<_, Infallible>(response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _ = &in_flight;
+                    frame
+                })
+                .boxed()
+            }))
+        }
+    });
+    let io = TokioIo::new(Wire::new(stream, Some(place.conn.clone())));
+    let conn = graceful.watch(http1().serve_connection(io, service));
+    tokio::spawn(async move {
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            }
+            _ = place.conn.shed.cancelled() => {
+                tracing::debug!(%peer, "idle connection closed to make room for a new one");
+            }
+        }
+        drop(place);
+    });
+}
+
+/// Answers every request on a connection past the limit with 503, then closes it.
+async fn serve_busy(stream: TcpStream, peer: SocketAddr) {
+    let service = service_fn(|_req: Request<Incoming>| async {
+        let busy = ApiError::Busy {
+            code: "too_many_connections",
+            message: format!(
+                "the API serves {MAX_CONNECTIONS} connections and each has a request in flight; \
+                 try again shortly"
+            ),
+            retry_after: BUSY_RETRY_AFTER_S,
+        };
+        Ok::<_, Infallible>(busy.into_response())
+    });
+    let mut builder = http1();
+    builder
+        .keep_alive(false)
+        .header_read_timeout(Duration::from_secs(2));
+    let io = TokioIo::new(Wire::new(stream, None));
+    if let Err(e) = builder.serve_connection(io, service).await {
+        tracing::debug!(%peer, error = %e, "busy connection ended with an error");
+    }
+}
+
+/// Raises the soft descriptor limit to what the API needs, as far as the hard limit allows, and
+/// returns how many connections fit. A unit without `LimitNOFILE` starts with a soft limit of 1024.
+fn connection_limit() -> usize {
+    let wanted = (MAX_CONNECTIONS + BUSY_CONNECTIONS + FD_RESERVE) as libc::rlim_t;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer to a local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return MAX_CONNECTIONS;
+    }
+    if lim.rlim_cur < wanted {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer to a local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            lim.rlim_cur = raised.rlim_cur;
+        }
+    }
+    let fit = (lim.rlim_cur as usize).saturating_sub(BUSY_CONNECTIONS + FD_RESERVE);
+    if fit < MAX_CONNECTIONS {
+        tracing::warn!(
+            descriptors = lim.rlim_cur,
+            connections = fit.max(16),
+            "the descriptor limit (LimitNOFILE) is too low for {MAX_CONNECTIONS} API connections; \
+             serving fewer"
+        );
+    }
+    fit.clamp(16, MAX_CONNECTIONS)
+}
+
+/// One served connection, as the table sees it.
+#[derive(Debug)]
+struct Conn {
+    /// Requests whose response is not finished yet (a live stream is one for as long as it lasts).
+    in_flight: AtomicUsize,
+    /// When the client last sent a byte or a response finished, in ms since the table started.
+    last_active: AtomicU64,
+    /// Cancelled when the connection is closed to make room.
+    shed: CancellationToken,
+    epoch: Instant,
+}
+
+impl Conn {
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last_active.store(now, Ordering::Relaxed);
+    }
+}
+
+/// The connections being served, to find the longest idle one when the limit is reached.
+struct ConnTable {
+    limit: usize,
+    epoch: Instant,
+    next_id: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// A connection ended: the accept loop may have room again.
+    changed: tokio::sync::Notify,
+    metrics: ApiMetrics,
+}
+
+/// A connection's place in the table, given back when dropped.
+struct Place {
+    table: Arc<ConnTable>,
+    id: u64,
+    conn: Arc<Conn>,
+}
+
+impl ConnTable {
+    fn new(limit: usize, metrics: ApiMetrics) -> Self {
+        ConnTable {
+            limit,
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            conns: Mutex::new(HashMap::new()),
+            changed: tokio::sync::Notify::new(),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A free place, or one an idle connection could give up.
+    fn has_room(&self) -> bool {
+        let conns = self.lock();
+        conns.len() < self.limit || conns.values().any(|c| c.in_flight() == 0)
+    }
+
+    /// A place for a new connection: a free one, or the one of the connection idle the longest,
+    /// which is closed. `None` when every connection has a request in flight.
+    fn admit(self: &Arc<Self>) -> Option<Place> {
+        let mut conns = self.lock();
+        if conns.len() >= self.limit {
+            let (&idlest, _) = conns
+                .iter()
+                .filter(|(_, c)| c.in_flight() == 0)
+                .min_by_key(|(_, c)| c.last_active.load(Ordering::Relaxed))?;
+            if let Some(c) = conns.remove(&idlest) {
+                c.shed.cancel();
+                self.metrics.connections_shed.inc();
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn {
+            in_flight: AtomicUsize::new(0),
+            last_active: AtomicU64::new(0),
+            shed: CancellationToken::new(),
+            epoch: self.epoch,
+        });
+        conn.touch();
+        conns.insert(id, conn.clone());
+        self.metrics.connections.set(conns.len() as i64);
+        Some(Place {
+            table: self.clone(),
+            id,
+            conn,
+        })
+    }
+}
+
+impl Conn {
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut conns = self.table.lock();
+        conns.remove(&self.id);
+        self.table.metrics.connections.set(conns.len() as i64);
+        drop(conns);
+        self.table.changed.notify_one();
+    }
+}
+
+/// A request in flight on a connection, from the call of the service until its response body is
+/// done (dropped by hyper).
+struct InFlight(Arc<Conn>);
+
+impl InFlight {
+    fn new(conn: Arc<Conn>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.touch();
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's socket as hyper sees it: notes when the client last sent something, and turns
+/// hyper's own empty-bodied error answers into the API's JSON error (see [`json_for_hyper_error`]).
+pub(crate) struct Wire<S> {
+    inner: S,
+    conn: Option<Arc<Conn>>,
+    /// Bytes to send before anything else: the JSON answer that replaced hyper's.
+    pending: Vec<u8>,
+}
+
+impl<S> Wire<S> {
+    fn new(inner: S, conn: Option<Arc<Conn>>) -> Self {
+        Wire {
+            inner,
+            conn,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Wire<S> {
+    /// Writes out `pending`; ready once it is all gone.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.pending.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut me.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Some(c) = &me.conn {
+                c.touch();
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        std::task::ready!(me.poll_pending(cx))?;
+        match find_hyper_error(buf) {
+            Some((0, status)) => {
+                tracing::debug!(status, "a request hyper could not parse; answered in JSON");
+                me.pending = json_for_hyper_error(status);
+                Poll::Ready(Ok(buf.len()))
+            }
+            // What comes before it first (the end of an earlier response).
+            Some((at, _)) => Pin::new(&mut me.inner).poll_write(cx, &buf[..at]),
+            None => Pin::new(&mut me.inner).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        std::task::ready!(me.poll_pending(cx))?;
+        Pin::new(&mut me.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        std::task::ready!(me.poll_pending(cx))?;
+        Pin::new(&mut me.inner).poll_shutdown(cx)
+    }
+}
+
+/// Where in `buf` hyper's automatic error answer starts, and its status. hyper writes it when it
+/// cannot parse a request head (`proto/h1/role.rs`, `Server::on_error`): 400, 414 or 431, a head
+/// with `content-length: 0` and no `content-type`, as the last bytes before it closes. Every
+/// answer of the API has a `content-type`, and none has a bare CRLF-framed head inside its body
+/// (JSON escapes line breaks), so the match cannot take a response of ours for it.
+fn find_hyper_error(buf: &[u8]) -> Option<(usize, u16)> {
+    if !buf.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let at = buf.windows(9).rposition(|w| w == b"HTTP/1.1 ")?;
+    let head = std::str::from_utf8(&buf[at..buf.len() - 4]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.get(9..12)?.parse().ok()?;
+    if !matches!(status, 400 | 414 | 431) {
+        return None;
+    }
+    let mut empty = false;
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let name = name.trim().to_ascii_lowercase();
+        if name == "content-type" {
+            return None;
+        }
+        if name == "content-length" {
+            empty = value.trim() == "0";
+        }
+    }
+    empty.then_some((at, status))
+}
+
+/// The API's JSON error in place of hyper's answer with `status`.
+fn json_for_hyper_error(status: u16) -> Vec<u8> {
+    let (reason, code, message) = match status {
+        431 => (
+            "Request Header Fields Too Large",
+            "headers_too_large",
+            format!("the request head is larger than {MAX_HEAD} bytes or has too many headers"),
+        ),
+        414 => (
+            "URI Too Long",
+            "uri_too_long",
+            "the request's URI is too long".to_owned(),
+        ),
+        _ => (
+            "Bad Request",
+            "bad_request",
+            "the request is not valid HTTP/1.1 (a malformed request line, URI or header)"
+                .to_owned(),
+        ),
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYPER_400: &[u8] =
+        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 17:00:00 GMT\r\n\r\n";
+
+    #[test]
+    fn hypers_own_answer_is_found_and_only_it() {
+        assert_eq!(find_hyper_error(HYPER_400), Some((0, 400)));
+        let earlier = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let mut after = earlier.to_vec();
+        after.extend_from_slice(HYPER_400);
+        assert_eq!(find_hyper_error(&after), Some((earlier.len(), 400)));
+        // The API's own answers always name their content type.
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(find_hyper_error(ours), None);
+        assert_eq!(
+            find_hyper_error(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"),
+            None
+        );
+        assert_eq!(find_hyper_error(b"data: {}\n\n"), None);
+    }
+
+    #[test]
+    fn the_replacement_is_the_json_error() {
+        let text = String::from_utf8(json_for_hyper_error(431)).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["error"]["code"], "headers_too_large");
+    }
+
+    #[test]
+    fn the_idlest_connection_makes_room() {
+        let table = Arc::new(ConnTable::new(2, ApiMetrics::default()));
+        let a = table.admit().unwrap();
+        let b = table.admit().unwrap();
+        let _busy = InFlight::new(a.conn.clone());
+        a.conn.last_active.store(0, Ordering::Relaxed);
+        b.conn.last_active.store(5, Ordering::Relaxed);
+        let c = table.admit().expect("b is idle and goes");
+        assert!(b.conn.shed.is_cancelled() && !a.conn.shed.is_cancelled());
+        let _busy_c = InFlight::new(c.conn.clone());
+        assert!(table.admit().is_none(), "every connection is busy");
+        drop(b);
+        assert_eq!(
+            table.lock().len(),
+            2,
+            "a shed place is not given back twice"
+        );
+    }
+}
