@@ -146,10 +146,10 @@ fn serve_one(
             let response = super::handle(state, peer, req).await;
             // The request counts as in flight until its body (a stream, perhaps) is done.
             Ok::<_, Infallible>(response.map(|body| {
-                body.map_frame(move |frame| {
-                    let _ = &in_flight;
-                    frame
-                })
+                Tracked {
+                    body,
+                    _in_flight: in_flight,
+                }
                 .boxed()
             }))
         }
@@ -172,6 +172,34 @@ fn serve_one(
 }
 
 /// Answers every request on a connection past the limit with 503, then closes it.
+/// A response body that keeps its connection counted as busy until the body is done or dropped.
+/// It forwards the size hint, so a whole JSON answer keeps its `content-length` (a `map_frame`
+/// wrapper would hide it and turn every answer chunked, which simple clients do not expect).
+struct Tracked {
+    body: super::Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 async fn serve_busy(stream: TcpStream, peer: SocketAddr) {
     let service = service_fn(|_req: Request<Incoming>| async {
         let busy = ApiError::Busy {
