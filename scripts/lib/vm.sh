@@ -35,11 +35,13 @@ vm_tools() {
   fi
   echo "$prog: installing ${need[*]}" >&2
   apt-get update -qq
-  # qemu-system-arm must match an installed qemu-utils, which may come from backports.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  # qemu-system-arm must match an installed qemu-utils, which may come from backports. Without
+  # --no-remove, apt "solves" a mismatch by removing the installed qemu-utils (qemu-img) that the
+  # scripts need as much, and reports success.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-remove --no-install-recommends \
       -t "$(. /etc/os-release && echo "$VERSION_CODENAME")-backports" "${need[@]}" >/dev/null \
-    || { vm_error="could not install ${need[*]}"; return 1; }
+    || { vm_error="could not install ${need[*]} without removing a package (a qemu-utils of another version? install the matching qemu-system-arm by hand)"; return 1; }
 }
 
 # Sets vm_kernel, vm_initrd, vm_cmdline, vm_key and vm_disk (all in vm_dir).
