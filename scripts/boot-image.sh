@@ -42,111 +42,47 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$img" ] || usage
 [ -f "$img" ] || { say "no image $img (scripts/build-image.sh makes one)"; exit 1; }
-ssh_port=$((port + 1))
 
-need=()
-for pair in qemu-system-aarch64:qemu-system-arm qemu-img:qemu-utils qemu-io:qemu-utils mcopy:mtools \
-  sfdisk:fdisk curl:curl ssh:openssh-client ssh-keygen:openssh-client; do
-  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { say "missing: ${need[*]} (sudo apt-get install ${need[*]})"; exit 1; }
-  say "installing ${need[*]}"
-  apt-get update -qq
-  # qemu-system-arm must match an installed qemu-utils, which may come from backports.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
-    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      -t "$(. /etc/os-release && echo "$VERSION_CODENAME")-backports" "${need[@]}" >/dev/null \
-    || { say "could not install ${need[*]}"; exit 1; }
-fi
+prog="boot-image"
+# shellcheck source=lib/vm.sh
+source scripts/lib/vm.sh
+vm_tools || { say "$vm_error"; exit 1; }
 
-tmp="$(mktemp -d)"
-qemu_pid=""
+vm_dir="$(mktemp -d)"
 cleanup() {
-  [ -z "$qemu_pid" ] || kill "$qemu_pid" 2>/dev/null || true
-  if [ "$keep" = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+  vm_kill
+  if [ "$keep" = 1 ]; then say "kept $vm_dir"; else rm -rf "$vm_dir"; fi
 }
 trap cleanup EXIT
-console="$tmp/console.log"
 fail() {
   say "FAIL: $*"
-  if [ -f "$console" ]; then
+  if [ -f "$vm_dir/console.log" ]; then
     say "console (last 40 lines):"
-    tail -n 40 "$console" | tr -d '\r' | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g' >&2
+    vm_console_tail 40 >&2
   fi
   exit 1
 }
 
-# The FAT partition's place, from the partition table.
-start="$(sfdisk -d "$img" | sed -n 's/^[^:]*1 : start= *\([0-9]*\), *size= *\([0-9]*\).*/\1/p')"
-sectors="$(sfdisk -d "$img" | sed -n 's/^[^:]*1 : start= *\([0-9]*\), *size= *\([0-9]*\).*/\2/p')"
-[ -n "$start" ] && [ -n "$sectors" ] || fail "$img has no partition 1 (not an image from build-image.sh?)"
-dd if="$img" of="$tmp/firm.img" bs=512 skip="$start" count="$sectors" status=none
-export MTOOLS_SKIP_CHECK=1
-kernel="$(mdir -b -i "$tmp/firm.img" ::/ | sed -n 's|^::/\(vmlinuz-.*\)|\1|p' | sort -V | tail -1)"
-[ -n "$kernel" ] || fail "no vmlinuz-* in the image's FAT partition"
-kver="${kernel#vmlinuz-}"
-mcopy -i "$tmp/firm.img" "::/$kernel" "::/initrd.img-$kver" "::/cmdline.txt" "$tmp/" \
-  || fail "no initrd.img-$kver or cmdline.txt in the image's FAT partition"
-# The image's own kernel arguments, with the console on the virt machine's PL011 UART.
-cmdline="$(tr -d '\r\n' <"$tmp/cmdline.txt" | tr ' ' '\n' | grep -v '^console=' | grep -v '^$' | tr '\n' ' ')"
-cmdline="${cmdline}console=ttyAMA0"
-say "kernel $kver, cmdline: $cmdline"
-
-# The overlay; the run's ssh key goes into its FAT partition (a copy of the image's, written back).
-ssh-keygen -q -t ed25519 -N '' -C boot-image -f "$tmp/key"
-mcopy -i "$tmp/firm.img" "$tmp/key.pub" ::/authorized_keys
-img_bytes="$(stat -c %s "$img")"
-qemu-img create -q -f qcow2 -b "$(realpath "$img")" -F raw "$tmp/disk.qcow2" \
-  "$((img_bytes + $(numfmt --from=iec "$grow")))"
-qemu-io -f qcow2 -c "write -q -s $tmp/firm.img $((start * 512)) $((sectors * 512))" "$tmp/disk.qcow2" \
-  || fail "could not write the ssh key into the overlay"
-rm -f "$tmp/firm.img"
-
+vm_prepare "$img" "$grow" || fail "$vm_error"
 t0=$SECONDS
-qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -monitor none \
-  -serial "file:$console" \
-  -kernel "$tmp/$kernel" -initrd "$tmp/initrd.img-$kver" -append "$cmdline" \
-  -drive "if=none,id=disk,file=$tmp/disk.qcow2,format=qcow2" -device virtio-blk-pci,drive=disk \
-  -netdev "user,id=net,hostfwd=tcp:127.0.0.1:$port-:7000,hostfwd=tcp:127.0.0.1:$ssh_port-:22" \
-  -device virtio-net-pci,netdev=net,romfile= \
-  </dev/null >"$tmp/qemu.log" 2>&1 &
-qemu_pid=$!
-say "booting (console: $console), waiting up to ${timeout}s for /health on 127.0.0.1:$port"
-
-clean_console() { [ -f "$console" ] || return 0; tr -d '\r' <"$console" | sed 's/\x1b\[[0-9;]*[a-zA-Z]//g'; }
-token="" body=""
-deadline=$((SECONDS + timeout))
-while :; do
-  kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited: $(cat "$tmp/qemu.log")"
-  [ "$SECONDS" -lt "$deadline" ] || fail "no /health within ${timeout}s"
-  if [ -z "$token" ]; then
-    token="$(clean_console | sed -n 's/.*facecv-firstboot: API .* token \([0-9a-f]\{64\}\).*/\1/p' | tail -1)"
-  fi
-  if [ -n "$token" ] \
-    && body="$(curl -fsS -m 5 -H "Authorization: Bearer $token" "http://127.0.0.1:$port/health" 2>/dev/null)"; then
-    break
-  fi
-  sleep 3
-done
+vm_boot "$port" writeback "$vm_dir/console.log"
+say "booting (console: $vm_console), waiting up to ${timeout}s for /health on 127.0.0.1:$port"
+vm_wait_api "$timeout" || fail "$vm_error"
+token="$vm_token" body="$vm_health"
 say "/health answered $((SECONDS - t0)) s after power-on"
 
 code="$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$port/health")"
 [ "$code" = 401 ] || fail "/health without the token answered $code, want 401"
 
-sshv() {
-  ssh -q -i "$tmp/key" -p "$ssh_port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o ConnectTimeout=10 -o BatchMode=yes root@127.0.0.1 "$@"
-}
 echo "== the serial console"
-clean_console | grep -E 'facecv-firstboot:|Started facecv' | grep -v ' token ' || true
+vm_console_text | grep -E 'facecv-firstboot:|Started facecv' | grep -v ' token ' || true
 echo "== GET /health without the token: $code"
 echo "== over ssh (the run's key, from the FAT partition's authorized_keys)"
-sshv 'set -x; systemctl status facecv --no-pager --lines=5; systemctl is-enabled facecv facecv-firstboot;
+vm_ssh 'set -x; systemctl status facecv --no-pager --lines=5; systemctl is-enabled facecv facecv-firstboot;
   hostnamectl hostname 2>/dev/null || hostname; cat /etc/facecv/device-id; cat /etc/machine-id;
   stat -c "%U:%G %a %n" /etc/facecv/facecv.toml; df -h / /boot/firmware; uname -r' 2>&1 \
   || fail "ssh into the VM failed"
-sshv systemctl is-active --quiet facecv || fail "facecv.service is not active"
+vm_ssh systemctl is-active --quiet facecv || fail "facecv.service is not active"
 echo "== GET /health with the token"
 echo "$body"
 
@@ -154,7 +90,7 @@ if [ "$v4l2" = 1 ]; then
   echo "== V4L2: the kernel's vivid test camera (video capture node only), captured by the service"
   api() { curl -fsS -m 30 -H "Authorization: Bearer $token" "$@"; }
   field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-  sshv 'modprobe vivid n_devs=1 node_types=0x1 && udevadm settle && ls -l /dev/video0' \
+  vm_ssh 'modprobe vivid n_devs=1 node_types=0x1 && udevadm settle && ls -l /dev/video0' \
     || fail "could not load the vivid V4L2 test driver in the VM"
   api -X POST "http://127.0.0.1:$port/api/v1/cameras" -H 'Content-Type: application/json' \
     -d '{"camera_id": "vivid", "source": "0", "fps": 5, "autostart": true}' >/dev/null \
@@ -186,10 +122,8 @@ sys.exit(1)'
     [ "$i" -lt 15 ] || fail "no stream_started and stream_stopped events for the vivid camera in 30 s"
     sleep 2
   done
-  sshv 'journalctl -u facecv --no-pager -o cat | grep -i "v4l2\|vivid" | tail -n 5' || true
+  vm_ssh 'journalctl -u facecv --no-pager -o cat | grep -i "v4l2\|vivid" | tail -n 5' || true
 fi
 
-sshv 'systemctl poweroff' >/dev/null 2>&1 || true
-for _ in $(seq 1 60); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 2; done
-if kill -0 "$qemu_pid" 2>/dev/null; then say "the VM did not power off within 120 s: stopping qemu"; else qemu_pid=""; fi
+vm_poweroff
 say "ok: $((SECONDS - t0)) s from power-on to power-off"

@@ -2,7 +2,7 @@
 # Build a flashable Raspberry Pi (arm64) SD-card image from Debian's own packages and a release tarball:
 #
 #   scripts/build-image.sh [--tarball T] [--out dist/facecv-<ver>-rpi-arm64.img] [--size 2G]
-#                          [--suite bookworm] [--xz]
+#                          [--suite bookworm] [--xz] [--bootstrap-only]
 #
 # Root only (mmdebstrap, chroot, file ownership in the root filesystem). The layout is the one of
 # Debian's raspi images (salsa.debian.org/raspi-team/image-specs), so their documentation applies:
@@ -18,6 +18,8 @@
 # Partitions are built as files (mkfs.ext4 -d, mkfs.vfat -C + mcopy) and placed with dd, so no loop
 # device or mount is needed. The Debian bootstrap is kept in build/image/ (git-ignored) keyed by the
 # package list, so a rebuild with a new tarball takes minutes, not the bootstrap's quarter hour.
+# --bootstrap-only makes (or checks) that cached bootstrap and stops: it needs no tarball, so it can
+# run while scripts/build-release.sh cross-builds the one the image will hold.
 # Env: MIRROR (default http://deb.debian.org/debian), SECURITY_MIRROR (http://security.debian.org/debian-security).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +28,7 @@ usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "build-image: $*" >&2; }
 die() { say "$*"; exit 1; }
 
-tarball="" out="" size="2G" suite="bookworm" xz=0
+tarball="" out="" size="2G" suite="bookworm" xz=0 bootstrap_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tarball) tarball="$2"; shift 2 ;;
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
     --size) size="$2"; shift 2 ;;
     --suite) suite="$2"; shift 2 ;;
     --xz) xz=1; shift ;;
+    --bootstrap-only) bootstrap_only=1; shift ;;
     -h | --help) usage ;;
     *) say "unknown argument $1"; usage ;;
   esac
@@ -52,6 +55,11 @@ done
 if [ "$(uname -m)" != aarch64 ] && [ ! -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] \
   && ! command -v qemu-aarch64-static >/dev/null; then
   need+=(qemu-user-static)
+fi
+# mmdebstrap asks arch-test whether this machine can run arm64 programs before a foreign bootstrap,
+# and stops ("install arch-test for foreign architecture support") when it is missing.
+if [ "$(uname -m)" != aarch64 ] && ! command -v arch-test >/dev/null; then
+  need+=(arch-test)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
@@ -75,16 +83,19 @@ if [ "$(uname -m)" != aarch64 ]; then
 fi
 
 # --- inputs ----------------------------------------------------------------------------------------
-tarball="${tarball:-$(ls -t dist/facecv-*-aarch64.tar.gz 2>/dev/null | head -1)}"
-[ -n "$tarball" ] && [ -f "$tarball" ] || die "no aarch64 tarball: scripts/build-release.sh aarch64 (or --tarball)"
-top="$(tar -tzf "$tarball" | sed -n 1p)"; top="${top%%/*}"
-version="${top#facecv-}"
-[ "$(tar -xzOf "$tarball" "$top/ARCH" 2>/dev/null)" = aarch64 ] || die "$tarball is not an aarch64 release"
-out="${out:-dist/facecv-$version-rpi-arm64.img}"
-size_b="$(numfmt --from=iec "$size")" || die "bad --size $size (e.g. 2G, 1536M)"
+if [ "$bootstrap_only" = 0 ]; then
+  tarball="${tarball:-$(ls -t dist/facecv-*-aarch64.tar.gz 2>/dev/null | head -1)}"
+  [ -n "$tarball" ] && [ -f "$tarball" ] || die "no aarch64 tarball: scripts/build-release.sh aarch64 (or --tarball)"
+  top="$(tar -tzf "$tarball" | sed -n 1p)"; top="${top%%/*}"
+  version="${top#facecv-}"
+  [ "$(tar -xzOf "$tarball" "$top/ARCH" 2>/dev/null)" = aarch64 ] || die "$tarball is not an aarch64 release"
+  out="${out:-dist/facecv-$version-rpi-arm64.img}"
+  size_b="$(numfmt --from=iec "$size")" || die "bad --size $size (e.g. 2G, 1536M)"
+  mkdir -p "$(dirname "$out")"
+fi
 
 work="build/image"
-mkdir -p "$work" "$(dirname "$out")"
+mkdir -p "$work"
 
 # --- the Debian bootstrap (cached by its inputs) ---------------------------------------------------
 # Lean: systemd-networkd (part of systemd) does DHCP, resolved does DNS; no X, no docs, no man pages.
@@ -116,6 +127,7 @@ else
   mv "$base.tmp" "$base"
   say "bootstrap took $((SECONDS - t0)) s"
 fi
+[ "$bootstrap_only" = 0 ] || { say "bootstrap ready: $base"; exit 0; }
 
 # --- the root filesystem ---------------------------------------------------------------------------
 rootfs="$work/rootfs"
