@@ -13,6 +13,8 @@ pub mod config;
 pub mod delivery;
 pub mod enrol;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod pipeline;
 pub mod samples;

@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod parsers;
 
 /// The namespace helper itself: inside it there is loopback and nothing else.
 #[test]
