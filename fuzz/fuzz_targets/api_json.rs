@@ -7,6 +7,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     for (status, body) in facecv::fuzzing::api_json(data).into_iter().flatten() {
         assert!((400..500).contains(&status), "{status} {body}");
-        assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "{body}");
+        assert!(
+            body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+            "{body}"
+        );
     }
 });
