@@ -456,7 +456,19 @@ fn check_media_dir(dir: &Path) -> Result<(), ConfigError> {
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)?;
+        // Through serde_path_to_error so that a value of the wrong type or shape is reported
+        // against its dotted key: toml alone points at a line, which for a table given where a
+        // string belongs is a line inside it that does not name the key at all.
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            if key == "." {
+                ConfigError::Parse(inner)
+            } else {
+                ConfigError::invalid(key, inner.to_string())
+            }
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -631,6 +643,19 @@ mod tests {
             Config::from_toml("[[webhooks]]\nwebhook_id = \"a\"\nurl = \"ftp://example.org/\"\n")
                 .unwrap_err();
         assert!(err.to_string().starts_with("webhooks[0].url:"), "{err}");
+    }
+
+    /// Regression (found by `tests/parsers.rs`): a table where a string belongs was reported at a
+    /// line inside the table, which does not name the key.
+    #[test]
+    fn a_value_of_the_wrong_shape_names_its_key() {
+        let err = Config::from_toml("[storage.fsync]\n_ = 0\n").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "storage.fsync"),
+            "{err}"
+        );
+        let err = Config::from_toml("[[webhooks]]\nwebhook_id = \"a\"\nurl = 5\n").unwrap_err();
+        assert!(err.to_string().starts_with("webhooks[0].url: "), "{err}");
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod confine;
 pub mod delivery;
 pub mod enrol;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod pipeline;
 pub mod samples;

@@ -24,6 +24,25 @@ struct Trigger {
     camera_id: String,
 }
 
+impl Trigger {
+    fn check(&self) -> Result<(), ApiError> {
+        if !(1..=MAX_TRIGGER).contains(&self.count) {
+            return Err(ApiError::invalid(
+                "count",
+                format!("must be between 1 and {MAX_TRIGGER}, got {}", self.count),
+            ));
+        }
+        // The id goes into events, webhook filters, MQTT topics and file names: the cameras' rule.
+        CameraId::parse(&self.camera_id)?;
+        Ok(())
+    }
+}
+
+/// A trigger body read and checked as [`trigger`] does, for the fuzzer.
+pub(super) fn check_trigger(bytes: &[u8]) -> Result<(), ApiError> {
+    super::parse_json::<Trigger>(bytes)?.check()
+}
+
 fn one() -> u32 {
     1
 }
@@ -36,14 +55,7 @@ pub async fn trigger(state: &State, req: Request<Incoming>) -> ApiResult {
         return Err(ApiError::Unavailable);
     }
     let t: Trigger = read_json(state, req).await?;
-    if !(1..=MAX_TRIGGER).contains(&t.count) {
-        return Err(ApiError::invalid(
-            "count",
-            format!("must be between 1 and {MAX_TRIGGER}, got {}", t.count),
-        ));
-    }
-    // The id goes into events, webhook filters, MQTT topics and file names: the cameras' rule.
-    CameraId::parse(&t.camera_id)?;
+    t.check()?;
     let events = (0..t.count)
         .map(|_| crate::samples::sample(t.event_type, &t.camera_id))
         .collect();

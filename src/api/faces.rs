@@ -117,6 +117,11 @@ pub(super) async fn read_form(state: &State, req: Request<Incoming>) -> Result<F
         .ok_or_else(|| ApiError::BadRequest("expected a multipart/form-data body".into()))?;
     let limit = state.config.max_upload_mb as usize * 1024 * 1024;
     let body = read_body_limit(req, limit).await?;
+    parse_form(boundary, body).await
+}
+
+/// The form in a whole body; apart from [`read_form`] so that it can be fuzzed without a socket.
+pub(super) async fn parse_form(boundary: String, body: Bytes) -> Result<Form, ApiError> {
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut form = Form::default();

@@ -176,12 +176,18 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
 ) -> Result<T, ApiError> {
     let is_json = is_json(req.headers());
     let bytes = read_body(state, req).await?;
+    if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(not_json());
+    }
+    parse_json(&bytes)
+}
+
+/// [`read_json`] on a body already read: apart so that it can be fuzzed without a socket.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
-    } else if !is_json {
-        return Err(not_json());
     } else {
-        &bytes
+        bytes
     };
     // Two steps, so that broken JSON (400) is told apart from JSON of the wrong shape (422).
     let value: serde_json::Value =
@@ -216,6 +222,34 @@ pub(crate) fn not_json() -> ApiError {
         message: "send the body as JSON with Content-Type: application/json (curl: --json or \
                   -H 'Content-Type: application/json')"
             .into(),
+    }
+}
+
+/// The API's parsers run on bytes as their routes run them, without a socket or a store: the
+/// entry points of the fuzz targets and property tests (`crate::fuzzing`).
+pub(crate) mod parsers {
+    use super::*;
+
+    /// Each JSON body type of the API read from `bytes` and checked as its route checks it
+    /// (before anything is stored or dialled): the error each route would answer, or `Ok`.
+    pub fn json_bodies(bytes: &[u8]) -> Vec<Result<(), ApiError>> {
+        vec![
+            parse_json::<crate::config::WebhookConfig>(bytes)
+                .and_then(|w| w.validate().map_err(ApiError::from)),
+            parse_json::<crate::pipeline::CameraConfig>(bytes)
+                .and_then(|c| c.validate().map_err(ApiError::from)),
+            events::check_trigger(bytes),
+            webhooks::check_test(bytes),
+            webhooks::check_replay(bytes),
+        ]
+    }
+
+    /// A multipart body read as the face routes read it: (files, text fields) or the error.
+    pub async fn multipart(content_type: &str, body: Bytes) -> Result<(usize, usize), ApiError> {
+        let boundary = multer::parse_boundary(content_type)
+            .map_err(|_| ApiError::BadRequest("expected a multipart/form-data body".into()))?;
+        let form = faces::parse_form(boundary, body).await?;
+        Ok((form.files.len(), form.fields.len()))
     }
 }
 

@@ -240,6 +240,30 @@ struct TestRequest {
     timeout: f64,
 }
 
+impl TestRequest {
+    /// The webhook the test posts as, checked like any webhook.
+    fn probe(&self) -> Result<WebhookConfig, ApiError> {
+        let mut probe = WebhookConfig::new("test", &self.url);
+        probe.headers = self.headers.clone();
+        probe.timeout = self.timeout;
+        probe.validate()?;
+        Ok(probe)
+    }
+}
+
+/// A test body read and checked as [`test`] does before it dials, for the fuzzer.
+pub(super) fn check_test(bytes: &[u8]) -> Result<(), ApiError> {
+    super::parse_json::<TestRequest>(bytes)?.probe().map(drop)
+}
+
+/// A replay body read and checked as [`replay`] does, for the fuzzer.
+pub(super) fn check_replay(bytes: &[u8]) -> Result<(), ApiError> {
+    match super::parse_json::<ReplayRequest>(bytes)?.from_seq {
+        Some(from) if from < 1 => Err(ApiError::invalid("from_seq", "must be 1 or more")),
+        _ => Ok(()),
+    }
+}
+
 fn default_test_timeout() -> f64 {
     10.0
 }
@@ -247,10 +271,7 @@ fn default_test_timeout() -> f64 {
 /// Sends one test event to a URL now, outside the outbox, and reports what the receiver said.
 async fn test(state: &State, req: Request<Incoming>) -> ApiResult {
     let t: TestRequest = read_json(state, req).await?;
-    let mut probe = WebhookConfig::new("test", &t.url);
-    probe.headers = t.headers;
-    probe.timeout = t.timeout;
-    probe.validate()?;
+    let probe = t.probe()?;
     let event = json!({
         "id": format!("evt_test_{}", uuid::Uuid::now_v7().simple()),
         "event_type": "test",

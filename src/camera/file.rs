@@ -351,9 +351,10 @@ impl Chroma {
     }
 }
 
-/// A YUV4MPEG2 stream: one text header, then `FRAME` lines each followed by the planes.
-struct Y4m {
-    file: BufReader<File>,
+/// A YUV4MPEG2 stream: one text header, then `FRAME` lines each followed by the planes. Generic
+/// over the reader so that the parser can be fuzzed on bytes in memory.
+struct Y4m<R = BufReader<File>> {
+    file: R,
     width: usize,
     height: usize,
     chroma: Chroma,
@@ -365,7 +366,13 @@ struct Y4m {
 
 impl Y4m {
     fn open(path: &Path) -> Result<Self, CameraError> {
-        let mut file = open_file(path)?;
+        Y4m::from_reader(open_file(path)?, path)
+    }
+}
+
+impl<R: BufRead + Seek> Y4m<R> {
+    /// Reads the header; `path` only names the stream in errors.
+    fn from_reader(mut file: R, path: &Path) -> Result<Self, CameraError> {
         let bad = |message: String| CameraError::Format {
             path: path.into(),
             message,
@@ -380,7 +387,9 @@ impl Y4m {
         let (mut width, mut height, mut chroma, mut range) =
             (0, 0, Chroma::C420, YuvRange::Limited);
         for tag in tags.filter(|t| !t.is_empty()) {
-            let (key, value) = tag.split_at(1);
+            // By char, not byte: a header is untrusted and may start a tag with a multi-byte char.
+            let key_len = tag.chars().next().map_or(0, char::len_utf8);
+            let (key, value) = tag.split_at(key_len);
             match key {
                 "W" => width = value.parse().map_err(|_| bad(format!("bad y4m width {value}")))?,
                 "H" => height = value.parse().map_err(|_| bad(format!("bad y4m height {value}")))?,
@@ -437,10 +446,13 @@ impl Y4m {
             Ok(_) => return Err(bad("y4m frame does not start with FRAME".into())),
             Err(e) => return Err(bad(format!("bad y4m frame header: {e}"))),
         }
-        self.raw.resize(self.frame_len(), 0);
-        match self.file.read_exact(&mut self.raw) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+        // Grown as the bytes arrive, not sized from the header: a 20-byte upload that claims
+        // 8192x8192 4:4:4 with alpha must not allocate 256 MiB before it is found to be short.
+        let len = self.frame_len();
+        self.raw.clear();
+        match (&mut self.file).take(len as u64).read_to_end(&mut self.raw) {
+            Ok(n) if n == len => {}
+            Ok(_) => {
                 tracing::warn!(path = %path.display(), "y4m file ends mid-frame");
                 return Ok(false);
             }
@@ -479,6 +491,27 @@ impl Y4m {
         };
         planar_to_rgb(&planes, w, h, self.range, dst);
     }
+}
+
+/// Reads every frame of a y4m stream held in memory, as a camera or a video enrolment reads a
+/// file, then once more after a rewind; at most `max_frames` a pass. The fuzz target's entry.
+pub(crate) fn y4m_frames(bytes: &[u8], max_frames: usize) -> Result<usize, CameraError> {
+    let path = Path::new("<memory>");
+    let mut y4m = Y4m::from_reader(io::Cursor::new(bytes), path)?;
+    let mut frame = Frame::new();
+    let mut frames = 0;
+    for _pass in 0..2 {
+        let mut n = 0;
+        while n < max_frames && y4m.read(path, &mut frame)? {
+            n += 1;
+        }
+        frames = frames.max(n);
+        y4m.rewind().map_err(|source| CameraError::Read {
+            path: path.into(),
+            source,
+        })?;
+    }
+    Ok(frames)
 }
 
 /// Reads one `\n`-terminated line (kept in `line`, newline included); 0 at the end of the file.

@@ -30,11 +30,13 @@ use serde::Deserialize;
 
 pub use admit::{ApiSources, SourceRefusal};
 pub use capture::{Backoff, Capture, CaptureEvent, CaptureStats, SourceState};
+pub(crate) use file::y4m_frames;
 pub use file::FileSource;
 pub use frame::{
     decode_jpeg, grey_to_rgb, i420_to_rgb, nv12_to_rgb, planar_to_rgb, rgb_len, yuv_to_rgb,
     yuyv_to_rgb, Frame, PixelFormat, Planes, YuvRange,
 };
+pub(crate) use mjpeg::read_jpeg;
 pub use network::{ffmpeg_command, StreamUrl};
 pub use pipe::PipeSource;
 pub use synthetic::SyntheticSource;

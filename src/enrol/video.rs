@@ -245,6 +245,10 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 /// Variance of the 4-neighbour Laplacian of the luma inside `bbox`: high for a face in focus.
 pub fn sharpness(frame: &Frame, bbox: [f32; 4]) -> f32 {
     let (w, h) = (frame.width as i64, frame.height as i64);
+    // A video may be 1 or 2 pixels wide or high (y4m allows it): no pixel has four neighbours.
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
     let x1 = (bbox[0] as i64).clamp(1, w - 2);
     let x2 = (bbox[2] as i64).clamp(1, w - 2);
     let y1 = (bbox[1] as i64).clamp(1, h - 2);
@@ -327,5 +331,14 @@ mod tests {
         frame.rgb.fill(90);
         let flat = sharpness(&frame, [2.0, 2.0, 18.0, 18.0]);
         assert!(edge > 100.0 && flat == 0.0, "{edge} {flat}");
+    }
+
+    #[test]
+    fn frames_too_small_for_a_laplacian_score_zero() {
+        let mut frame = Frame::new();
+        for (w, h) in [(1, 1), (2, 40), (40, 2)] {
+            frame.resize(w, h).fill(200);
+            assert_eq!(sharpness(&frame, [0.0, 0.0, w as f32, h as f32]), 0.0);
+        }
     }
 }

@@ -3,11 +3,11 @@
 //! tests that make the appliance dial what they give it run in a loopback-only network namespace
 //! (`common::netns`).
 
+mod api_guard;
 #[path = "../common/mod.rs"]
 mod common;
 mod connections;
-
-mod api_guard;
+mod parsers;
 
 /// The namespace helper itself: inside it there is loopback and nothing else.
 #[test]
