@@ -10,20 +10,27 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::pipeline::SharedGallery;
 use crate::store::Store;
-use crate::vision::{decode_image, FaceEngine};
+use crate::vision::{FaceEngine, ImageLimits};
 
+/// The engine, decoding photos within `api.max_image_pixels` as the API does.
 fn engine(config: &Config) -> anyhow::Result<FaceEngine> {
-    FaceEngine::new(config.vision.clone()).context("loading the vision models")
+    let mut engine = FaceEngine::new(config.vision.clone()).context("loading the vision models")?;
+    engine.set_image_limits(ImageLimits {
+        max_pixels: config.api.max_image_pixels,
+    });
+    Ok(engine)
 }
 
-fn read_image(path: &Path) -> anyhow::Result<(Vec<u8>, u32, u32)> {
+fn read_image(engine: &FaceEngine, path: &Path) -> anyhow::Result<(Vec<u8>, u32, u32)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    decode_image(&bytes).with_context(|| format!("decoding {}", path.display()))
+    engine
+        .decode(&bytes)
+        .with_context(|| format!("decoding {}", path.display()))
 }
 
 pub fn detect(config: &Config, image: &Path, as_json: bool) -> anyhow::Result<()> {
     let mut engine = engine(config)?;
-    let (rgb, w, h) = read_image(image)?;
+    let (rgb, w, h) = read_image(&engine, image)?;
     let mut faces = heapless::Vec::new();
     engine.detect_still(&rgb, w, h, &mut faces)?;
     let list: Vec<Value> = faces
@@ -56,7 +63,7 @@ pub fn recognize(config: &Config, image: &Path, as_json: bool) -> anyhow::Result
         config.vision.match_threshold(),
     )?;
     let mut engine = engine(config)?;
-    let (rgb, w, h) = read_image(image)?;
+    let (rgb, w, h) = read_image(&engine, image)?;
     let mut faces = heapless::Vec::new();
     engine.analyze_still(&rgb, w, h, &mut faces)?;
     let g = gallery.read();

@@ -104,6 +104,12 @@ pub struct ApiConfig {
     /// own vision engine (~25 MB and a share of the CPU each), so this bounds memory too.
     #[serde(default = "default_max_streams")]
     pub max_streams: u32,
+    /// Largest uploaded image accepted, in pixels (width x height from its header, read before
+    /// anything is decoded). Images above ~2 Mpx are decoded at a reduced scale, so memory does not
+    /// grow with this; what it bounds is decoding time, during which the API's engine is busy.
+    /// The default, 64 Mi px, lets 48-64 MP phone photos (8000x6000, 9248x6936) through.
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -120,6 +126,9 @@ fn default_max_upload_mb() -> u32 {
 fn default_max_streams() -> u32 {
     4
 }
+fn default_max_image_pixels() -> u64 {
+    crate::vision::ImageLimits::DEFAULT_MAX_PIXELS
+}
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -131,6 +140,7 @@ impl Default for ApiConfig {
             offline_enrol_dir: None,
             media_dir: None,
             max_streams: default_max_streams(),
+            max_image_pixels: default_max_image_pixels(),
         }
     }
 }
@@ -500,6 +510,16 @@ impl Config {
         check_range("api.max_upload_mb", max_upload_mb, 1.0, 256.0, " MiB")?;
         let max_streams = self.api.max_streams.into();
         check_range("api.max_streams", max_streams, 1.0, 64.0, "")?;
+        // Below 1 Mpx ordinary photos are refused; above 256 Mpx one upload keeps the engine for
+        // tens of seconds on a Pi.
+        let max_image_pixels = self.api.max_image_pixels as f64;
+        check_range(
+            "api.max_image_pixels",
+            max_image_pixels,
+            1e6,
+            268_435_456.0,
+            " pixels",
+        )?;
         let quota_mb = self.storage.quota_mb as f64;
         check_range("storage.quota_mb", quota_mb, 1.0, 1_048_576.0, " MiB")?;
         if let Some(ca) = &self.delivery.ca_file {

@@ -435,7 +435,7 @@ fn enrolment_refuses_what_is_not_one_clear_face() {
     let err = eng
         .embed_single(b"GIF89a definitely not a photo")
         .unwrap_err();
-    assert!(matches!(err, VisionError::ImageDecode(_)), "{err:?}");
+    assert!(matches!(err, VisionError::ImageFormat(_)), "{err:?}");
 
     let grey = png(&vec![128u8; 320 * 240 * 3], 320, 240);
     let err = eng.embed_single(&grey).unwrap_err();
@@ -484,7 +484,7 @@ fn enrolment_refuses_a_face_below_the_minimum_size() {
 fn a_frame_is_analysed_into_faces_with_embeddings() {
     let mut eng = default_engine();
     let bytes = std::fs::read(faces_dir().join("misc/astronaut.png")).unwrap();
-    let (rgb, w, h) = facecv::vision::decode_image(&bytes).unwrap();
+    let (rgb, w, h) = facecv::vision::decode_image(&bytes, &Default::default()).unwrap();
     let mut faces = heapless::Vec::<_, MAX_FACES>::new();
     eng.analyze(&rgb, w, h, &mut faces).unwrap();
     assert_eq!(faces.len(), 1, "{faces:?}");
@@ -560,7 +560,7 @@ fn a_tight_crop_is_found_once_padded_and_given_in_the_photo_s_own_pixels() {
     let mut eng = default_engine();
     let mut tight = 0;
     for p in photos() {
-        let (rgb, w, h) = facecv::vision::decode_image(&p.bytes).unwrap();
+        let (rgb, w, h) = facecv::vision::decode_image(&p.bytes, &Default::default()).unwrap();
         let mut dets = heapless::Vec::<_, MAX_FACES>::new();
         eng.detect(&rgb, w, h, &mut dets).unwrap();
         if !dets.is_empty() {

@@ -73,7 +73,7 @@ fn threads_named_like_me() -> usize {
 /// The faces of the test portrait, as the engine sees them.
 fn analyse(eng: &mut FaceEngine) -> heapless::Vec<Face, MAX_FACES> {
     let bytes = std::fs::read(root().join("tests/data/faces/misc/astronaut.png")).unwrap();
-    let (rgb, w, h) = facecv::vision::decode_image(&bytes).unwrap();
+    let (rgb, w, h) = facecv::vision::decode_image(&bytes, &Default::default()).unwrap();
     let mut faces = heapless::Vec::new();
     eng.analyze(&rgb, w, h, &mut faces)
         .unwrap_or_else(|e| panic!("analyze: {e}"));

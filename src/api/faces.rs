@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use super::{ok_json, query, query_param, read_body_limit, ApiError, ApiResult, State};
 use crate::store::faces::FaceRecord;
-use crate::vision::{decode_image, Embedding, FaceEngine, VisionConfig, VisionError, VisionHealth};
+use crate::vision::{Embedding, FaceEngine, ImageLimits, VisionConfig, VisionError, VisionHealth};
 
 /// The engine for uploaded images, made on first use: the appliance (and its webhooks) runs
 /// without the TFLite runtime, and says what is missing when a request needs it.
@@ -148,15 +148,20 @@ pub(super) async fn parse_form(boundary: String, body: Bytes) -> Result<Form, Ap
     Ok(form)
 }
 
-/// Runs vision work on the API's engine, on a blocking thread.
+/// Runs vision work on the API's engine, on a blocking thread; uploads are decoded within
+/// `api.max_image_pixels`.
 pub(super) async fn with_engine<T: Send + 'static>(
     state: &State,
     f: impl FnOnce(&mut FaceEngine) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let engine = state.engine.clone();
+    let limits = ImageLimits {
+        max_pixels: state.config.max_image_pixels,
+    };
     tokio::task::spawn_blocking(move || {
         let mut guard = engine.lock().unwrap_or_else(|p| p.into_inner());
         let engine = guard.get().map_err(|e| image_error("file", e))?;
+        engine.set_image_limits(limits);
         f(engine)
     })
     .await
@@ -169,6 +174,12 @@ pub(super) fn image_error(field: &str, e: VisionError) -> ApiError {
     let Some(code) = crate::enrol::folder::photo_code(&e) else {
         return ApiError::VisionUnavailable(e.to_string());
     };
+    if let VisionError::ImageFormat(_) = e {
+        return ApiError::UnsupportedMedia {
+            code,
+            message: format!("{field}: {e}"),
+        };
+    }
     ApiError::Unprocessable {
         field: field.to_owned(),
         code,
@@ -252,7 +263,7 @@ async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
     let threshold = form.number("threshold", 0.0, 1.0)?;
     let gallery = state.cameras.gallery().clone();
     let faces = with_engine(state, move |engine| {
-        let (rgb, w, h) = decode_image(&image).map_err(|e| image_error("file", e))?;
+        let (rgb, w, h) = engine.decode(&image).map_err(|e| image_error("file", e))?;
         let mut found = heapless::Vec::new();
         engine
             .analyze_still(&rgb, w, h, &mut found)
@@ -305,7 +316,7 @@ async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
     let image = form.file("file")?;
     let min_confidence = form.number("min_confidence", 0.0, 1.0)?.unwrap_or(0.5);
     let faces = with_engine(state, move |engine| {
-        let (rgb, w, h) = decode_image(&image).map_err(|e| image_error("file", e))?;
+        let (rgb, w, h) = engine.decode(&image).map_err(|e| image_error("file", e))?;
         let mut found = heapless::Vec::new();
         engine
             .detect(&rgb, w, h, &mut found)

@@ -283,6 +283,7 @@ fn decode_png(data: &[u8], scratch: &mut Vec<u8>, frame: &mut Frame) -> Result<(
     let mut decoder = png::Decoder::new(io::Cursor::new(data));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| format!("bad PNG: {e}"))?;
+    super::frame::check_frame_size(reader.info().width, reader.info().height)?;
     scratch.resize(reader.output_buffer_size().ok_or("PNG too large")?, 0);
     let info = reader
         .next_frame(scratch)

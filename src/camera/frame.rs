@@ -314,6 +314,20 @@ pub fn grey_to_rgb(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// The largest frame a file source decodes (48 MiB of RGB): above 4K, which no camera here sends;
+/// a still image larger than that in a folder source is an error, not a multi-GB buffer.
+pub const MAX_FRAME_PIXELS: u64 = 4096 * 4096;
+
+/// Refuses a frame larger than [`MAX_FRAME_PIXELS`] before its buffer is made.
+pub fn check_frame_size(width: u32, height: u32) -> Result<(), String> {
+    if u64::from(width) * u64::from(height) > MAX_FRAME_PIXELS {
+        return Err(format!(
+            "{width}x{height} is larger than the {MAX_FRAME_PIXELS} pixels a frame may have"
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes one JPEG into `frame`, at the JPEG's own size.
 ///
 /// UVC cameras leave the Huffman tables out of their MJPEG frames; zune-jpeg fills in the standard
@@ -330,6 +344,7 @@ pub fn decode_jpeg(data: &[u8], frame: &mut Frame) -> Result<(), CameraError> {
     let info = decoder
         .info()
         .ok_or_else(|| CameraError::Decode("JPEG without a frame header".into()))?;
+    check_frame_size(u32::from(info.width), u32::from(info.height)).map_err(CameraError::Decode)?;
     let dst = frame.resize(u32::from(info.width), u32::from(info.height));
     decoder
         .decode_into(dst)
@@ -406,6 +421,13 @@ mod tests {
         let mut frame = Frame::new();
         PixelFormat::I420.convert(&src, 3, 3, &mut frame).unwrap();
         assert_eq!(frame.rgb.len(), 27);
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_bound_is_refused_before_its_buffer() {
+        assert!(check_frame_size(3840, 2160).is_ok());
+        assert!(check_frame_size(13000, 13000).is_err());
+        assert!(check_frame_size(1, 100_000_000).is_err());
     }
 
     #[test]

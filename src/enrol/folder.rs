@@ -30,8 +30,9 @@ pub enum FolderError {
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
     pub file: String,
-    /// `ok`, or why the photo cannot be used: `not_an_image`, `no_face`, `multiple_faces`,
-    /// `face_too_small`, `unreadable`, `outside_enrol_dir`.
+    /// `ok`, or why the photo cannot be used: `not_an_image`, `unsupported_image_format`,
+    /// `image_too_large`, `no_face`, `multiple_faces`, `face_too_small`, `unreadable`,
+    /// `outside_enrol_dir`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -200,6 +201,8 @@ pub fn photo_code(e: &VisionError) -> Option<&'static str> {
         VisionError::MultipleFaces { .. } => "multiple_faces",
         VisionError::FaceTooSmall { .. } => "face_too_small",
         VisionError::ImageDecode(_) => "not_an_image",
+        VisionError::ImageFormat(_) => "unsupported_image_format",
+        VisionError::ImageTooLarge { .. } => "image_too_large",
         _ => return None,
     })
 }

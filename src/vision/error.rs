@@ -111,6 +111,18 @@ pub enum VisionError {
     #[error("not a decodable image (JPEG or PNG expected): {0}")]
     ImageDecode(String),
 
+    /// An image in a format the appliance does not decode (GIF, WebP, HEIF...).
+    #[error("{0}")]
+    ImageFormat(String),
+
+    /// An image larger than the appliance decodes (its header says so; nothing was decoded).
+    #[error("image is {width}x{height}: {why}")]
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        why: String,
+    },
+
     /// A frame's buffer does not match its stated size.
     #[error("frame buffer has {got} bytes but {width}x{height} RGB needs {expected}")]
     FrameSize {

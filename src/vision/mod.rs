@@ -16,6 +16,7 @@ pub mod align;
 mod check;
 pub mod config;
 mod cpu_options;
+pub mod decode;
 pub mod detector;
 pub mod embedder;
 mod error;
@@ -30,6 +31,7 @@ pub use check::{check_models, ModelCheck, VisionHealth, VisionReport};
 pub use config::{
     Accelerator, AlignMode, EmbedderKind, ExternalDelegate, RuntimeConfig, VisionConfig,
 };
+pub use decode::{ImageFormat, ImageHeader, ImageLimits};
 pub use detector::{Detection, Detector, MAX_FACES};
 pub use embedder::{Embedder, Embedding, MAX_EMBEDDING_DIM};
 pub use error::VisionError;
@@ -79,6 +81,7 @@ pub struct FaceEngine {
     embedder: Embedder,
     detections: heapless::Vec<Detection, MAX_FACES>,
     timings: StageTimings,
+    image_limits: ImageLimits,
 }
 
 impl FaceEngine {
@@ -95,7 +98,19 @@ impl FaceEngine {
             embedder,
             detections: heapless::Vec::new(),
             timings: StageTimings::default(),
+            image_limits: ImageLimits::default(),
         })
+    }
+
+    /// What [`FaceEngine::embed_single`] and [`FaceEngine::decode`] may decode (the API's
+    /// `api.max_image_pixels`); [`ImageLimits::default`] until set.
+    pub fn set_image_limits(&mut self, limits: ImageLimits) {
+        self.image_limits = limits;
+    }
+
+    /// Decodes an encoded photo within this engine's [`ImageLimits`] (see [`decode_image`]).
+    pub fn decode(&self, image: &[u8]) -> Result<(Vec<u8>, u32, u32), VisionError> {
+        decode_image(image, &self.image_limits)
     }
 
     /// The configuration in force.
@@ -245,7 +260,7 @@ impl FaceEngine {
 
     /// The embedding of the one face in an encoded photo (JPEG or PNG), for enrolment.
     pub fn embed_single(&mut self, image: &[u8]) -> Result<Embedding, VisionError> {
-        let (rgb, width, height) = decode_image(image)?;
+        let (rgb, width, height) = self.decode(image)?;
         self.embed_single_rgb(&rgb, width, height)
     }
 
@@ -298,13 +313,15 @@ const _: () = {
     assert_send::<FaceEngine>();
 };
 
-/// Decode a JPEG or PNG into packed RGB8.
-pub fn decode_image(bytes: &[u8]) -> Result<(Vec<u8>, u32, u32), VisionError> {
-    let img =
-        image::load_from_memory(bytes).map_err(|e| VisionError::ImageDecode(e.to_string()))?;
-    let rgb = img.into_rgb8();
-    let (w, h) = rgb.dimensions();
-    Ok((rgb.into_raw(), w, h))
+/// Decodes a JPEG or PNG into packed RGB8 within `limits`: the size is read from the header
+/// first, a photo past `limits` is refused, and a large one is decoded at a reduced scale (long
+/// side 1024 to 2047 px) so that memory stays bounded; see [`decode`].
+pub fn decode_image(
+    bytes: &[u8],
+    limits: &ImageLimits,
+) -> Result<(Vec<u8>, u32, u32), VisionError> {
+    let d = decode::decode(bytes, limits)?;
+    Ok((d.rgb, d.width, d.height))
 }
 
 /// An image centred on a larger mid-grey canvas.
@@ -315,7 +332,15 @@ pub struct Padded {
     pub height: u32,
     /// Where the original's top-left corner is on the canvas.
     pub offset: (u32, u32),
+    /// Original pixels per canvas pixel: above 1 when the image was reduced to keep the canvas
+    /// within [`MAX_CANVAS_PIXELS`].
+    pub scale: f32,
 }
+
+/// The largest padding canvas, in pixels (12 MiB of RGB): the padded retry is for tight crops,
+/// which the detector sees at 192x192 anyway, so a larger image is reduced before it is padded
+/// rather than padded into a canvas of up to 16 times its size.
+pub const MAX_CANVAS_PIXELS: u64 = 1 << 22;
 
 /// [`FaceEngine::detect`] or [`FaceEngine::analyze`], for [`FaceEngine::still`].
 type FindFn<T> = fn(
@@ -346,32 +371,89 @@ impl OnCanvas for Face {
 impl Padded {
     /// Moves a box and its keypoints found on the canvas back onto the original picture.
     pub fn to_original(&self, bbox: &mut [f32; 4], keypoints: &mut [[f32; 2]]) {
-        let (dx, dy) = (self.offset.0 as f32, self.offset.1 as f32);
-        *bbox = [bbox[0] - dx, bbox[1] - dy, bbox[2] - dx, bbox[3] - dy];
+        let (dx, dy, s) = (self.offset.0 as f32, self.offset.1 as f32, self.scale);
+        *bbox = [
+            (bbox[0] - dx) * s,
+            (bbox[1] - dy) * s,
+            (bbox[2] - dx) * s,
+            (bbox[3] - dy) * s,
+        ];
         for k in keypoints {
-            k[0] -= dx;
-            k[1] -= dy;
+            k[0] = (k[0] - dx) * s;
+            k[1] = (k[1] - dy) * s;
         }
     }
 }
 
 /// Centre `rgb` on a canvas `factor` times its size: BlazeFace misses faces that fill the whole
 /// picture (it was trained on faces with surroundings), so still-image callers with tight crops
-/// pad first. Subtract `offset` from coordinates found on the canvas to map them back.
+/// pad first. The canvas never exceeds [`MAX_CANVAS_PIXELS`]: a larger image is first reduced by
+/// a whole factor. Map coordinates found on the canvas back with [`Padded::to_original`].
 pub fn pad_image(rgb: &[u8], width: u32, height: u32, factor: f32) -> Padded {
+    let factor = if factor.is_finite() {
+        factor.clamp(1.0, 4.0)
+    } else {
+        1.0
+    };
+    let canvas = |k: u32| {
+        let side = |v: u32| ((v.div_ceil(k) as f32 * factor).round() as u64).max(1);
+        side(width) * side(height)
+    };
+    let mut k = 1;
+    while canvas(k) > MAX_CANVAS_PIXELS {
+        k += 1;
+    }
+    let reduced;
+    let (rgb, width, height) = if k > 1 {
+        reduced = decode::reduce_rgb(rgb, width, height, k);
+        (&reduced.0[..], reduced.1, reduced.2)
+    } else {
+        (rgb, width, height)
+    };
     let (w, h) = (width as usize, height as usize);
     let pw = ((w as f32 * factor).round() as usize).max(w);
     let ph = ((h as f32 * factor).round() as usize).max(h);
     let (ox, oy) = ((pw - w) / 2, (ph - h) / 2);
     let mut out = vec![128u8; pw * ph * 3];
-    for y in 0..h {
+    for (y, src) in rgb.chunks_exact(w * 3).take(h).enumerate() {
         let dst = ((y + oy) * pw + ox) * 3;
-        out[dst..dst + w * 3].copy_from_slice(&rgb[y * w * 3..(y + 1) * w * 3]);
+        out[dst..dst + w * 3].copy_from_slice(src);
     }
     Padded {
         rgb: out,
         width: pw as u32,
         height: ph as u32,
         offset: (ox as u32, oy as u32),
+        scale: k as f32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_padding_canvas_is_bounded_whatever_the_shape() {
+        for (w, h, f) in [
+            (2047, 2047, 4.0),
+            (8192, 128, 4.0),
+            (1, 8192, 4.0),
+            (300, 200, 2.0),
+        ] {
+            let rgb = vec![7u8; w as usize * h as usize * 3];
+            let p = pad_image(&rgb, w, h, f);
+            assert!(
+                u64::from(p.width) * u64::from(p.height) <= MAX_CANVAS_PIXELS,
+                "{w}x{h}"
+            );
+            assert_eq!(p.rgb.len(), p.width as usize * p.height as usize * 3);
+            // The original's corners come back where they were.
+            let (ox, oy) = (p.offset.0 as f32, p.offset.1 as f32);
+            let mut bbox = [ox, oy, ox + (w as f32 / p.scale), oy + (h as f32 / p.scale)];
+            p.to_original(&mut bbox, &mut []);
+            assert_eq!(bbox, [0.0, 0.0, w as f32, h as f32], "{w}x{h}");
+        }
+        let small = pad_image(&[1u8; 300 * 200 * 3], 300, 200, 2.0);
+        assert_eq!((small.width, small.height, small.scale), (600, 400, 1.0));
     }
 }

@@ -7,7 +7,9 @@ mod api_guard;
 #[path = "../common/mod.rs"]
 mod common;
 mod connections;
+mod images;
 mod parsers;
+mod sources;
 
 /// The namespace helper itself: inside it there is loopback and nothing else.
 #[test]
@@ -18,4 +20,3 @@ fn dialling_tests_see_only_loopback() {
     assert_eq!(common::netns::interfaces(), ["lo"]);
     std::net::TcpListener::bind("127.0.0.1:0").expect("loopback is up");
 }
-mod sources;
