@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     retain_delivered_ms: i64,
     metrics: Arc<Metrics>,
     space: Space,
+    /// SQLite's own page limit, restored when a full filesystem has room again.
+    max_pages: i64,
 }
 
 /// A cheap handle to the store; clone it freely.
@@ -138,6 +140,7 @@ impl Store {
         let mut writer = Connection::open(&path)?;
         configure(&writer, config.quota_bytes()).map_err(damaged)?;
         migrations::migrate(&mut writer).map_err(damaged)?;
+        let max_pages: i64 = writer.query_row("PRAGMA max_page_count", [], |r| r.get(0))?;
         let store = Store {
             inner: Arc::new(Inner {
                 path: path.clone(),
@@ -148,9 +151,10 @@ impl Store {
                 retain_delivered_ms: i64::from(config.retain_delivered_hours) * 3_600_000,
                 metrics,
                 space,
+                max_pages,
             }),
         };
-        store.inner.space.tend(store.metrics());
+        store.tend_space();
         damage::quick_check_at_open(&store);
         Ok(store)
     }
@@ -223,15 +227,43 @@ impl Store {
         Ok(value)
     }
 
-    /// The filesystem is full: give back the reserve so that a delete can commit, drop a fifth of
-    /// the events (delivered first), and checkpoint so that the WAL is reused rather than grown.
+    /// The filesystem is full: give back the reserve, copy the WAL into the main file (the one
+    /// write that may still need room: the main file grows to the database's size), hold the
+    /// database at its size so that new pages come from dropped events rather than the
+    /// filesystem, and drop a fifth of the events (delivered first). The WAL then starts again
+    /// from its beginning, inside the file it already has.
     fn make_room(&self) {
         self.inner.space.on_disk_full(self.metrics());
+        self.checkpoint(true);
+        self.hold_size(true);
         let live = self.live_bytes().unwrap_or(0);
         if let Err(e) = outbox::drop_until(self, (live as f64 * 0.8) as u64) {
             tracing::error!(error = %e, "could not drop events to make room on a full disk");
         }
-        self.checkpoint(false);
+        self.checkpoint(true);
+    }
+
+    /// With `hold`, the database may not grow past the pages it has (SQLite then answers "full"
+    /// before it writes anything); without, it may grow again up to SQLite's own limit.
+    fn hold_size(&self, hold: bool) {
+        let conn = self.writer();
+        let r = if hold {
+            conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+                .and_then(|pages| conn.pragma_update(None, "max_page_count", pages))
+        } else {
+            conn.pragma_update(None, "max_page_count", self.inner.max_pages)
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, hold, "cannot set the store's page limit");
+        }
+    }
+
+    /// The periodic look at the filesystem ([`Space::tend`]); once there is room again the
+    /// database may grow again.
+    pub(crate) fn tend_space(&self) {
+        if self.inner.space.tend(self.metrics()) {
+            self.hold_size(false);
+        }
     }
 
     /// Copies the WAL into the main file. With `restart`, waits for readers so that the next write

@@ -44,7 +44,7 @@ pub struct Recorded {
 /// The periodic look at the store's size: the reserve tended, the WAL cut back when a reader kept
 /// the automatic checkpoint from finishing, and the oldest events dropped over the quota.
 fn check_quota(store: &Store) {
-    store.space().tend(store.metrics());
+    store.tend_space();
     let wal_limit = super::wal_pages(store.inner.quota_bytes) as u64 * 4096;
     let wal = std::fs::metadata(super::space::wal_files(store.path())[0].as_path())
         .map(|m| m.len())

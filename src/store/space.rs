@@ -8,7 +8,10 @@
 //!   reserve file ([`RESERVE_FILE`]) holds a few MB of the filesystem; when a write fails with
 //!   "disk full" the reserve is given back ([`Space::release_reserve`]), which lets the transactions
 //!   that drop the oldest events and move the sinks' cursors commit. It is made again once the
-//!   filesystem has twice its size free ([`Space::tend`]), and only then is the store healthy again.
+//!   filesystem has one and a half times its size free ([`Space::tend`]), and only then is the store healthy again.
+//! * Meanwhile the database may not grow (`max_page_count` is held at its size, see
+//!   `Store::make_room`): new events reuse the pages of dropped ones, and the WAL is reused from its
+//!   start, so the store lives inside the room it already has instead of filling the reserve again.
 //! * While the reserve is given back, or the store is found damaged, the store is degraded and says
 //!   why ([`Space::health`]); nothing about it is silent.
 
@@ -145,14 +148,15 @@ impl Space {
         Ok(st.f_bavail as u64 * st.f_frsize as u64)
     }
 
-    /// Makes the reserve file if it is missing and the filesystem has room for it twice over.
+    /// Makes the reserve file if it is missing and the filesystem has room for it and half as much
+    /// again (for the WAL and the next writes).
     /// True when the reserve is in place afterwards.
     pub fn ensure_reserve(&self) -> bool {
         let path = self.reserve_path();
         if std::fs::metadata(&path).is_ok_and(|m| m.len() >= self.reserve_bytes) {
             return true;
         }
-        if self.fs_free().unwrap_or(0) < self.reserve_bytes * 2 {
+        if self.fs_free().unwrap_or(0) < self.reserve_bytes * 3 / 2 {
             return false;
         }
         // Zeros really written, not a sparse file: the blocks must be taken now to be given back
@@ -225,12 +229,15 @@ impl Space {
 
     /// The periodic look at the filesystem: once there is room again the reserve is made anew and
     /// the filesystem trouble is over.
-    pub fn tend(&self, metrics: &Metrics) {
+    /// True when the filesystem trouble has just ended.
+    pub fn tend(&self, metrics: &Metrics) -> bool {
         if self.ensure_reserve() {
-            if self.state().troubles.contains_key(&Trouble::FilesystemFull) {
+            let was_full = self.state().troubles.contains_key(&Trouble::FilesystemFull);
+            if was_full {
                 tracing::info!("the filesystem has room again; the store's reserve is back");
             }
             self.set(Trouble::FilesystemFull, None, metrics);
+            return was_full;
         } else if !self.state().troubles.contains_key(&Trouble::FilesystemFull) {
             let free = self.fs_free().unwrap_or(0);
             self.set(
@@ -244,6 +251,7 @@ impl Space {
                 metrics,
             );
         }
+        false
     }
 
     /// Sets or clears one cause of degradation.

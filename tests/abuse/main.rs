@@ -15,3 +15,4 @@ fn dialling_tests_see_only_loopback() {
     assert_eq!(common::netns::interfaces(), ["lo"]);
     std::net::TcpListener::bind("127.0.0.1:0").expect("loopback is up");
 }
+mod store;
