@@ -186,7 +186,8 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
     if db.exists() {
         let store = facecv::store::Store::open(&config.storage, Default::default())
             .with_context(|| format!("opening {}", db.display()))?;
-        let check = store.integrity_check()?;
+        // SQLite may answer a badly damaged file with an error rather than a list of problems.
+        let check = store.integrity_check().unwrap_or_else(|e| e.to_string());
         anyhow::ensure!(
             check == "ok",
             "store {} failed its integrity check: {check}\n\

@@ -210,3 +210,37 @@ impl Store {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::events::EventType;
+    use crate::store::Outbox;
+
+    #[test]
+    fn the_check_at_open_keeps_its_budget_and_a_full_check_finds_nothing_on_a_sound_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            dir: dir.path().to_owned(),
+            ..StorageConfig::default()
+        };
+        let store = Store::open(&config, Arc::default()).unwrap();
+        let outbox = Outbox::start(store.clone()).unwrap();
+        for _ in 0..20 {
+            let events = (0..1000)
+                .map(|_| crate::samples::sample(EventType::FaceRecognized, "cam"))
+                .collect();
+            outbox.append_blocking(events).unwrap();
+        }
+        let err = integrity_check(store.path(), Some(Duration::ZERO)).unwrap_err();
+        assert!(
+            is_interrupted(&err),
+            "a spent budget interrupts the check: {err}"
+        );
+        assert_eq!(integrity_check(store.path(), None).unwrap(), "ok");
+        assert!(store.health().ok);
+    }
+}

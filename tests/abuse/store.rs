@@ -374,6 +374,19 @@ async fn a_damaged_store_is_named_skipped_past_and_salvaged() {
     .await;
     drop(facecv);
 
+    // The installer's check names the damage and the way back.
+    let out = Command::new(env!("CARGO_BIN_EXE_facecv"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "check-config passed a damaged store");
+    assert!(
+        said.contains("integrity check") && said.contains("facecv salvage --from"),
+        "{said}"
+    );
+
     // The way back: salvage into a new folder, keep the old file, run on the new one.
     let dir2 = tempfile::tempdir().unwrap();
     let new_db = dir2.path().join("store").join("facecv.db");
