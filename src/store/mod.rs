@@ -358,12 +358,12 @@ impl Store {
     }
 }
 
-/// Pages the WAL may hold before it is checkpointed: a sixty-fourth of the quota, between 128
-/// pages (0.5 MiB) and 4000 (16 MiB, what large stores always had). A small store on a small
+/// Pages the WAL may hold before it is checkpointed: a sixty-fourth of the quota, between 32
+/// pages (128 KiB) and 4000 (16 MiB, what large stores always had). A small store on a small
 /// filesystem gets a small WAL; a large one keeps the fewer, larger checkpoints it always had (each
 /// an fsync of the main file under `fsync = "always"`), and with them group commit's throughput.
 pub(crate) fn wal_pages(quota_bytes: u64) -> i64 {
-    (quota_bytes / 64 / 4096).clamp(128, 4000) as i64
+    (quota_bytes / 64 / 4096).clamp(32, 4000) as i64
 }
 
 fn configure(conn: &Connection, quota_bytes: u64) -> Result<()> {

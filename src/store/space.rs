@@ -102,13 +102,16 @@ pub struct Space {
 }
 
 impl Space {
-    /// The reserve is a thirty-second of the quota, between 1 and 8 MiB: enough for the WAL frames
-    /// of a delete of a tenth of the events and of the cursor updates behind it.
+    /// The reserve is a thirty-second of the quota, between 1 and 8 MiB (enough for the WAL frames
+    /// of a delete of a tenth of the events and of the cursor updates behind it), and never more
+    /// than an eighth of the quota it counts against.
     pub fn new(dir: &Path, db_file: &Path, quota_bytes: u64) -> Space {
         Space {
             dir: dir.to_owned(),
             db_file: db_file.to_owned(),
-            reserve_bytes: (quota_bytes / 32).clamp(1 << 20, 8 << 20),
+            reserve_bytes: (quota_bytes / 32)
+                .clamp(1 << 20, 8 << 20)
+                .min(quota_bytes / 8),
             quota_bytes,
             state: Mutex::new(State {
                 troubles: Default::default(),
