@@ -60,6 +60,7 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let store = Store::open(&config.storage, metrics.clone())
             .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
+        store.check_integrity_in_background();
         apply_config_webhooks(&store, &config)?;
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
         let delivery = Delivery::start(outbox.clone(), &config.delivery, metrics.clone())

@@ -1,5 +1,5 @@
 //! The one-shot commands for the bench and for installers: `facecv detect`, `facecv recognize`,
-//! `facecv enroll --dir`. They use the same engine, store and gallery as the appliance.
+//! `facecv enroll --dir`, `facecv salvage`. They use the same engine, store and gallery as the appliance.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -124,6 +124,58 @@ pub fn enroll(config: &Config, dir: &Path) -> anyhow::Result<()> {
         "{} people enrolled, {} skipped; a running appliance sees them after a restart",
         report.enrolled().count(),
         report.skipped().count()
+    );
+    Ok(())
+}
+
+/// `facecv salvage --from --to`: copies what is readable and says, table by table, what was not.
+pub fn salvage(from: &Path, to: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(from.exists(), "{} does not exist", from.display());
+    anyhow::ensure!(
+        !to.exists(),
+        "{} exists; salvage writes a new file and never overwrites one",
+        to.display()
+    );
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let reports = crate::store::salvage::salvage(from, to)
+        .with_context(|| format!("salvaging {} into {}", from.display(), to.display()))?;
+    let mut lost = false;
+    for r in &reports {
+        match &r.error {
+            Some(e) => {
+                lost = true;
+                println!("{}: nothing copied: {e}", r.table);
+            }
+            None if r.unreadable.is_empty() => println!("{}: {} rows copied", r.table, r.copied),
+            None => {
+                lost = true;
+                let ranges: Vec<String> = r
+                    .unreadable
+                    .iter()
+                    .map(|(a, b)| format!("{}..={b}", a.saturating_add(1)))
+                    .collect();
+                println!(
+                    "{}: {} rows copied; could not read rowids {}",
+                    r.table,
+                    r.copied,
+                    ranges.join(", ")
+                );
+            }
+        }
+    }
+    println!(
+        "{} written{}; {} kept as it was. Point storage.dir at {} and start the service.",
+        to.display(),
+        if lost {
+            " (some rows could not be read)"
+        } else {
+            ""
+        },
+        from.display(),
+        to.parent()
+            .map_or_else(|| ".".into(), |d| d.display().to_string())
     );
     Ok(())
 }

@@ -46,6 +46,16 @@ enum Command {
         #[arg(long, env = "FACECV_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Copy what is readable of a damaged store into a new one, table by table; the old file is
+    /// kept and nothing is written to it. Stop the service first.
+    Salvage {
+        /// The damaged database (`<storage.dir>/facecv.db`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new database; must not exist. Point `storage.dir` at its folder afterwards.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Enrol every person of a folder laid out DIR/<name>/*.jpg.
     Enroll {
         #[arg(long)]
@@ -71,6 +81,7 @@ fn main() -> ExitCode {
             json,
             config,
         } => load(config.as_ref()).and_then(|c| facecv::cmds::recognize(&c, &image, json)),
+        Command::Salvage { from, to } => facecv::cmds::salvage(&from, &to),
         Command::Enroll { dir, config } => {
             load(config.as_ref()).and_then(|c| facecv::cmds::enroll(&c, &dir))
         }
@@ -179,11 +190,16 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
     if db.exists() {
         let store = facecv::store::Store::open(&config.storage, Default::default())
             .with_context(|| format!("opening {}", db.display()))?;
-        let check = store.integrity_check()?;
+        // SQLite may answer a badly damaged file with an error rather than a list of problems.
+        let check = store.integrity_check().unwrap_or_else(|e| e.to_string());
         anyhow::ensure!(
             check == "ok",
-            "store {} failed its integrity check: {check}",
-            db.display()
+            "store {} failed its integrity check: {check}\n\
+             the file was left as it is; to copy what is readable into a new store, stop the \
+             service and run: facecv salvage --from {} --to <new folder>/{}",
+            db.display(),
+            db.display(),
+            facecv::store::DB_FILE
         );
         println!(
             "  store {}: ok, {} events",

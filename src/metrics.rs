@@ -30,6 +30,12 @@ pub struct CameraLabel {
     pub camera: String,
 }
 
+/// Why the store is degraded (`filesystem_full`, `quota_taken_by_files`, `damaged`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
 /// One GPIO action: what it reacts to and the pin it drives.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
@@ -49,6 +55,12 @@ pub struct Metrics {
     events_recorded: Family<TypeLabel, Counter>,
     pub events_dropped: Counter,
     pub store_bytes: Gauge,
+    /// 1 while the store is degraded for that reason, 0 otherwise.
+    pub store_degraded: Family<ReasonLabel, Gauge>,
+    /// The background integrity check: 1 passed, 0 found damage, -1 running or could not run.
+    pub store_integrity_ok: Gauge,
+    /// Sequence numbers skipped because their pages could not be read.
+    pub store_unreadable_events: Counter,
     pub delivered: Family<SinkLabel, Counter>,
     pub dead_lettered: Family<SinkLabel, Counter>,
     pub requests: Family<RequestLabel, Counter>,
@@ -121,6 +133,9 @@ impl Metrics {
             events_recorded: Family::default(),
             events_dropped: Counter::default(),
             store_bytes: Gauge::default(),
+            store_degraded: Family::default(),
+            store_integrity_ok: Gauge::default(),
+            store_unreadable_events: Counter::default(),
             delivered: Family::default(),
             dead_lettered: Family::default(),
             requests: Family::default(),
@@ -152,9 +167,10 @@ impl Metrics {
         );
         registry.register(
             "store_bytes",
-            "Bytes of live pages in the store",
+            "Bytes counted against the quota: live pages, WAL, reserve, snapshots",
             m.store_bytes.clone(),
         );
+        m.register_store_condition(&mut registry);
         registry.register(
             "sink_events_delivered",
             "Events a sink's receiver acknowledged",
@@ -212,6 +228,24 @@ impl Metrics {
             "api_streams_refused",
             "Live streams refused because api.max_streams were open",
             api.streams_refused.clone(),
+        );
+    }
+
+    fn register_store_condition(&self, registry: &mut Registry) {
+        registry.register(
+            "store_degraded",
+            "1 while the store is degraded for this reason",
+            self.store_degraded.clone(),
+        );
+        registry.register(
+            "store_integrity_ok",
+            "Background integrity check: 1 passed, 0 damage found, -1 running or failed to run",
+            self.store_integrity_ok.clone(),
+        );
+        registry.register(
+            "store_unreadable_events",
+            "Sequence numbers skipped by readers because their pages could not be read",
+            self.store_unreadable_events.clone(),
         );
     }
 

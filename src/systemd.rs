@@ -37,7 +37,7 @@ pub fn spawn_watchdog(store: Store, stop: CancellationToken) {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            let alive = tokio::time::timeout(every, store.run(|s| s.event_count())).await;
+            let alive = tokio::time::timeout(every, store.run(|s| s.alive())).await;
             match alive {
                 Ok(Ok(_)) => {
                     let _ = sd_notify::notify(&[NotifyState::Watchdog]);

@@ -9,7 +9,19 @@ use crate::store::sinks::webhook_sink;
 /// neither a damaged store nor a damaged model); `status` is `degraded` when a part is not well,
 /// and that part says why.
 pub fn health(state: &State) -> ApiResult {
-    let store_ok = state.store.event_count().is_ok();
+    // The store's own account (full filesystem, damage, integrity check) plus a cheap read that
+    // proves it answers; a count of the events would fail on one damaged page and scan them all.
+    let mut store = state.store.health();
+    if let Err(e) = state.store.alive() {
+        store.ok = false;
+        store.state = "degraded";
+        let reason = format!("the store does not answer: {e}");
+        store.reason = Some(match store.reason.take() {
+            Some(r) => format!("{r}; {reason}"),
+            None => reason,
+        });
+    }
+    let store_ok = store.ok;
     let vision = state.vision.report();
     let status = if store_ok && vision.ok && !state.stopping.is_cancelled() {
         "ok"
@@ -20,7 +32,15 @@ pub fn health(state: &State) -> ApiResult {
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "store": { "ok": store_ok, "head_seq": state.outbox.head() },
+        "store": {
+            "ok": store_ok,
+            "state": store.state,
+            "reason": store.reason,
+            "integrity": store.integrity,
+            "used_bytes": store.used_bytes,
+            "quota_bytes": store.quota_bytes,
+            "head_seq": state.outbox.head(),
+        },
         "delivery": { "running": state.delivery.running() },
         "mqtt": { "connected": state.mqtt.as_ref().is_some_and(|m| m.connected()) },
         "vision": vision,

@@ -8,12 +8,23 @@
 //! * Bookkeeping (cursors, attempts, statistics) is written with `synchronous=NORMAL`: losing the last
 //!   cursor update to a power cut only means a batch is delivered again, which at-least-once allows.
 //!   Events themselves are written under the configured [`FsyncPolicy`].
+//! * The WAL is kept small: it checkpoints every [`wal_pages`] pages and is cut back to that size
+//!   afterwards (`journal_size_limit`), so it never holds more than a few MB of a small filesystem.
+//! * A write refused for a full disk gives back the reserve, drops the oldest events and is tried
+//!   once more ([`Store::write`]), whatever it was: an event, a cursor, a delivery outcome. See
+//!   [`space`] for what the quota counts and how the store says it is degraded.
+//! * A damaged file is never run on silently nor deleted: a bounded `quick_check` at open, a full
+//!   `integrity_check` in the background, readers that skip unreadable pages and report them
+//!   ([`damage`]), and `facecv salvage` to copy what is readable into a new file ([`salvage`]).
 
 pub mod cameras;
+pub mod damage;
 pub mod faces;
 pub mod migrations;
 pub mod outbox;
+pub mod salvage;
 pub mod sinks;
+pub mod space;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,9 +32,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, OpenFlags, Transaction};
 
 use crate::config::{FsyncPolicy, StorageConfig};
+use crate::events::Seq;
 use crate::metrics::Metrics;
 
 pub use outbox::Outbox;
+use space::Space;
+pub use space::StoreHealth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +62,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0} already exists")]
     Conflict(String),
+    #[error("the store {path} is damaged ({detail}); it was left as it is: stop the service and run `facecv salvage --from {path} --to <new file>`, then point storage.dir at the new file's folder")]
+    Damaged { path: PathBuf, detail: String },
 }
 
 impl StoreError {
@@ -55,6 +71,12 @@ impl StoreError {
     pub fn is_disk_full(&self) -> bool {
         matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::DiskFull)
+    }
+
+    /// SQLite found a page it cannot make sense of: the file is damaged there.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
     }
 }
 
@@ -74,6 +96,9 @@ pub(crate) struct Inner {
     quota_bytes: u64,
     retain_delivered_ms: i64,
     metrics: Arc<Metrics>,
+    space: Space,
+    /// SQLite's own page limit, restored when a full filesystem has room again.
+    max_pages: i64,
 }
 
 /// A cheap handle to the store; clone it freely.
@@ -93,27 +118,60 @@ enum Durability {
 
 impl Store {
     /// Opens (creating if needed) the store in `config.dir`, and brings its schema up to date.
+    ///
+    /// A damaged file does not stop the start when SQLite can still open it: recording goes on,
+    /// readers skip what they cannot read, and `/health` names the damage and the way back. Only a
+    /// file that cannot be opened or upgraded at all is refused, with the salvage command named.
     pub fn open(config: &StorageConfig, metrics: Arc<Metrics>) -> Result<Store> {
         std::fs::create_dir_all(&config.dir).map_err(|source| StoreError::Dir {
             path: config.dir.clone(),
             source,
         })?;
         let path = config.dir.join(DB_FILE);
+        let space = Space::new(&config.dir, &path, config.quota_bytes());
+        space.set_integrity(space::Integrity::Checking, &metrics);
+        let damaged = |e: StoreError| match e {
+            e if e.is_corrupt() => StoreError::Damaged {
+                path: path.clone(),
+                detail: e.to_string(),
+            },
+            e => e,
+        };
         let mut writer = Connection::open(&path)?;
-        configure(&writer)?;
-        migrations::migrate(&mut writer)?;
+        configure(&writer, config.quota_bytes()).map_err(damaged)?;
+        migrations::migrate(&mut writer).map_err(damaged)?;
+        let max_pages: i64 = writer.query_row("PRAGMA max_page_count", [], |r| r.get(0))?;
         let store = Store {
             inner: Arc::new(Inner {
-                path,
+                path: path.clone(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 fsync: config.fsync,
                 quota_bytes: config.quota_bytes(),
                 retain_delivered_ms: i64::from(config.retain_delivered_hours) * 3_600_000,
                 metrics,
+                space,
+                max_pages,
             }),
         };
+        store.tend_space();
+        damage::quick_check_at_open(&store);
         Ok(store)
+    }
+
+    /// Starts the full integrity check on its own connection; its result goes to `/health` and
+    /// `facecv_store_integrity_ok`. The appliance calls it once after open.
+    pub fn check_integrity_in_background(&self) {
+        damage::spawn_integrity_check(self.clone());
+    }
+
+    /// The store's condition for `/health`.
+    pub fn health(&self) -> StoreHealth {
+        self.inner.space.health()
+    }
+
+    pub(crate) fn space(&self) -> &Space {
+        &self.inner.space
     }
 
     pub fn path(&self) -> &Path {
@@ -134,10 +192,28 @@ impl Store {
     }
 
     /// Runs `f` in one write transaction with the given durability, committing if it returns Ok.
+    ///
+    /// A transaction refused because the disk is full is tried once more after [`Store::make_room`]:
+    /// cursors and delivery outcomes must be recorded on a full disk too, or a restart would
+    /// deliver everything again.
     fn write<T>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+        f: impl Fn(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self.write_once(durability, &f) {
+            Err(e) if e.is_disk_full() => {
+                self.make_room();
+                self.write_once(durability, &f)
+            }
+            r => r,
+        }
+    }
+
+    fn write_once<T>(
+        &self,
+        durability: Durability,
+        f: &impl Fn(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.writer();
         let sync = match (durability, self.inner.fsync) {
@@ -149,6 +225,59 @@ impl Store {
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
+    }
+
+    /// The filesystem is full: give back the reserve, copy the WAL into the main file (the one
+    /// write that may still need room: the main file grows to the database's size), hold the
+    /// database at its size so that new pages come from dropped events rather than the
+    /// filesystem, and drop a fifth of the events (delivered first). The WAL then starts again
+    /// from its beginning, inside the file it already has.
+    fn make_room(&self) {
+        self.inner.space.on_disk_full(self.metrics());
+        self.checkpoint(true);
+        self.hold_size(true);
+        let live = self.live_bytes().unwrap_or(0);
+        if let Err(e) = outbox::drop_until(self, (live as f64 * 0.8) as u64) {
+            tracing::error!(error = %e, "could not drop events to make room on a full disk");
+        }
+        self.checkpoint(true);
+    }
+
+    /// With `hold`, the database may not grow past the pages it has (SQLite then answers "full"
+    /// before it writes anything); without, it may grow again up to SQLite's own limit.
+    fn hold_size(&self, hold: bool) {
+        let conn = self.writer();
+        let r = if hold {
+            conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+                .and_then(|pages| conn.pragma_update(None, "max_page_count", pages))
+        } else {
+            conn.pragma_update(None, "max_page_count", self.inner.max_pages)
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, hold, "cannot set the store's page limit");
+        }
+    }
+
+    /// The periodic look at the filesystem ([`Space::tend`]); once there is room again the
+    /// database may grow again.
+    pub(crate) fn tend_space(&self) {
+        if self.inner.space.tend(self.metrics()) {
+            self.hold_size(false);
+        }
+    }
+
+    /// Copies the WAL into the main file. With `restart`, waits for readers so that the next write
+    /// starts the WAL from its beginning and `journal_size_limit` cuts it back.
+    pub(crate) fn checkpoint(&self, restart: bool) {
+        let mode = if restart { "RESTART" } else { "PASSIVE" };
+        let conn = self.writer();
+        let r: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            });
+        if let Err(e) = r {
+            tracing::warn!(error = %e, mode, "WAL checkpoint failed");
+        }
     }
 
     /// Runs `f` on a pooled read connection.
@@ -190,13 +319,28 @@ impl Store {
             .map_err(|_| StoreError::Closed)?
     }
 
-    /// Checks the database file page by page (`facecv check-config` and `/health` use it).
+    /// SQLite's full `integrity_check` ("ok", or the problems found), on its own connection:
+    /// `facecv check-config` and the background check use it.
     pub fn integrity_check(&self) -> Result<String> {
-        self.read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get(0))?))
+        damage::integrity_check(&self.inner.path, None)
     }
 
-    /// Bytes the database's live pages take: what the quota is measured against.
+    /// A cheap read that proves the store answers (the systemd watchdog's probe): it touches no
+    /// event page, so damage in the events does not make systemd restart the service in a loop.
+    pub fn alive(&self) -> Result<Seq> {
+        self.read(outbox::last_seq)
+    }
+
+    /// Bytes counted against the quota: the database's live pages, and every other file in the
+    /// store folder (WAL, reserve, snapshots).
     pub fn used_bytes(&self) -> Result<u64> {
+        let used = self.live_bytes()? + self.inner.space.other_bytes();
+        self.inner.space.set_used(used);
+        Ok(used)
+    }
+
+    /// Bytes the database's live pages take.
+    pub(crate) fn live_bytes(&self) -> Result<u64> {
         let conn = self.writer();
         used_bytes(&conn)
     }
@@ -214,18 +358,28 @@ impl Store {
     }
 }
 
-fn configure(conn: &Connection) -> Result<()> {
+/// Pages the WAL may hold before it is checkpointed: a sixty-fourth of the quota, between 32
+/// pages (128 KiB) and 4000 (16 MiB, what large stores always had). A small store on a small
+/// filesystem gets a small WAL; a large one keeps the fewer, larger checkpoints it always had (each
+/// an fsync of the main file under `fsync = "always"`), and with them group commit's throughput.
+pub(crate) fn wal_pages(quota_bytes: u64) -> i64 {
+    (quota_bytes / 64 / 4096).clamp(32, 4000) as i64
+}
+
+fn configure(conn: &Connection, quota_bytes: u64) -> Result<()> {
     // WAL: readers never block the writer and a commit is one sequential append, kind to flash.
-    // A larger autocheckpoint batches the random writes into the main file.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(mode, "the store could not switch to WAL mode");
     }
-    conn.execute_batch(
+    let pages = wal_pages(quota_bytes);
+    conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON;
-         PRAGMA wal_autocheckpoint = 4000;
+         PRAGMA wal_autocheckpoint = {pages};
+         PRAGMA journal_size_limit = {};
          PRAGMA temp_store = MEMORY;",
-    )?;
+        pages * 4096
+    ))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
 }

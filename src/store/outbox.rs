@@ -8,7 +8,10 @@
 //! * Events that arrive together share one transaction ("group commit"): the committer thread takes
 //!   everything queued while the previous commit was being written.
 //! * Recording never stops: when the store reaches its quota, or the disk is full, the oldest events
-//!   are deleted (delivered ones first), counted per sink, and logged.
+//!   are deleted (delivered ones first), counted per sink, and logged. The quota counts every file
+//!   of the store folder, and a reserve lets the deletes commit on a full filesystem (`space`).
+//! * A damaged page does not stop the readers: [`Store::events_after`] skips what it cannot read,
+//!   reports each unreadable range once, and goes on with the events after it (`damage`).
 
 use std::sync::mpsc;
 use std::thread;
@@ -38,8 +41,17 @@ pub struct Recorded {
     pub id: EventId,
 }
 
-/// Events waiting to be committed, each with the producer to tell.
+/// The periodic look at the store's size: the reserve tended, the WAL cut back when a reader kept
+/// the automatic checkpoint from finishing, and the oldest events dropped over the quota.
 fn check_quota(store: &Store) {
+    store.tend_space();
+    let wal_limit = super::wal_pages(store.inner.quota_bytes) as u64 * 4096;
+    let wal = std::fs::metadata(super::space::wal_files(store.path())[0].as_path())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if wal > 2 * wal_limit {
+        store.checkpoint(true);
+    }
     if let Ok(used) = store.used_bytes() {
         store.metrics().store_bytes.set(used as i64);
         if used > store.inner.quota_bytes {
@@ -51,6 +63,7 @@ fn check_quota(store: &Store) {
     }
 }
 
+/// Events waiting to be committed, each with the producer to tell.
 type Pending = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Recorded>>>);
 
 enum Request {
@@ -141,7 +154,17 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
     let mut group: Vec<Pending> = Vec::new();
     let mut quota_checked = std::time::Instant::now();
     let mut written_since_check = 0u64;
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = match rx.recv_timeout(QUOTA_CHECK_EVERY * 4) {
+            Ok(first) => first,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Idle: still notice when the filesystem has room again. The quota itself is
+                // measured after commits only: nothing else makes the store grow.
+                store.tend_space();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let mut stop = None;
         let mut queued = 0;
         let mut next = Some(first);
@@ -179,22 +202,11 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
 
 /// Commits the group and answers its producers; returns the bytes of event text written.
 fn commit_group(store: &Store, group: &mut Vec<Pending>, head: &watch::Sender<Seq>) -> u64 {
+    // A full disk was already answered inside the write (reserve given back, oldest dropped, one
+    // more try); if it still fails, nothing more can be dropped and the producers hear it (507).
     let mut result = insert_group(store, group);
     if matches!(&result, Err(e) if e.is_disk_full()) {
-        // Make room the way the quota would, then try once more; if that fails too the producers
-        // hear it (the API answers 507) rather than the appliance stopping.
-        let used = store.used_bytes().unwrap_or(0);
-        tracing::error!(
-            used_bytes = used,
-            "disk full while recording events; dropping the oldest to make room"
-        );
-        if let Err(e) = enforce_quota(store, (used as f64 * 0.8) as u64) {
-            tracing::error!(error = %e, "could not drop events to make room");
-        }
-        result = insert_group(store, group);
-        if matches!(&result, Err(e) if e.is_disk_full()) {
-            result = Err(StoreError::Full);
-        }
+        result = Err(StoreError::Full);
     }
     match result {
         Ok((mut per_request, bytes)) => {
@@ -289,17 +301,40 @@ pub(crate) fn last_seq(conn: &rusqlite::Connection) -> Result<Seq> {
     Ok(Seq(seq.unwrap_or(0)))
 }
 
+/// Drops the oldest events until everything the quota counts fits in `target` bytes. Files other
+/// than the events (snapshots, the WAL, the reserve) are counted but cannot be dropped here; when
+/// they take most of the quota the store says so rather than deleting every event.
+pub(crate) fn enforce_quota(store: &Store, target: u64) -> Result<u64> {
+    store.checkpoint(false);
+    let other = store.space().other_bytes();
+    let floor = store.inner.quota_bytes / 4;
+    let live_target = target.saturating_sub(other);
+    let trouble = (live_target < floor).then(|| {
+        format!(
+            "files other than the events (WAL, reserve, snapshots) take {other} of the {} bytes              of storage.quota_mb; events are kept down to a quarter of the quota",
+            store.inner.quota_bytes
+        )
+    });
+    store.space().set(
+        super::space::Trouble::QuotaTakenByFiles,
+        trouble,
+        store.metrics(),
+    );
+    drop_until(store, live_target.max(floor))
+}
+
 /// Deletes the oldest events until the store's live pages fit in `target` bytes: delivered events
 /// first (every sink's cursor is past them), then undelivered ones, which are counted as dropped for
-/// each sink that had not had them yet.
-pub(crate) fn enforce_quota(store: &Store, target: u64) -> Result<u64> {
+/// each sink that had not had them yet. Each step is its own transaction, written without the
+/// full-disk retry of [`Store::write`]: this is what that retry calls.
+pub(crate) fn drop_until(store: &Store, target: u64) -> Result<u64> {
     let mut dropped_total = 0;
     for _ in 0..64 {
-        let used = store.used_bytes()?;
+        let used = store.live_bytes()?;
         if used <= target {
             break;
         }
-        let dropped = store.write(Durability::Bookkeeping, drop_oldest_tenth)?;
+        let dropped = store.write_once(Durability::Bookkeeping, &drop_oldest_tenth)?;
         match dropped {
             None => break,
             Some(n) => {
@@ -314,13 +349,44 @@ pub(crate) fn enforce_quota(store: &Store, target: u64) -> Result<u64> {
         tracing::warn!(
             dropped = dropped_total,
             quota_bytes = store.inner.quota_bytes,
-            "storage quota reached: dropped the oldest undelivered events"
+            "storage quota reached or disk full: dropped the oldest undelivered events"
         );
     }
     Ok(dropped_total)
 }
 
-/// One step of [`enforce_quota`]: `None` when there is nothing left to delete.
+/// Appends to `out` the rows after `after` until `limit` or an error; the rows read before a
+/// damaged page are kept.
+fn read_events(
+    conn: &rusqlite::Connection,
+    after: Seq,
+    limit: usize,
+    filter: EventFilter<'_>,
+    out: &mut Vec<StoredEvent>,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT seq, id, type, camera, json, time FROM events WHERE seq > ?{} ORDER BY seq LIMIT ?",
+        filter.sql()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after.0, limit as i64], |r| {
+        let t: String = r.get(2)?;
+        Ok(StoredEvent {
+            seq: Seq(r.get(0)?),
+            id: EventId(r.get(1)?),
+            event_type: t.parse().unwrap_or(EventType::FaceDetected),
+            camera_id: r.get(3)?,
+            json: r.get(4)?,
+            recorded_ms: r.get(5)?,
+        })
+    })?;
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(())
+}
+
+/// One step of [`drop_until`]: `None` when there is nothing left to delete.
 fn drop_oldest_tenth(tx: &Transaction<'_>) -> Result<Option<u64>> {
     let (count, first): (i64, Option<i64>) =
         tx.query_row("SELECT COUNT(*), MIN(seq) FROM events", [], |r| {
@@ -365,31 +431,35 @@ fn drop_oldest_tenth(tx: &Transaction<'_>) -> Result<Option<u64>> {
 
 impl Store {
     /// Events after `after`, oldest first, at most `limit`, those `filter` lets through.
+    ///
+    /// Rows on a damaged page are skipped: the range is reported once (log, metric, `/health`)
+    /// and the events after it are returned, so that no reader spins on the same damage.
     pub fn events_after(
         &self,
         after: Seq,
         limit: usize,
         filter: EventFilter<'_>,
     ) -> Result<Vec<StoredEvent>> {
-        self.read(|conn| {
-            let sql = format!(
-                "SELECT seq, id, type, camera, json, time FROM events WHERE seq > ?{} ORDER BY seq LIMIT ?",
-                filter.sql()
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![after.0, limit as i64], |r| {
-                let t: String = r.get(2)?;
-                Ok(StoredEvent {
-                    seq: Seq(r.get(0)?),
-                    id: EventId(r.get(1)?),
-                    event_type: t.parse().unwrap_or(EventType::FaceDetected),
-                    camera_id: r.get(3)?,
-                    json: r.get(4)?,
-                    recorded_ms: r.get(5)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
+        let mut out = Vec::new();
+        let mut from = after;
+        loop {
+            let r = self.read(|conn| read_events(conn, from, limit - out.len(), filter, &mut out));
+            match r {
+                Ok(()) => return Ok(out),
+                Err(e) if e.is_corrupt() => {
+                    let last_ok = out.last().map_or(from, |e| e.seq).max(from);
+                    let head = self.read(last_seq).map_or(i64::MAX, |s| s.0);
+                    let next =
+                        self.read(|c| super::damage::next_readable(c, "events", last_ok.0, head))?;
+                    self.report_unreadable(last_ok.0, next.unwrap_or(head), &e);
+                    match next {
+                        Some(n) if out.len() < limit => from = Seq(n),
+                        _ => return Ok(out),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Deletes events every sink has had and that are older than the retention period.

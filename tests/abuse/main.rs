@@ -10,6 +10,7 @@ mod connections;
 mod images;
 mod parsers;
 mod sources;
+mod store;
 
 /// The namespace helper itself: inside it there is loopback and nothing else.
 #[test]
