@@ -7,35 +7,16 @@
 #[path = "../tests/abuse/images/bombs.rs"]
 mod bombs;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use facecv::vision::decode::decode;
 use facecv::vision::{ImageLimits, VisionError};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on to the system allocator unchanged; the counters are atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: the caller's contract is GlobalAlloc::alloc's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "../tests/common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 
 fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -101,12 +82,10 @@ fn main() {
         let mut peak = 0;
         let mut result = String::new();
         for _ in 0..3 {
-            let live = LIVE.load(Ordering::Relaxed);
-            PEAK.store(live, Ordering::Relaxed);
             let t = Instant::now();
-            let r = decode(bytes, &limits);
+            let (r, used) = counting_alloc::peak_during(|| decode(bytes, &limits));
             best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            peak = peak.max(PEAK.load(Ordering::Relaxed) - live);
+            peak = peak.max(used);
             result = match r {
                 Ok(d) => format!("{}x{}", d.width, d.height),
                 Err(VisionError::ImageTooLarge { .. }) => "image_too_large".into(),

@@ -9,37 +9,18 @@
 #[path = "abuse/images/bombs.rs"]
 mod bombs;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use facecv::vision::decode::{decode, read_header, ImageFormat};
 use facecv::vision::{ImageLimits, VisionError};
 use proptest::prelude::*;
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is passed on to the system allocator unchanged; the counters are atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        // SAFETY: the caller's contract is GlobalAlloc::alloc's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 
 /// One test at a time, so that the allocation peak is this test's.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -47,14 +28,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Most a decode may allocate on top of what was live before it: the output (long side below
 /// 2048 px, 12 MiB), a progressive JPEG's coefficients (32 MiB at most) and the decoders' rows.
 const BOUND: usize = 64 << 20;
-
-/// Runs `f` and returns its result with the most it had allocated at once.
-fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
-}
 
 fn photo(rel: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -69,7 +42,7 @@ fn john() -> Vec<u8> {
 
 /// Decodes within the default limits, checking the bound and what an answer may be.
 fn decode_bounded(bytes: &[u8]) -> Result<facecv::vision::decode::Decoded, VisionError> {
-    let (result, peak) = peak_of(|| decode(bytes, &ImageLimits::default()));
+    let (result, peak) = counting_alloc::peak_during(|| decode(bytes, &ImageLimits::default()));
     assert!(
         peak <= BOUND,
         "{} MiB allocated for {} bytes",
@@ -140,7 +113,8 @@ fn bombs_are_refused_from_their_header_without_allocating() {
         ),
     ];
     for (name, bytes, want) in cases {
-        let (result, peak) = peak_of(|| decode(&bytes, &ImageLimits::default()));
+        let (result, peak) =
+            counting_alloc::peak_during(|| decode(&bytes, &ImageLimits::default()));
         let Err(err) = result else {
             panic!("{name} decoded");
         };
