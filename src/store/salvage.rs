@@ -197,8 +197,14 @@ fn keep_sequence(old: &Connection, new: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// The damage the abuse suite writes, shared by path so both test the same thing.
+#[cfg(test)]
+#[path = "../../tests/common/damage.rs"]
+mod damage_for_tests;
+
 #[cfg(test)]
 mod tests {
+    use super::damage_for_tests::garbage_into_event_pages;
     use std::sync::Arc;
 
     use super::*;
@@ -234,28 +240,6 @@ mod tests {
         let hit = garbage_into_event_pages(&db, 2);
         assert!(hit >= 1, "found event leaf pages to damage");
         (config, total)
-    }
-
-    /// Overwrites `pages` leaf pages of the events table near the middle of the file with garbage.
-    pub(crate) fn garbage_into_event_pages(db: &Path, pages: usize) -> usize {
-        let mut bytes = std::fs::read(db).unwrap();
-        let n = bytes.len() / 4096;
-        let mut hit = 0;
-        for p in (n / 2)..n {
-            let page = &mut bytes[p * 4096..(p + 1) * 4096];
-            // A table leaf page (0x0D) holding event JSON.
-            if page[0] == 0x0D && page.windows(11).any(|w| w == b"\"camera_id\"") {
-                for (i, b) in page.iter_mut().enumerate() {
-                    *b = (i * 7 + 13) as u8;
-                }
-                hit += 1;
-                if hit == pages {
-                    break;
-                }
-            }
-        }
-        std::fs::write(db, bytes).unwrap();
-        hit
     }
 
     #[test]

@@ -257,28 +257,6 @@ async fn a_full_disk_keeps_recording_says_so_recovers_and_causes_no_duplicate_st
     );
 }
 
-/// Overwrites `pages` leaf pages of the events table near the middle of `db` with garbage;
-/// returns how many it overwrote.
-fn garbage_into_event_pages(db: &Path, pages: usize) -> usize {
-    let mut bytes = std::fs::read(db).unwrap();
-    let n = bytes.len() / 4096;
-    let mut hit = 0;
-    for p in (n / 2)..n {
-        let page = &mut bytes[p * 4096..(p + 1) * 4096];
-        if page[0] == 0x0D && page.windows(11).any(|w| w == b"\"camera_id\"") {
-            for (i, b) in page.iter_mut().enumerate() {
-                *b = (i * 7 + 13) as u8;
-            }
-            hit += 1;
-            if hit == pages {
-                break;
-            }
-        }
-    }
-    std::fs::write(db, bytes).unwrap();
-    hit
-}
-
 async fn all_event_ids(api: &common::Api) -> Vec<String> {
     let mut ids = Vec::new();
     let mut after = 0;
@@ -316,7 +294,11 @@ async fn a_damaged_store_is_named_skipped_past_and_salvaged() {
     .await;
     assert!(facecv.sigterm().success());
     let db = dir.path().join("store").join("facecv.db");
-    assert_eq!(garbage_into_event_pages(&db, 2), 2, "event pages to damage");
+    assert_eq!(
+        common::damage::garbage_into_event_pages(&db, 2),
+        2,
+        "event pages to damage"
+    );
 
     // It starts, but says the store is damaged and how to get back.
     let facecv = Binary::start(&config, port).await;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod crash;
+pub mod damage;
 pub mod mqtt;
 pub mod netns;
 pub mod tls;
