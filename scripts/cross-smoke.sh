@@ -48,8 +48,11 @@ run() { (cd "$work" && qemu-aarch64-static "$top/bin/facecv" "$@"); }
 
 echo "cross-smoke: facecv --version"
 run --version
-echo "cross-smoke: facecv check-config (the shipped board config)"
-run check-config --config "$top/etc/facecv/facecv.toml"
+echo "cross-smoke: facecv check-config (the shipped board config, its /opt/facecv/current paths moved to the tarball's)"
+# check-config reads and checks every model the config names, so the installed paths must exist:
+# they are the tarball's own files, as deploy.sh lays them out under /opt/facecv/current.
+sed "s#/opt/facecv/current#$top#g" "$top/etc/facecv/facecv.toml" >"$work/facecv.toml"
+run check-config --config "$work/facecv.toml"
 echo "cross-smoke: facecv detect obama.jpg (runtime and models found from the tarball's layout)"
 cp tests/data/faces/misc/obama.jpg "$work/"
 # QEMU_STRACE logs the guest's syscalls: proof of which library and models were opened (the

@@ -217,7 +217,15 @@ fn usable_models(vision: &facecv::vision::VisionConfig) -> anyhow::Result<Vec<St
     let checks = facecv::vision::check_models(vision);
     let bad: Vec<String> = checks
         .iter()
-        .filter_map(|m| m.error.as_ref().map(|e| format!("{}: {e}", m.key)))
+        .filter_map(|m| {
+            // Most model errors name their key already; say it once.
+            let e = m.error.as_ref()?;
+            Some(if e.starts_with(m.key) {
+                e.clone()
+            } else {
+                format!("{}: {e}", m.key)
+            })
+        })
         .collect();
     anyhow::ensure!(
         bad.is_empty(),
