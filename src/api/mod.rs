@@ -82,11 +82,22 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
     let path = req.uri().path().to_owned();
     let result = match authorize(&state, peer, &req) {
         Ok(()) => route(state, req).await,
-        Err(e) => Err(e),
+        Err(e) => {
+            drain_refused(&state, req).await;
+            Err(e)
+        }
     };
     let response = result.unwrap_or_else(ApiError::into_response);
     tracing::debug!(%peer, %method, path, status = response.status().as_u16(), "api request");
     response
+}
+
+/// Reads (and drops) a refused request's body, at most `api.max_body_kb` and for at most 2 s.
+/// Closing a socket whose request body is still unread makes the kernel answer with a reset,
+/// which can destroy the 403 or 401 before the client reads it: the client would see a broken
+/// connection instead of why it was refused.
+async fn drain_refused(state: &State, req: Request<Incoming>) {
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_body(state, req)).await;
 }
 
 /// Who may ask (a loopback peer without a token, the token's holder with one), then whether a
