@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::mqtt::{mqtt_config, Broker, Subscriber};
-use facecv::config::FsyncPolicy;
 use facecv::events::{EventType, Seq};
 use facecv::samples::sample;
+use facecv::store::FsyncPolicy;
 use facecv::App;
 
 const BATCH: usize = 100;

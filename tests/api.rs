@@ -276,7 +276,7 @@ async fn events_are_read_back_in_order_with_paging_and_a_type_filter() {
 #[tokio::test]
 async fn webhooks_from_the_config_file_exist_at_start_up() {
     let app = start_app_with(|c| {
-        let mut w = facecv::config::WebhookConfig::new("from_file", "http://127.0.0.1:9/h");
+        let mut w = facecv::store::webhook::WebhookConfig::new("from_file", "http://127.0.0.1:9/h");
         w.event_types = Some(vec![facecv::events::EventType::StrangerAlert]);
         c.webhooks.push(w);
     })

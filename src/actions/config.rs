@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::pins::{Level, Pull};
-use crate::config::{check_range, ConfigError};
+use crate::config::check::{check_range, ConfigError};
 
 /// The highest BCM pin on a Raspberry Pi's 40-pin header.
 const MAX_PIN: u8 = 27;

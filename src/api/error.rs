@@ -4,7 +4,7 @@
 use http::{Response, StatusCode};
 use serde_json::json;
 
-use crate::config::ConfigError;
+use crate::config::check::ConfigError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ok_json, query, query_param, read_json, text_response, ApiError, ApiResult, State};
-use crate::config::CameraId;
+use crate::camera::CameraId;
 use crate::events::{EventFilter, EventType, Seq};
 
 /// The most events one trigger call records.

@@ -4,6 +4,7 @@
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
 mod cameras;
+mod config;
 mod enrol;
 pub mod error;
 mod events;
@@ -17,6 +18,7 @@ pub(crate) mod stream_cameras;
 mod streams;
 mod webhooks;
 
+pub use config::ApiConfig;
 pub use faces::ApiEngine;
 pub use streams::stream_webhook_limit;
 
@@ -35,7 +37,6 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ApiConfig;
 use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
@@ -245,7 +246,7 @@ pub(crate) mod parsers {
     /// (before anything is stored or dialled): the error each route would answer, or `Ok`.
     pub fn json_bodies(bytes: &[u8]) -> Vec<Result<(), ApiError>> {
         vec![
-            parse_json::<crate::config::WebhookConfig>(bytes)
+            parse_json::<crate::store::webhook::WebhookConfig>(bytes)
                 .and_then(|w| w.validate().map_err(ApiError::from)),
             parse_json::<crate::pipeline::CameraConfig>(bytes)
                 .and_then(|c| c.validate().map_err(ApiError::from)),

@@ -18,9 +18,10 @@ use tokio::sync::{broadcast, mpsc};
 use super::limits::StreamPermit;
 use super::stream_cameras::Hold;
 use super::{query, query_param, ApiError, ApiResult, State};
-use crate::config::{check_range, ConfigError, WebhookConfig, WebhookId};
+use crate::config::check::{check_range, ConfigError};
 use crate::pipeline::CameraConfig;
 use crate::store::sinks::{webhook_sink, Origin};
+use crate::store::webhook::{WebhookConfig, WebhookId};
 
 /// How often a comment line keeps proxies from closing a quiet stream (and finds gone clients).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{ok_json, query, query_param, read_json, ApiError, ApiResult, State};
-use crate::config::{WebhookConfig, WebhookId};
 use crate::events::{envelope, format_timestamp, Seq};
 use crate::store::sinks::{webhook_sink, Origin, WebhookRecord, WebhookStats};
+use crate::store::webhook::{SigningKey, WebhookConfig, WebhookId};
 
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
     let method = req.method().clone();
@@ -284,8 +284,7 @@ async fn test(state: &State, req: Request<Incoming>) -> ApiResult {
     let key = match (&t.webhook_id, &t.secret) {
         (Some(id), _) => Some(state.store.webhook(&parse_id(id)?)?.signing_key()),
         (None, Some(secret)) => Some(
-            crate::delivery::sign::SigningKey::parse(secret)
-                .map_err(|e| ApiError::invalid("secret", e.to_string()))?,
+            SigningKey::parse(secret).map_err(|e| ApiError::invalid("secret", e.to_string()))?,
         ),
         (None, None) => None,
     };
@@ -398,7 +397,7 @@ async fn replay(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRes
 
 /// A new signing secret, returned once; the worker signs with it from its next batch.
 async fn rotate_secret(state: &State, id: &WebhookId) -> ApiResult {
-    let secret = crate::delivery::sign::SigningKey::generate_secret();
+    let secret = SigningKey::generate_secret();
     let store = &state.store;
     state
         .delivery

@@ -14,6 +14,7 @@ mod capture;
 pub mod control;
 mod file;
 mod frame;
+mod id;
 mod mjpeg;
 mod network;
 mod pipe;
@@ -36,6 +37,7 @@ pub use frame::{
     decode_jpeg, grey_to_rgb, i420_to_rgb, nv12_to_rgb, planar_to_rgb, rgb_len, yuv_to_rgb,
     yuyv_to_rgb, Frame, PixelFormat, Planes, YuvRange,
 };
+pub use id::CameraId;
 pub(crate) use mjpeg::read_jpeg;
 pub use network::{ffmpeg_command, StreamUrl};
 pub use pipe::PipeSource;

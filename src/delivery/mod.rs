@@ -3,10 +3,13 @@
 //! [`Delivery`] keeps one [`webhook::Worker`] running per enabled webhook and restarts it whenever the
 //! webhook changes. Workers share one HTTP client and learn of new events from the outbox's head.
 
+mod config;
 pub mod http;
 pub mod mqtt;
 pub mod sign;
 pub mod webhook;
+
+pub use config::DeliveryConfig;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,8 +18,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{DeliveryConfig, WebhookId};
 use crate::metrics::Metrics;
+use crate::store::webhook::WebhookId;
 use crate::store::{Outbox, Store};
 
 /// How often delivered events past retention and old delivery attempts are pruned.

@@ -15,11 +15,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Answer, HttpClient, SendError};
-use super::sign::SigningKey;
-use crate::config::WebhookId;
 use crate::events::{envelope, EventFilter, Seq, StoredEvent};
 use crate::metrics::Metrics;
 use crate::store::sinks::{webhook_sink, Attempt, DeadLetter, WebhookRecord};
+use crate::store::webhook::{SigningKey, WebhookId};
 use crate::store::{now_ms, now_text, Store};
 
 /// The longest back-off between two attempts, whatever `retry_delay` and the attempt number say.

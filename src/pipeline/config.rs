@@ -5,8 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::policy::PolicyConfig;
+use crate::camera::CameraId;
 use crate::camera::{parse_source, ApiSources, SourceRefusal, SourceSpec};
-use crate::config::{CameraId, ConfigError};
+use crate::config::check::ConfigError;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +86,7 @@ impl Default for ReconnectConfig {
 
 impl ReconnectConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        use crate::config::check_range;
+        use crate::config::check::check_range;
         check_range("reconnect.min_delay", self.min_delay, 0.1, 60.0, " s")?;
         check_range(
             "reconnect.max_delay",

@@ -33,7 +33,7 @@ use super::gallery::SharedGallery;
 use super::runner::{CameraCounters, CameraRun, LiveFrame};
 use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
 use crate::camera::{ApiSources, SourceRefusal, SourceSpec};
-use crate::config::ConfigError;
+use crate::config::check::ConfigError;
 use crate::events::StopReason;
 use crate::store::{Outbox, Store, StoreError};
 use crate::vision::{FaceEngine, VisionConfig, VisionError, VisionHealth};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::tracker::{Track, Tracker, Verdict};
-use crate::config::ConfigError;
+use crate::config::check::ConfigError;
 use crate::events::{AlertLevel, AttendanceAction, DetectedFace, EventData, RecognizedFace};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

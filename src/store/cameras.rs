@@ -83,7 +83,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::config::StorageConfig;
+    use crate::store::StorageConfig;
 
     #[test]
     fn cameras_are_stored_replaced_switched_and_forgotten() {

@@ -212,9 +212,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::StorageConfig;
     use crate::events::EventType;
     use crate::store::Outbox;
+    use crate::store::StorageConfig;
 
     #[test]
     fn the_check_at_open_keeps_its_budget_and_a_full_check_finds_nothing_on_a_sound_store() {

@@ -145,7 +145,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::StorageConfig;
+    use crate::store::StorageConfig;
 
     #[test]
     fn faces_are_enrolled_listed_counted_and_deleted() {

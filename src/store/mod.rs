@@ -18,6 +18,7 @@
 //!   ([`damage`]), and `facecv salvage` to copy what is readable into a new file ([`salvage`]).
 
 pub mod cameras;
+mod config;
 pub mod damage;
 pub mod faces;
 pub mod migrations;
@@ -25,16 +26,17 @@ pub mod outbox;
 pub mod salvage;
 pub mod sinks;
 pub mod space;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction};
 
-use crate::config::{FsyncPolicy, StorageConfig};
 use crate::events::Seq;
 use crate::metrics::Metrics;
 
+pub use config::{FsyncPolicy, StorageConfig};
 pub use outbox::Outbox;
 use space::Space;
 pub use space::StoreHealth;

@@ -517,9 +517,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::{StorageConfig, WebhookConfig};
     use crate::events::EventType;
     use crate::store::sinks::Origin;
+    use crate::store::webhook::WebhookConfig;
+    use crate::store::StorageConfig;
 
     fn open(dir: &std::path::Path) -> (Store, Outbox) {
         let config = StorageConfig {

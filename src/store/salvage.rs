@@ -208,8 +208,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::StorageConfig;
     use crate::events::{EventFilter, EventType, Seq};
+    use crate::store::StorageConfig;
     use crate::store::{Outbox, Store};
 
     /// Fills a store with events, closes it, and overwrites two leaf pages of the events table in

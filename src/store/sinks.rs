@@ -9,9 +9,8 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
 use super::outbox::last_seq;
+use super::webhook::{SigningKey, WebhookConfig, WebhookId};
 use super::{now_text, Durability, Result, Store, StoreError};
-use crate::config::{WebhookConfig, WebhookId};
-use crate::delivery::sign::SigningKey;
 use crate::events::{EventFilter, Seq};
 
 /// Where a webhook came from; config-file webhooks are re-applied at every start.

@@ -586,7 +586,7 @@ async fn the_token_is_matched_exactly_and_bearer_in_any_case() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plus_in_a_path_is_a_plus() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = facecv::config::StorageConfig {
+    let storage = facecv::store::StorageConfig {
         dir: dir.path().join("store"),
         ..Default::default()
     };

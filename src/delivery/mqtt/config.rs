@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{check_range, ConfigError};
+use crate::config::check::{check_range, ConfigError};
 use crate::events::EventType;
 
 /// The bridge's settings. Only `host` is required; everything else has a default that works with a

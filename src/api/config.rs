@@ -1,0 +1,139 @@
+//! How the LAN API listens and what it accepts: the `[api]` section.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::check::{check_range, ConfigError};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Without a token the API answers loopback peers only; with one, every request must carry it.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Largest request body accepted, in KiB; larger bodies get 413 before they are read whole.
+    #[serde(default = "default_max_body_kb")]
+    pub max_body_kb: u32,
+    /// Largest image upload (enrolment, recognition), in MiB.
+    #[serde(default = "default_max_upload_mb")]
+    pub max_upload_mb: u32,
+    /// The one folder `POST /faces/offline` may enrol from (and below it); absent turns that route
+    /// off. The API is reachable from the LAN: without this bound, a client could make the
+    /// appliance read any file its service account can, and learn from the answers what exists.
+    #[serde(default)]
+    pub offline_enrol_dir: Option<PathBuf>,
+    /// The one folder whose files and folders cameras added over the API (and SSE streams) may
+    /// read as video; absent, the API refuses file sources. Cameras of the config file may read
+    /// any path: the file is the operator's word, a request is anyone's on the LAN.
+    #[serde(default)]
+    pub media_dir: Option<PathBuf>,
+    /// Live streams (SSE, later the console's live views) served at once; past it a new one gets
+    /// 503 with `Retry-After`. A stream on a camera of its own (`source=`) runs a camera with its
+    /// own vision engine (~25 MB and a share of the CPU each), so this bounds memory too.
+    #[serde(default = "default_max_streams")]
+    pub max_streams: u32,
+    /// Largest uploaded image accepted, in pixels (width x height from its header, read before
+    /// anything is decoded). Images above ~2 Mpx are decoded at a reduced scale, so memory does not
+    /// grow with this; what it bounds is decoding time, during which the API's engine is busy.
+    /// The default, 64 Mi px, lets 48-64 MP phone photos (8000x6000, 9248x6936) through.
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:7000".parse().expect("a literal address")
+}
+fn default_max_body_kb() -> u32 {
+    1024
+}
+fn default_max_upload_mb() -> u32 {
+    16
+}
+/// Four: a Raspberry Pi 4 analyses about four 10 fps cameras before its CPU is full, and four ad-hoc
+/// engines (~100 MB) fit beside the rest on a 1 GB board.
+fn default_max_streams() -> u32 {
+    4
+}
+fn default_max_image_pixels() -> u64 {
+    crate::vision::ImageLimits::DEFAULT_MAX_PIXELS
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+            token: None,
+            max_body_kb: default_max_body_kb(),
+            max_upload_mb: default_max_upload_mb(),
+            offline_enrol_dir: None,
+            media_dir: None,
+            max_streams: default_max_streams(),
+            max_image_pixels: default_max_image_pixels(),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The checks of `[api]`, with keys relative to it (`max_body_kb`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.token {
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ConfigError::invalid(
+                    "token",
+                    "must be at least 16 printable characters without spaces",
+                ));
+            }
+        }
+        check_range("max_body_kb", self.max_body_kb.into(), 1.0, 65536.0, " KiB")?;
+        check_range(
+            "max_upload_mb",
+            self.max_upload_mb.into(),
+            1.0,
+            256.0,
+            " MiB",
+        )?;
+        check_range("max_streams", self.max_streams.into(), 1.0, 64.0, "")?;
+        // Below 1 Mpx ordinary photos are refused; above 256 Mpx one upload keeps the engine for
+        // tens of seconds on a Pi.
+        let max_image_pixels = self.max_image_pixels as f64;
+        check_range(
+            "max_image_pixels",
+            max_image_pixels,
+            1e6,
+            268_435_456.0,
+            " pixels",
+        )?;
+        if let Some(media) = &self.media_dir {
+            check_media_dir(media)?;
+        }
+        Ok(())
+    }
+}
+
+/// `api.media_dir` may be created after the service starts (cameras added before then are refused
+/// with a clear code), but it must not be a file, nor `/`, which would open every file to the API.
+fn check_media_dir(dir: &Path) -> Result<(), ConfigError> {
+    let key = "media_dir";
+    if dir.as_os_str().is_empty() {
+        return Err(ConfigError::invalid(key, "must not be empty"));
+    }
+    if let Ok(real) = dir.canonicalize() {
+        if real.parent().is_none() {
+            return Err(ConfigError::invalid(
+                key,
+                "must not be the root folder: the API could read every file",
+            ));
+        }
+        if !real.is_dir() {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{} is not a folder", dir.display()),
+            ));
+        }
+    }
+    Ok(())
+}
