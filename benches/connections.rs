@@ -12,6 +12,9 @@
 //!
 //! Synthetic cameras and no webhooks: the binary dials nothing.
 
+#[path = "../tests/common/procfs.rs"]
+mod procfs;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -212,14 +215,7 @@ fn wait_for_health(port: u16) {
 }
 
 fn rss_kib(pid: u32) -> i64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    procfs::memory(procfs::Proc::Pid(pid)).rss_kib as i64
 }
 
 fn raise_fd_limit(wanted: u64) {

@@ -14,17 +14,14 @@ use facecv::vision::{ImageLimits, VisionError};
 
 #[path = "../tests/common/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "../tests/common/procfs.rs"]
+mod procfs;
 
 #[global_allocator]
 static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 
 fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    procfs::memory(procfs::Proc::Me).hwm_kib
 }
 
 fn main() {

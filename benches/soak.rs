@@ -147,22 +147,14 @@ struct Sample {
 
 fn sample(minute: u32, app: &Appliance) -> Sample {
     let pid = app.child.id();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let memory = common::procfs::memory(common::procfs::Proc::Pid(pid));
+    let fds = common::procfs::open_fds(common::procfs::Proc::Pid(pid));
     Sample {
         minute,
         pid,
         age_s: app.started.elapsed().as_secs(),
-        rss_kb: kb("VmRSS:"),
-        hwm_kb: kb("VmHWM:"),
+        rss_kb: memory.rss_kib,
+        hwm_kb: memory.hwm_kib,
         fds,
     }
 }

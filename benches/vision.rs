@@ -17,6 +17,9 @@
 //!
 //! A plain `fn main` (no criterion): the figures are end-to-end and printed once.
 
+#[path = "../tests/common/procfs.rs"]
+mod procfs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,9 +56,7 @@ fn root() -> PathBuf {
 
 fn main() -> Result<()> {
     let started = Instant::now();
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
+    let load = procfs::load_average().map_or("?".into(), |l| format!("{l:.2}"));
     let cpu = pin_to_one_cpu()?;
     let threads_before = thread_names();
 
@@ -509,37 +510,16 @@ impl Usage {
 
 /// (VmRSS, VmHWM) of this process in MB.
 fn memory() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+    let m = procfs::memory(procfs::Proc::Me);
+    (m.rss_kib as f64 / 1024.0, m.hwm_kib as f64 / 1024.0)
 }
 
 /// (tid, name, utime + stime in clock ticks) of every thread of this process.
 fn thread_cpu() -> Vec<(u32, String, u64)> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the ")" that closes the name: state is field 3, utime 14, stime 15.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        out.push((tid, name.trim().to_string(), ticks(11) + ticks(12)));
-    }
-    out.sort();
-    out
+    procfs::threads(procfs::Proc::Me)
+        .into_iter()
+        .map(|t| (t.tid, t.name, t.ticks))
+        .collect()
 }
 
 fn thread_names() -> Vec<String> {

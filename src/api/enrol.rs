@@ -12,7 +12,9 @@ use http::Request;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::faces::{person, read_form, store_person, with_engine};
+use super::engine::with_engine;
+use super::form::read_form;
+use super::people::{person, store_person};
 use super::{is_json, not_json, ok_json, read_body, ApiError, ApiResult, State};
 use crate::confine::{ConfineError, Root};
 use crate::enrol::folder::FolderError;

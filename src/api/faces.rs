@@ -3,48 +3,18 @@
 //! `department`, `employee_id`, `file1`, `file2`, `threshold`, `min_confidence`), and ours under
 //! `/api/v1/faces`.
 //!
-//! Images are analysed on a blocking thread by one engine kept for the API, so an upload never
-//! stalls the async runtime, and cameras keep their own engines.
-
-use std::sync::Arc;
+//! Uploads are analysed by the API's own engine (`engine.rs`); the forms are read by `form.rs`.
 
 use bytes::Bytes;
 use http::{Method, Request};
 use hyper::body::Incoming;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::{ok_json, query, query_param, read_body_limit, ApiError, ApiResult, State};
-use crate::store::faces::FaceRecord;
-use crate::vision::{Embedding, FaceEngine, ImageLimits, VisionConfig, VisionError, VisionHealth};
-
-/// The engine for uploaded images, made on first use: the appliance (and its webhooks) runs
-/// without the TFLite runtime, and says what is missing when a request needs it.
-/// A failure to make it (a damaged model) is a 503 naming the model and the reason, is tried
-/// again on the next request (the file may have been put right), and shows in `/health`.
-pub struct ApiEngine {
-    config: VisionConfig,
-    health: Arc<VisionHealth>,
-    engine: Option<FaceEngine>,
-}
-
-impl ApiEngine {
-    pub fn new(config: VisionConfig, health: Arc<VisionHealth>) -> Self {
-        ApiEngine {
-            config,
-            health,
-            engine: None,
-        }
-    }
-
-    pub fn get(&mut self) -> Result<&mut FaceEngine, VisionError> {
-        if self.engine.is_none() {
-            let made = FaceEngine::new(self.config.clone());
-            self.health.engine_made(made.as_ref().map(|_| ()));
-            self.engine = Some(made?);
-        }
-        Ok(self.engine.as_mut().expect("just made"))
-    }
-}
+use super::engine::{image_error, with_engine};
+use super::form::read_form;
+use super::people::{person, store_person};
+use super::{ok_json, query, query_param, ApiError, ApiResult, State};
+use crate::vision::Embedding;
 
 /// Routes under one of the three prefixes; `rest` is the path after it.
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: bool) -> ApiResult {
@@ -69,145 +39,6 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: b
         (["faces", id], &Method::DELETE) if !ours => delete(state, id),
         _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
     }
-}
-
-/// The parts of a multipart form: files by field name (in order), and text fields.
-#[derive(Default)]
-pub(super) struct Form {
-    pub(super) files: Vec<(String, Bytes)>,
-    pub(super) fields: Map<String, Value>,
-}
-
-impl Form {
-    pub(super) fn file(&self, name: &str) -> Result<Bytes, ApiError> {
-        self.files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.clone())
-            .ok_or_else(|| ApiError::invalid(name, "an image file is required"))
-    }
-
-    pub(super) fn text(&self, name: &str) -> Option<&str> {
-        self.fields
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    }
-
-    pub(super) fn number(&self, name: &str, lo: f32, hi: f32) -> Result<Option<f32>, ApiError> {
-        match self.text(name) {
-            None => Ok(None),
-            Some(v) => match v.parse::<f32>() {
-                Ok(x) if (lo..=hi).contains(&x) => Ok(Some(x)),
-                _ => Err(ApiError::invalid(
-                    name,
-                    format!("must be a number between {lo} and {hi}, got {v:?}"),
-                )),
-            },
-        }
-    }
-}
-
-pub(super) async fn read_form(state: &State, req: Request<Incoming>) -> Result<Form, ApiError> {
-    let boundary = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(|| ApiError::BadRequest("expected a multipart/form-data body".into()))?;
-    let limit = state.config.max_upload_mb as usize * 1024 * 1024;
-    let body = read_body_limit(req, limit).await?;
-    parse_form(boundary, body).await
-}
-
-/// The form in a whole body; apart from [`read_form`] so that it can be fuzzed without a socket.
-pub(super) async fn parse_form(boundary: String, body: Bytes) -> Result<Form, ApiError> {
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut form = Form::default();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?
-    {
-        let name = field.name().unwrap_or("").to_owned();
-        let is_file = field.file_name().is_some();
-        let data = field
-            .bytes()
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("malformed multipart body: {e}")))?;
-        if is_file || name.starts_with("file") {
-            form.files.push((name, data));
-        } else {
-            form.fields.insert(
-                name,
-                Value::String(String::from_utf8_lossy(&data).into_owned()),
-            );
-        }
-    }
-    Ok(form)
-}
-
-/// Runs vision work on the API's engine, on a blocking thread; uploads are decoded within
-/// `api.max_image_pixels`.
-pub(super) async fn with_engine<T: Send + 'static>(
-    state: &State,
-    f: impl FnOnce(&mut FaceEngine) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let engine = state.engine.clone();
-    let limits = ImageLimits {
-        max_pixels: state.config.max_image_pixels,
-    };
-    tokio::task::spawn_blocking(move || {
-        let mut guard = engine.lock().unwrap_or_else(|p| p.into_inner());
-        let engine = guard.get().map_err(|e| image_error("file", e))?;
-        engine.set_image_limits(limits);
-        f(engine)
-    })
-    .await
-    .map_err(|_| ApiError::Unavailable)?
-}
-
-/// What was wrong with an uploaded image, said against its form field; problems of the appliance
-/// itself (no runtime, a broken model) are 503s.
-pub(super) fn image_error(field: &str, e: VisionError) -> ApiError {
-    let Some(code) = crate::enrol::folder::photo_code(&e) else {
-        return ApiError::VisionUnavailable(e.to_string());
-    };
-    if let VisionError::ImageFormat(_) = e {
-        return ApiError::UnsupportedMedia {
-            code,
-            message: format!("{field}: {e}"),
-        };
-    }
-    ApiError::Unprocessable {
-        field: field.to_owned(),
-        code,
-        message: e.to_string(),
-    }
-}
-
-/// The person a form enrols: FaceCV's `name`, `department`, `employee_id` and `metadata`.
-pub(super) fn person(form: &Form) -> Result<(String, Map<String, Value>), ApiError> {
-    let name = form
-        .text("name")
-        .ok_or_else(|| ApiError::invalid("name", "the person's name is required"))?
-        .trim()
-        .to_owned();
-    if name.is_empty() || name.len() > 128 {
-        return Err(ApiError::invalid("name", "must be 1 to 128 characters"));
-    }
-    let mut metadata = match form.text("metadata") {
-        None => Map::new(),
-        Some(m) => serde_json::from_str(m)
-            .map_err(|_| ApiError::invalid("metadata", "must be a JSON object"))?,
-    };
-    for key in ["department", "employee_id"] {
-        if let Some(v) = form.text(key) {
-            metadata.insert(key.into(), json!(v));
-        }
-    }
-    Ok((name, metadata))
 }
 
 async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
@@ -241,20 +72,6 @@ async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
         "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
         "faces": faces,
     }))
-}
-
-/// Stores a person's embeddings (made by the gallery's model) and reloads the cameras' gallery,
-/// so that whichever route enrolled them, they are recognised from the next frame.
-pub(super) fn store_person(
-    state: &State,
-    name: &str,
-    embeddings: &[Vec<f32>],
-    metadata: &Map<String, Value>,
-) -> Result<Vec<FaceRecord>, ApiError> {
-    let model = state.cameras.gallery().model().to_owned();
-    let faces = state.store.add_faces(name, &model, embeddings, metadata)?;
-    state.cameras.gallery().reload(&state.store)?;
-    Ok(faces)
 }
 
 async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {

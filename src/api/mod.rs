@@ -5,21 +5,24 @@
 
 mod cameras;
 mod config;
+mod engine;
 mod enrol;
 pub mod error;
 mod events;
 mod faces;
+mod form;
 mod guard;
 pub mod limits;
 mod mqtt;
 mod ops;
+mod people;
 mod server;
 pub(crate) mod stream_cameras;
 mod streams;
 mod webhooks;
 
 pub use config::ApiConfig;
-pub use faces::ApiEngine;
+pub use engine::ApiEngine;
 pub use streams::stream_webhook_limit;
 
 use std::convert::Infallible;
@@ -260,7 +263,7 @@ pub(crate) mod parsers {
     pub async fn multipart(content_type: &str, body: Bytes) -> Result<(usize, usize), ApiError> {
         let boundary = multer::parse_boundary(content_type)
             .map_err(|_| ApiError::BadRequest("expected a multipart/form-data body".into()))?;
-        let form = faces::parse_form(boundary, body).await?;
+        let form = form::parse_form(boundary, body).await?;
         Ok((form.files.len(), form.fields.len()))
     }
 }

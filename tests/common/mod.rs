@@ -6,6 +6,7 @@ pub mod crash;
 pub mod damage;
 pub mod mqtt;
 pub mod netns;
+pub mod procfs;
 pub mod tls;
 pub mod video;
 
