@@ -15,7 +15,6 @@
 pub mod align;
 mod check;
 pub mod config;
-mod cpu_options;
 pub mod decode;
 pub mod detector;
 pub mod embedder;
