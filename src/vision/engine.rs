@@ -13,7 +13,7 @@ use super::detector::{Detection, Detector, MAX_FACES};
 use super::embedder::{Embedder, Embedding};
 use super::pad::{pad_image, Padded};
 use super::runtime::Runtime;
-use super::{decode_image, EmbedderKind, Gallery, VisionConfig, VisionError};
+use super::{decode_image, Gallery, VisionConfig, VisionError};
 
 /// A face found in a frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,11 +98,6 @@ impl FaceEngine {
     /// The runtime library in use.
     pub fn runtime_path(&self) -> &Path {
         self.runtime.path()
-    }
-
-    /// The embedding network in use.
-    pub fn embedder_kind(&self) -> EmbedderKind {
-        self.embedder.kind()
     }
 
     /// Size of the embeddings this engine makes.

@@ -17,31 +17,29 @@
 //! library and the compiled models), `model.rs` (model files and their checks), `decode/`
 //! (uploaded images), `config.rs`, `check.rs` (the health report) and `error.rs`.
 
-pub mod align;
+mod align;
 mod check;
-pub mod config;
+mod config;
 pub mod decode;
-pub mod detector;
-pub mod embedder;
+mod detector;
+mod embedder;
 mod engine;
 mod error;
-pub mod gallery;
-pub mod model;
+mod gallery;
+mod model;
 mod pad;
-pub mod runtime;
+mod runtime;
 
 pub use check::{check_models, ModelCheck, VisionHealth, VisionReport};
 pub use config::{
     Accelerator, AlignMode, EmbedderKind, ExternalDelegate, RuntimeConfig, VisionConfig,
 };
 pub use decode::{ImageFormat, ImageHeader, ImageLimits};
-pub use detector::{Detection, Detector, MAX_FACES};
-pub use embedder::{Embedder, Embedding, MAX_EMBEDDING_DIM};
+pub use detector::{Detection, MAX_FACES};
+pub use embedder::Embedding;
 pub use engine::{Face, FaceEngine, StageTimings};
 pub use error::VisionError;
 pub use gallery::{Gallery, Match};
-pub use pad::{pad_image, Padded, MAX_CANVAS_PIXELS};
-pub use runtime::Runtime;
 
 /// Decodes a JPEG or PNG into packed RGB8 within `limits`: the size is read from the header
 /// first, a photo past `limits` is refused, and a large one is decoded at a reduced scale (long

@@ -65,11 +65,6 @@ impl Session {
         Ok(session)
     }
 
-    /// The tensors the model file declares.
-    pub fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
     /// The raw bytes of input 0, to be filled before [`Session::run`].
     pub fn input_mut(&mut self) -> &mut [u8] {
         &mut self.input
