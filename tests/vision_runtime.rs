@@ -114,8 +114,9 @@ fn classic_threads_reach_the_interpreter() {
     let one = workers_started(config(&lib, 1, INT8_EMBEDDER));
     let four = workers_started(config(&lib, 4, INT8_EMBEDDER));
     println!("classic: threads=1 started {one} workers, threads=4 started {four}");
-    // TFLite 2.9 runs on its built-in kernels (see runtime.rs on XNNPACK's ABI), whose thread
-    // pools also run on the caller plus threads-1 workers, at least one pool per model.
+    // TFLite 2.9 runs on its built-in kernels (see vision/runtime/classic.rs on XNNPACK's ABI),
+    // whose thread pools also run on the caller plus threads-1 workers, at least one pool per
+    // model.
     assert_eq!(one, 0);
     assert!(four >= 2 * 3, "{four}");
 }

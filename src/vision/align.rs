@@ -120,16 +120,6 @@ impl Aligner {
         }
     }
 
-    /// Side of the square crop in pixels.
-    pub fn size(&self) -> usize {
-        self.size
-    }
-
-    /// The last crop made by [`Aligner::align`] (RGB8, `size x size`).
-    pub fn crop(&self) -> &[u8] {
-        &self.crop
-    }
-
     /// The transform from frame pixels to crop pixels for `det`.
     pub fn transform(&self, det: &Detection) -> Similarity {
         match self.mode {
@@ -325,8 +315,8 @@ mod tests {
             let taps = if inv.a.hypot(inv.b) > 2.0 { 2 } else { 1 };
             let crop = aligner.align(&rgb, w as u32, h as u32, &det).to_vec();
             let (mut filled, mut worst) = (0, 0i32);
-            for v in 0..aligner.size() {
-                for u in 0..aligner.size() {
+            for v in 0..aligner.size {
+                for u in 0..aligner.size {
                     let mut acc = [0.0f32; 3];
                     let mut outside = false;
                     for t in 0..taps * taps {
@@ -340,7 +330,7 @@ mod tests {
                         let s = bilinear(&rgb, w, h, x, y);
                         (0..3).for_each(|c| acc[c] += s[c] / (taps * taps) as f32);
                     }
-                    let i = (v * aligner.size() + u) * 3;
+                    let i = (v * aligner.size + u) * 3;
                     for c in 0..3 {
                         let got = i32::from(crop[i + c]);
                         if outside {

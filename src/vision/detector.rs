@@ -32,8 +32,7 @@ pub mod keypoint {
     pub const LEFT_EYE: usize = 1;
     pub const NOSE: usize = 2;
     pub const MOUTH: usize = 3;
-    pub const RIGHT_EAR: usize = 4;
-    pub const LEFT_EAR: usize = 5;
+    // 4 and 5 are the right and left ear, which no stage uses.
 }
 
 /// One face found in a frame, in frame pixels.

@@ -93,7 +93,6 @@ impl<'de> Deserialize<'de> for Embedding {
 /// The embedding network with its aligner and reusable buffers.
 #[derive(Debug)]
 pub struct Embedder {
-    kind: EmbedderKind,
     session: Session,
     aligner: Aligner,
     dim: usize,
@@ -113,7 +112,6 @@ impl Embedder {
         // Once on the blank input: a model the runtime cannot prepare fails here, named.
         session.run().map_err(&rejected)?;
         Ok(Embedder {
-            kind,
             session,
             aligner: Aligner::new(kind, config.embedder.align),
             dim,
@@ -121,11 +119,6 @@ impl Embedder {
             quant,
             values: vec![0.0; dim],
         })
-    }
-
-    /// Which network this is.
-    pub fn kind(&self) -> EmbedderKind {
-        self.kind
     }
 
     /// Size of the embeddings it makes.
@@ -147,11 +140,6 @@ impl Embedder {
             // uint8 input: raw RGB.
             _ => input.copy_from_slice(crop),
         }
-    }
-
-    /// The aligned crop of the last [`Embedder::align`] call (RGB8, square), for inspection.
-    pub fn aligned_crop(&self) -> &[u8] {
-        self.aligner.crop()
     }
 
     /// Time the last [`Embedder::embed_aligned`] spent in the runtime's invoke call alone.

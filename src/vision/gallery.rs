@@ -39,11 +39,6 @@ impl<K: PartialEq> Gallery<K> {
         self.threshold
     }
 
-    /// Change the match threshold.
-    pub fn set_threshold(&mut self, threshold: f32) {
-        self.threshold = threshold;
-    }
-
     /// Add one embedding for `id`. All embeddings must come from the same embedder: one of another
     /// size is refused, since comparing it would silently match nobody.
     pub fn enrol(&mut self, id: K, embedding: Embedding) -> Result<(), VisionError> {

@@ -131,7 +131,6 @@ impl ModelInfo {
 pub struct ModelFile {
     pub bytes: Vec<u8>,
     pub info: ModelInfo,
-    pub sha256: String,
 }
 
 /// Read `path`, verify its digest if it is one of [`KNOWN_MODELS`], and parse its tensors.
@@ -158,11 +157,7 @@ pub fn load(path: &Path, key: &str) -> Result<ModelFile, VisionError> {
         path: path.to_path_buf(),
         reason,
     })?;
-    Ok(ModelFile {
-        bytes,
-        info,
-        sha256,
-    })
+    Ok(ModelFile { bytes, info })
 }
 
 /// Names the model in a runtime failure while it is compiled or first run (LiteRT prepares a

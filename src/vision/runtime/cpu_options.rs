@@ -6,23 +6,30 @@
 //! one thread, whatever `vision.runtime.threads` says. The helpers that build the item
 //! (`LrtCreateCpuOptions` and friends) live in LiteRT's C++ SDK, not in `libLiteRt.so`, but the
 //! library exports the generic `LiteRtCreateOpaqueOptions` / `LiteRtAddOpaqueOptions`, so we build
-//! the item ourselves.
-//!
-//! `edgefirst-tflite` 0.10 wraps those options but keeps their raw handle private; its derived
-//! `Debug` prints it (`ptr: 0x…`), which is how we get it. Should a later version change that, the
-//! parse fails and the model is refused with a message naming the cause, never compiled with a
-//! wrong pointer. The vision tests count XNNPACK's worker threads to prove the count arrives.
+//! the item ourselves and attach it to the options `litert.rs` creates. `edgefirst-tflite-sys`'s
+//! function table lacks these three functions, so they are resolved here, from the library the
+//! runtime already loaded. The vision tests count XNNPACK's worker threads to prove the count
+//! arrives.
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
 
-use edgefirst_tflite::litert;
+use edgefirst_tflite_sys::litert as c;
 
-use super::VisionError;
+use crate::vision::VisionError;
 
 /// The identifier LiteRT's CPU accelerator looks its options up by.
 const CPU_OPTIONS_ID: &std::ffi::CStr = c"xnnpack";
 
+// The C declarations, from `litert/c/litert_opaque_options.h` and `litert/c/litert_options.h`
+// (identical from LiteRT v2.1.6 to its current `main`); `LiteRtOpaqueOptions` is a pointer to an
+// opaque struct, `LiteRtStatus` a C enum (an int, 0 for ok):
+//
+//   LiteRtStatus LiteRtCreateOpaqueOptions(const char* payload_identifier, void* payload_data,
+//       void (*payload_destructor)(void* payload_data), LiteRtOpaqueOptions* options);
+//   void LiteRtDestroyOpaqueOptions(LiteRtOpaqueOptions options);
+//   LiteRtStatus LiteRtAddOpaqueOptions(LiteRtOptions options,
+//       LiteRtOpaqueOptions opaque_options);  // takes ownership of `opaque_options`
 type PayloadDeleter = unsafe extern "C" fn(*mut c_void);
 type CreateOpaque = unsafe extern "C" fn(
     *const c_char,
@@ -30,7 +37,7 @@ type CreateOpaque = unsafe extern "C" fn(
     Option<PayloadDeleter>,
     *mut *mut c_void,
 ) -> c_int;
-type AddOpaque = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
+type AddOpaque = unsafe extern "C" fn(c::Options, *mut c_void) -> c_int;
 type DestroyOpaque = unsafe extern "C" fn(*mut c_void);
 
 /// The three opaque-options entry points of a loaded `libLiteRt.so`.
@@ -49,8 +56,7 @@ impl OpaqueOptionsApi {
         // SAFETY: the library is already loaded and initialised by `edgefirst_tflite::Library`;
         // opening it again only bumps its reference count.
         let lib = unsafe { libloading::Library::new(path) }.ok()?;
-        // SAFETY: the types above are those of `litert/c/litert_opaque_options.h` and
-        // `litert/c/litert_options.h` (LiteRtStatus is a C enum, an int).
+        // SAFETY: the types above are those of the C declarations quoted with them.
         unsafe {
             let create = *lib
                 .get::<CreateOpaque>(b"LiteRtCreateOpaqueOptions\0")
@@ -68,13 +74,13 @@ impl OpaqueOptionsApi {
         }
     }
 
-    /// Attach `num_threads = threads` for the CPU accelerator to `options`.
+    /// Attach `num_threads = threads` for the CPU accelerator to `options`, a live
+    /// `LiteRtOptions` the caller owns (and destroys, with the item, after compiling).
     pub(super) fn set_cpu_threads(
         &self,
-        options: &litert::Options<'_>,
+        options: c::Options,
         threads: u8,
     ) -> Result<(), VisionError> {
-        let handle = raw_handle(options)?;
         let payload = CString::new(format!("num_threads = {threads}\n"))
             .expect("no NUL in a formatted number")
             .into_raw();
@@ -94,9 +100,9 @@ impl OpaqueOptionsApi {
             unsafe { free_payload(payload.cast()) };
             return Err(opaque_err("LiteRtCreateOpaqueOptions", status));
         }
-        // SAFETY: `handle` is the live LiteRtOptions of `options`; on success the options own
+        // SAFETY: `options` is a live LiteRtOptions (the caller's); on success the options own
         // the item (and free it with themselves), on failure we still do.
-        let status = unsafe { (self.add)(handle, opaque) };
+        let status = unsafe { (self.add)(options, opaque) };
         if status != 0 {
             // SAFETY: not attached, so still ours.
             unsafe { (self.destroy)(opaque) };
@@ -118,40 +124,5 @@ fn opaque_err(call: &'static str, status: c_int) -> VisionError {
     VisionError::Runtime {
         context: "vision.runtime.threads",
         message: format!("{call} failed with LiteRT status {status}"),
-    }
-}
-
-/// The `LiteRtOptions` handle inside `options`, read from its derived `Debug` output.
-fn raw_handle(options: &litert::Options<'_>) -> Result<*mut c_void, VisionError> {
-    let shown = format!("{options:?}");
-    parse_handle(&shown).ok_or_else(|| VisionError::Runtime {
-        context: "vision.runtime.threads",
-        message: format!(
-            "cannot find the LiteRtOptions handle in edgefirst-tflite's Options ({}…); \
-             this edgefirst-tflite version is not supported for setting XNNPACK's threads",
-            shown.chars().take(60).collect::<String>()
-        ),
-    })
-}
-
-/// `Options { ptr: 0x55d0c0de, fns: … }` -> `0x55d0c0de`; `None` unless it is a non-null address.
-fn parse_handle(shown: &str) -> Option<*mut c_void> {
-    let rest = shown.strip_prefix("Options { ptr: 0x")?;
-    let hex: &str = &rest[..rest.find(|c: char| !c.is_ascii_hexdigit())?];
-    let addr = usize::from_str_radix(hex, 16).ok().filter(|&a| a != 0)?;
-    Some(std::ptr::with_exposed_provenance_mut(addr))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_handle_is_read_only_from_the_field_it_belongs_to() {
-        let p = parse_handle("Options { ptr: 0x7f2aa001e400, fns: LiteRtFunctions { .. } }");
-        assert_eq!(p, Some(0x7f2a_a001_e400usize as *mut c_void));
-        assert_eq!(parse_handle("Options { ptr: 0x0, fns: .. }"), None);
-        assert_eq!(parse_handle("Options { raw: 0x7f2a, ptr: 0x1 }"), None);
-        assert_eq!(parse_handle("Options { ptr: 0x"), None);
     }
 }
