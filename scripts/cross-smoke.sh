@@ -3,14 +3,33 @@
 # `--version`, `check-config` on the shipped board config, and `detect` on a photo with LiteRT's
 # aarch64 library, from the unpacked tarball's layout (so it also proves the binary finds
 # <bin>/../lib/libLiteRt.so and <bin>/../share/facecv/models by itself). Fails if the stripped
-# binary is over 15 MB.
+# binary is over 15 MB, or (in build-release.sh) needs a newer glibc than the board has.
+#
+#   scripts/cross-smoke.sh [--board BOARD]     (default: aarch64, the generic release)
+#
+# A tuned board's build runs on the CPU qemu emulates for it (qemu_cpu in cross/boards.toml).
 #
 # Installs its Debian packages when run as root: the cross gcc, arm64 libc/libstdc++ for qemu's
 # loader prefix, and qemu-user-static from bookworm-backports (10.x; bookworm's 7.2 crashes in
 # LiteRT's XNNPACK because it shows the host's x86 /proc/cpuinfo to the guest).
+# shellcheck disable=SC2153  # BOARD, ARCH, TRIPLE, GLIBC... are set by eval of cross/board.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 max_bytes=$((15 * 1000 * 1000))
+
+board=aarch64
+case "${1:-}" in
+  '') ;;
+  --board) [ $# -eq 2 ] || { echo "usage: scripts/cross-smoke.sh [--board BOARD]" >&2; exit 2; }; board="$2" ;;
+  *) echo "usage: scripts/cross-smoke.sh [--board BOARD]" >&2; exit 2 ;;
+esac
+# TRIPLE, ARCH, GLIBC, QEMU_CPU, ARTIFACT (cross/board.sh fails on an unknown board).
+settings="$(cross/board.sh "$board")"
+eval "$settings"
+if [ "$ARCH" != aarch64 ] || [ -z "$QEMU_CPU" ]; then
+  echo "cross-smoke: board $BOARD is not an aarch64 board with a qemu_cpu (cross/boards.toml)" >&2
+  exit 2
+fi
 
 qemu_ok() { command -v qemu-aarch64-static >/dev/null \
   && [ "$(qemu-aarch64-static --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p')" -ge 8 ]; }
@@ -34,16 +53,17 @@ SRC
   qemu_ok || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports qemu-user-static >/dev/null
 fi
 
-scripts/build-release.sh aarch64
+scripts/build-release.sh --board "$BOARD"
 version="$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)"
-tarball="dist/facecv-${version}-aarch64.tar.gz"
+tarball="dist/facecv-${version}-${ARTIFACT}.tar.gz"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$tarball" -C "$work"
 top="$work/facecv-$version"
 
-export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu QEMU_CPU=cortex-a72
+export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu QEMU_CPU="$QEMU_CPU"
+echo "cross-smoke: $BOARD ($tarball) under qemu-aarch64 -cpu $QEMU_CPU"
 run() { (cd "$work" && qemu-aarch64-static "$top/bin/facecv" "$@"); }
 
 echo "cross-smoke: facecv --version"
@@ -74,6 +94,6 @@ PY
 size="$(stat -c %s "$top/bin/facecv")"
 echo "cross-smoke: stripped aarch64 binary: $size bytes ($(file -b "$top/bin/facecv" | cut -d, -f1-2,5-6))"
 glibc="$(aarch64-linux-gnu-objdump -T "$top/bin/facecv" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)"
-echo "cross-smoke: newest glibc symbol the binary needs: $glibc"
+echo "cross-smoke: newest glibc symbol the binary needs: $glibc ($BOARD has $GLIBC)"
 [ "$size" -le "$max_bytes" ] || { echo "cross-smoke: binary over 15 MB" >&2; exit 1; }
 echo "cross-smoke: ok"
