@@ -243,10 +243,7 @@ fn apply_config_webhooks(store: &Store, config: &Config) -> anyhow::Result<()> {
 /// What enrolled embeddings are tagged with: embeddings of different networks (or files) live in
 /// different spaces and must never be compared.
 pub fn embedder_id(vision: &crate::vision::VisionConfig) -> String {
-    let kind = serde_json::to_value(vision.embedder.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let kind = vision.embedder.kind.as_str();
     let file = vision
         .embedder_model()
         .file_name()

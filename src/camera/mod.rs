@@ -219,6 +219,17 @@ impl SourceSpec {
         }
     }
 
+    /// The `kind` the config file names this source by (`v4l2`, `pipe`, `file`, `synthetic`):
+    /// also what events and the API show as the source of a camera that has no `source` string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::V4l2 { .. } => "v4l2",
+            SourceSpec::Pipe { .. } => "pipe",
+            SourceSpec::File { .. } => "file",
+            SourceSpec::Synthetic { .. } => "synthetic",
+        }
+    }
+
     /// Cameras and streams can come back after they vanish; files and patterns cannot vanish.
     pub fn is_live(&self) -> bool {
         matches!(self, SourceSpec::V4l2 { .. } | SourceSpec::Pipe { .. })
@@ -454,5 +465,21 @@ mod tests {
         };
         let err = missing.validate().unwrap_err().to_string();
         assert_eq!(err, "source.path /nope.y4m does not exist");
+    }
+
+    #[test]
+    fn a_source_is_labelled_by_the_kind_its_config_table_names() {
+        for (table, kind) in [
+            ("kind = \"v4l2\"\ndevice = \"/dev/video0\"", "v4l2"),
+            (
+                "kind = \"pipe\"\ncommand = [\"x\"]\nwidth = 64\nheight = 48\nformat = \"rgb24\"",
+                "pipe",
+            ),
+            ("kind = \"file\"\npath = \"/a.y4m\"", "file"),
+            ("kind = \"synthetic\"", "synthetic"),
+        ] {
+            let spec: SourceSpec = toml::from_str(table).unwrap();
+            assert_eq!(spec.kind(), kind);
+        }
     }
 }

@@ -58,6 +58,12 @@ pub enum CamerasError {
     Refused(#[from] SourceRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The system would not give the camera its thread (out of memory or of threads).
+    #[error("cannot start a thread for camera {camera}: {source}")]
+    Thread {
+        camera: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where a camera was defined; see the module comment.
@@ -460,12 +466,7 @@ impl Cameras {
         let thread = std::thread::Builder::new()
             .name(format!("camera-{id}"))
             .spawn(move || run.run())
-            .map_err(|e| {
-                CamerasError::Vision(VisionError::Config {
-                    key: "cameras".into(),
-                    message: format!("cannot start a thread: {e}"),
-                })
-            })?;
+            .map_err(|source| CamerasError::Thread { camera: id, source })?;
         Ok(Running {
             stop,
             thread: Some(thread),
@@ -587,10 +588,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
                     Some(StopReason::Requested) | Some(StopReason::Shutdown) | None => {
                         "stopped".to_owned()
                     }
-                    Some(reason) => serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    Some(reason) => reason.as_str().to_owned(),
                 }
             };
             (alive, state)
