@@ -329,7 +329,7 @@ impl Runner {
             };
             let wait = self.backoff.jittered(delay);
             match outcome {
-                Outcome::Stopped => return self.shared.ready.notify_all(),
+                Outcome::Stopped => return self.stopped(),
                 Outcome::Ended => return self.finish(SourceState::Ended),
                 Outcome::Failed(why) => {
                     tracing::error!(camera = %self.name, "capture failed: {why}");
@@ -338,7 +338,7 @@ impl Runner {
                 Outcome::Lost(why) => self.lost(why, wait),
             }
             if !self.shared.stop.sleep_until(Instant::now() + wait) {
-                return self.shared.ready.notify_all();
+                return self.stopped();
             }
             delay = self.backoff.next(delay);
         }
@@ -447,6 +447,13 @@ impl Runner {
         slot.restarts = 0;
         slot.losses = 0;
         slot.last_error = None;
+    }
+
+    /// Wakes a consumer waiting in [`Capture::next`], which then reports the stop. The slot's
+    /// lock is taken first, so the wake-up cannot fall between its check of `stop` and its wait.
+    fn stopped(&self) {
+        drop(lock(&self.shared.slot));
+        self.shared.ready.notify_all();
     }
 
     fn finish(&self, state: SourceState) {
