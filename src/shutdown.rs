@@ -27,7 +27,9 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::sync::{
+    CancellationToken, WaitForCancellationFuture, WaitForCancellationFutureOwned,
+};
 
 /// The signal to stop; see the module comment. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -74,6 +76,11 @@ impl Shutdown {
     /// Completes once this is cancelled (at once if it already is).
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
         self.token.cancelled()
+    }
+
+    /// [`Shutdown::cancelled`] holding its own handle, for a future that must be `'static`.
+    pub fn cancelled_owned(self) -> WaitForCancellationFutureOwned {
+        self.token.cancelled_owned()
     }
 
     /// A child: cancelled when this is, and cancellable alone without touching this or its
@@ -205,10 +212,7 @@ mod tests {
         );
         a_of_a.cancelled().await;
 
-        let waiting = tokio::spawn({
-            let b = b.clone();
-            async move { b.cancelled().await }
-        });
+        let waiting = tokio::spawn(b.clone().cancelled_owned());
         root.cancel();
         tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
