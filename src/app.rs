@@ -1,10 +1,23 @@
-//! Wiring: the store, the outbox, the sinks (webhooks, MQTT, GPIO actions) and the API, started in
-//! order and stopped in reverse.
+//! Wiring: the store, the outbox, the sinks (webhooks, MQTT, GPIO actions), the cameras and the
+//! API, started in that order and stopped in reverse.
 //!
-//! Shutdown order is what makes SIGTERM safe: first the API stops taking events, then the sinks stop
-//! (abandoning requests in flight without moving their cursors; the MQTT bridge says `offline`),
-//! then the outbox commits what is queued, and last the store checkpoints its WAL so the next start
-//! has nothing to replay.
+//! The stop order is what makes SIGTERM safe. Each part is stopped, and waited for, before the
+//! next, so nothing records into a part that is already gone ([`App::shutdown`] follows it):
+//! 1. **The API** stops accepting connections; requests in flight get a few seconds to finish
+//!    (new events are refused with 503 meanwhile), and live streams end, stopping the cameras
+//!    they started.
+//! 2. **The cameras** stop, all at once, and each records its last event, `stream_stopped` with the
+//!    reason `shutdown`, while the outbox still takes it.
+//! 3. **The sinks** (GPIO actions, the MQTT bridge, the webhooks) stop, abandoning deliveries in
+//!    flight without moving their cursors: what they had not delivered is delivered after the next
+//!    start. The MQTT bridge says `offline`.
+//! 4. **The root** is cancelled, which stops what is left (the systemd watchdog).
+//! 5. **The outbox** commits what is queued, and last **the store** checkpoints its WAL, so the
+//!    next start has nothing to replay.
+//!
+//! The signal is a [`Shutdown`] tree: one root for the appliance, a child for the API and one for
+//! the cameras (each camera a child of that). The sinks keep their own stop signals, stopped by
+//! their `shutdown`, so that a cancelled root never stops them before the cameras' last events.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +25,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::actions::pins::{open_system_pins, Pins};
 use crate::actions::Actions;
@@ -24,6 +36,7 @@ use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::pipeline::{CameraOrigin, Cameras, SharedGallery};
+use crate::shutdown::Shutdown;
 use crate::store::sinks::{Origin, ACTIONS_SINK, MQTT_SINK};
 use crate::store::{Outbox, Store};
 
@@ -45,7 +58,10 @@ pub struct App {
     control: Arc<dyn CameraControl>,
     mqtt: Option<Arc<Bridge>>,
     actions: Option<Actions>,
-    stop: CancellationToken,
+    /// The appliance's root; see the module comment for its children.
+    root: Shutdown,
+    /// The API's child of `root`, cancelled first.
+    api_stop: Shutdown,
     api: JoinHandle<()>,
 }
 
@@ -72,6 +88,7 @@ impl App {
         )
         .context("loading the enrolled faces")?;
         let vision = Arc::new(crate::vision::VisionHealth::new(config.vision.clone()));
+        let root = Shutdown::new();
         let cameras = Arc::new(
             Cameras::new(
                 config.vision.clone(),
@@ -79,6 +96,7 @@ impl App {
                 gallery,
                 outbox.clone(),
                 config.storage.dir.join("snapshots"),
+                root.child_token(),
             )
             .with_api_sources(ApiSources::new(config.api.media_dir.clone())),
         );
@@ -102,7 +120,7 @@ impl App {
             .await
             .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
         let addr = listener.local_addr()?;
-        let stop = CancellationToken::new();
+        let api_stop = root.child_token();
         let state = Arc::new(api::State {
             store: store.clone(),
             outbox: outbox.clone(),
@@ -117,7 +135,7 @@ impl App {
             metrics,
             config: config.api.clone(),
             started: Instant::now(),
-            stopping: stop.clone(),
+            stopping: api_stop.clone(),
             streams: api::limits::StreamSlots::new(config.api.max_streams as usize),
             stream_webhooks: api::limits::StreamSlots::new(api::stream_webhook_limit(
                 config.api.max_streams,
@@ -127,10 +145,10 @@ impl App {
         if config.api.token.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
         }
-        let api = tokio::spawn(api::serve(listener, state, stop.clone()));
+        let api = tokio::spawn(api::serve(listener, state, api_stop.clone()));
         let starting = cameras.clone();
         tokio::task::spawn_blocking(move || starting.start_autostart());
-        crate::systemd::spawn_watchdog(store.clone(), stop.clone());
+        crate::systemd::spawn_watchdog(store.clone(), root.clone());
         crate::systemd::ready();
         tracing::info!(%addr, store = %store.path().display(), "FaceCV Edge is running");
         Ok(App {
@@ -142,7 +160,8 @@ impl App {
             actions,
             control,
             cameras,
-            stop,
+            root,
+            api_stop,
             api,
         })
     }
@@ -174,14 +193,16 @@ impl App {
         &self.cameras
     }
 
-    /// Stops everything in order; see the module comment.
+    /// Stops everything in the order of the module comment, each part before the next.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         crate::systemd::stopping();
-        self.stop.cancel();
+        // 1. The API (serve returns once requests in flight are done or out of time).
+        self.api_stop.cancel();
         let _ = self.api.await;
-        // Cameras record their `stream_stopped` before the sinks and the outbox go.
+        // 2. The cameras, joined off the async threads; each records `stream_stopped`.
         let cameras = self.cameras.clone();
         let _ = tokio::task::spawn_blocking(move || cameras.shutdown()).await;
+        // 3. The sinks.
         if let Some(actions) = self.actions {
             actions.shutdown().await;
         }
@@ -189,6 +210,8 @@ impl App {
             mqtt.shutdown().await;
         }
         self.delivery.shutdown().await;
+        // 4. What is left under the root; 5. the outbox, then the store.
+        self.root.cancel();
         self.outbox.stop().await;
         self.store.close().context("closing the store")?;
         tracing::info!("FaceCV Edge stopped cleanly");
@@ -220,10 +243,7 @@ fn apply_config_webhooks(store: &Store, config: &Config) -> anyhow::Result<()> {
 /// What enrolled embeddings are tagged with: embeddings of different networks (or files) live in
 /// different spaces and must never be compared.
 pub fn embedder_id(vision: &crate::vision::VisionConfig) -> String {
-    let kind = serde_json::to_value(vision.embedder.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let kind = vision.embedder.kind.as_str();
     let file = vision
         .embedder_model()
         .file_name()

@@ -120,6 +120,19 @@ pub enum StopReason {
     Shutdown,
 }
 
+impl StopReason {
+    /// The name `stream_stopped` carries under `reason`, and the camera status shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Requested => "requested",
+            StopReason::SourceLost => "source_lost",
+            StopReason::Ended => "ended",
+            StopReason::Error => "error",
+            StopReason::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// What happened, with the payload FaceCV put under `data` for each kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event_type", content = "data", rename_all = "snake_case")]
@@ -353,6 +366,14 @@ pub fn envelope(webhook_id: &str, events: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stop_reason_is_named_as_events_spell_it() {
+        use StopReason::*;
+        for reason in [Requested, SourceLost, Ended, Error, Shutdown] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
+    }
 
     fn recognized() -> NewEvent {
         NewEvent::new(

@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod pipeline;
 pub mod samples;
+pub mod shutdown;
 pub mod store;
 pub mod systemd;
 pub mod vision;

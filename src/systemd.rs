@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use sd_notify::NotifyState;
-use tokio_util::sync::CancellationToken;
 
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 pub fn ready() {
@@ -23,9 +23,9 @@ pub fn stopping() {
     let _ = sd_notify::notify(&[NotifyState::Stopping]);
 }
 
-/// Pings the watchdog at half its interval while the store answers; returns at once if systemd
-/// set no watchdog.
-pub fn spawn_watchdog(store: Store, stop: CancellationToken) {
+/// Pings the watchdog at half its interval while the store answers, until `stop`; returns at
+/// once if systemd set no watchdog.
+pub fn spawn_watchdog(store: Store, stop: Shutdown) {
     let Some(interval) = sd_notify::watchdog_enabled() else {
         return;
     };

@@ -9,6 +9,7 @@ use facecv::camera::{
     open, parse_source, Backoff, CameraError, Capture, CaptureEvent, Frame, PixelFormat,
     SourceSpec, SourceState, SyntheticSource,
 };
+use facecv::shutdown::Shutdown;
 
 const RED: [u8; 3] = [255, 0, 0];
 const GREEN: [u8; 3] = [0, 255, 0];
@@ -87,7 +88,7 @@ fn write_png(path: &Path, w: u32, h: u32, colour: png::ColorType, data: &[u8]) {
 
 /// Reads frames until the source ends, checking each frame's stripes.
 fn read_all(spec: &SourceSpec, limit: usize) -> (Vec<Frame>, Option<CameraError>) {
-    let mut source = open(spec).unwrap_or_else(|e| panic!("open {spec:?}: {e}"));
+    let mut source = open(spec, Shutdown::new()).unwrap_or_else(|e| panic!("open {spec:?}: {e}"));
     let mut frames = Vec::new();
     while frames.len() < limit {
         let mut frame = Frame::new();
@@ -163,7 +164,7 @@ fn a_broken_y4m_header_names_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("deep.y4m");
     std::fs::write(&path, b"YUV4MPEG2 W16 H16 C420p10\nFRAME\n").unwrap();
-    let err = open(&file(&path, false))
+    let err = open(&file(&path, false), Shutdown::new())
         .err()
         .expect("a 10-bit y4m is refused");
     assert!(
@@ -240,7 +241,7 @@ fn a_folder_of_images_plays_in_name_order_each_at_its_size() {
 #[test]
 fn an_empty_folder_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let err = open(&file(dir.path(), true))
+    let err = open(&file(dir.path(), true), Shutdown::new())
         .err()
         .expect("nothing to play");
     assert!(
@@ -339,7 +340,7 @@ fn a_camera_command_that_does_not_exist_is_a_clear_error() {
         48,
         PixelFormat::Rgb24,
     );
-    let err = open(&spec).err().expect("no such program");
+    let err = open(&spec, Shutdown::new()).err().expect("no such program");
     let msg = err.to_string();
     assert!(
         msg.contains("cannot start `facecv-no-such-camera-tool`"),
@@ -404,6 +405,45 @@ fn stopping_a_capture_kills_the_whole_camera_command() {
     wait_until("the helper process dies", || process_gone(helper));
 }
 
+/// What the camera manager does: the capture runs under the camera's `Shutdown`, and cancelling
+/// that (the camera stopped, or the whole appliance) ends a blocked read by killing the command.
+#[test]
+fn cancelling_its_camera_stops_a_capture_blocked_on_a_silent_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("cmd.pid");
+    // One frame, then silence: the capture thread blocks in `read` on the pipe.
+    let script = "echo $$ > \"$1\"; head -c 3072 /dev/zero; exec sleep 300";
+    let spec = pipe(
+        &["sh", "-c", script, "sh", pid_file.to_str().unwrap()],
+        32,
+        32,
+        PixelFormat::Rgb24,
+    );
+    let appliance = Shutdown::new();
+    let camera = appliance.child_token();
+    let capture = Capture::start_with(spec, "csi", Backoff::default(), &camera);
+    let mut frame = Frame::new();
+    assert_eq!(capture.next(&mut frame, WAIT).unwrap(), CaptureEvent::Frame);
+    let command: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let t = Instant::now();
+    appliance.cancel();
+    assert!(matches!(
+        capture.next(&mut frame, WAIT),
+        Err(CameraError::Stopped)
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+    wait_until("the command dies", || process_gone(command));
+    capture.stop();
+}
+
 #[test]
 fn a_camera_command_that_keeps_dying_is_restarted_and_reported_lost() {
     let spec = pipe(
@@ -417,7 +457,7 @@ fn a_camera_command_that_keeps_dying_is_restarted_and_reported_lost() {
         max: Duration::from_millis(100),
         ..Backoff::default()
     };
-    let capture = Capture::start_with(spec, "csi", backoff);
+    let capture = Capture::start_with(spec, "csi", backoff, &Shutdown::new());
     let mut frame = Frame::new();
     match capture.next(&mut frame, WAIT) {
         Ok(CaptureEvent::SourceLost(why)) => {
@@ -454,7 +494,7 @@ fn a_flapping_command_backs_off_until_it_runs_healthily() {
         max: Duration::from_secs(10),
         healthy_after: Duration::from_millis(500),
     };
-    let capture = Capture::start_with(spec, "flappy", backoff);
+    let capture = Capture::start_with(spec, "flappy", backoff, &Shutdown::new());
     let mut frame_buf = Frame::new();
     let (mut lost_at, mut gaps, mut losses) = (None, Vec::new(), 0);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -578,7 +618,9 @@ fn a_slow_consumer_always_gets_the_newest_frame_and_the_rest_are_dropped() {
 #[test]
 fn a_missing_camera_is_a_clear_error_and_is_retried_with_backoff() {
     let spec = parse_source("/dev/video99", 15.0).unwrap();
-    let err = open(&spec).err().expect("no /dev/video99 here");
+    let err = open(&spec, Shutdown::new())
+        .err()
+        .expect("no /dev/video99 here");
     let msg = err.to_string();
     assert!(
         msg.contains("cannot open /dev/video99") && msg.contains("no such device"),
@@ -591,7 +633,7 @@ fn a_missing_camera_is_a_clear_error_and_is_retried_with_backoff() {
         max: Duration::from_millis(80),
         ..Backoff::default()
     };
-    let capture = Capture::start_with(spec, "door", backoff);
+    let capture = Capture::start_with(spec, "door", backoff, &Shutdown::new());
     let mut frame = Frame::new();
     match capture.next(&mut frame, WAIT) {
         Ok(CaptureEvent::SourceLost(why)) => assert!(why.contains("/dev/video99"), "{why}"),
@@ -611,7 +653,7 @@ fn stopping_a_capture_in_back_off_does_not_wait_for_the_back_off() {
         max: Duration::from_secs(30),
         ..Backoff::default()
     };
-    let capture = Capture::start_with(spec, "csi", backoff);
+    let capture = Capture::start_with(spec, "csi", backoff, &Shutdown::new());
     let mut frame = Frame::new();
     assert!(matches!(
         capture.next(&mut frame, WAIT),

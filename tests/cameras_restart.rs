@@ -77,6 +77,22 @@ async fn door_sees_a_face_after(api: &Api, after: u64, when: &str) -> u64 {
     last_face_seq(api).await
 }
 
+/// The `reason` of every `stream_stopped` of a camera, oldest first.
+async fn stop_reasons(api: &Api, id: &str) -> Vec<String> {
+    let (code, v) = api
+        .get(&format!(
+            "/api/v1/events?camera_id={id}&event_type=stream_stopped&limit=1000"
+        ))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["data"]["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cameras_added_over_the_api_survive_sigterm_and_kill_9_and_deleted_ones_stay_gone() {
     common::init_logging();
@@ -116,6 +132,9 @@ async fn cameras_added_over_the_api_survive_sigterm_and_kill_9_and_deleted_ones_
     assert!(facecv.sigterm().success());
     let facecv = Binary::start(&config, port).await;
     let seen = door_sees_a_face_after(&facecv.api, seen, "a face after SIGTERM").await;
+    // The stop said why each stream ended: the installer's stop, then the appliance's.
+    assert_eq!(stop_reasons(&facecv.api, "yard").await, ["requested"]);
+    assert_eq!(stop_reasons(&facecv.api, "door").await, ["shutdown"]);
     let (code, yard) = camera(&facecv.api, "yard").await;
     assert_eq!(code, StatusCode::OK, "{yard}");
     assert_eq!(

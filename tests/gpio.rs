@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{start_app_with, test_config, wait_until, Api};
-use facecv::actions::pins::{Level, Pins, TestPins};
+use facecv::actions::pins::test_pins::TestPins;
+use facecv::actions::pins::{Level, Pins};
 use facecv::actions::ActionConfig;
 use facecv::app::Devices;
 use facecv::store::sinks::ACTIONS_SINK;

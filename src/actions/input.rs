@@ -96,7 +96,8 @@ mod tests {
     use tokio::sync::broadcast;
 
     use super::*;
-    use crate::actions::pins::{Pins, Pull, TestPins};
+    use crate::actions::pins::test_pins::TestPins;
+    use crate::actions::pins::{Pins, Pull};
     use crate::camera::control::{CameraControlError, CameraInfo, ListedCameras};
 
     /// Listed cameras that also note each switch with its time.

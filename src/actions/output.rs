@@ -79,7 +79,7 @@ async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::super::pins::TestPins;
+    use super::super::pins::test_pins::TestPins;
     use super::*;
 
     fn config(active_low: bool) -> PulseConfig {

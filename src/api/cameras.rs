@@ -28,6 +28,7 @@ impl From<CamerasError> for ApiError {
                 message: e.to_string(),
             },
             CamerasError::Store(s) => s.into(),
+            e @ CamerasError::Thread { .. } => ApiError::Exhausted(e.to_string()),
             CamerasError::Refused(r) => refusal(r),
         }
     }

@@ -48,6 +48,10 @@ pub enum ApiError {
     StoreFull,
     #[error("the appliance is shutting down")]
     Unavailable,
+    /// The system refused what the request needed (a thread for a camera): the machine is short
+    /// of memory or threads, which is no fault of the client and may pass.
+    #[error("{0}")]
+    Exhausted(String),
     /// The client stopped sending its request (a body that stalls or trickles): 408, and the
     /// connection is closed, since what is left of the body cannot be told apart from a request.
     #[error("{0}")]
@@ -92,6 +96,7 @@ impl ApiError {
             }
             ApiError::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            ApiError::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Busy { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

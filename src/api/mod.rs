@@ -38,12 +38,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::delivery::mqtt::Bridge;
 use crate::delivery::Delivery;
 use crate::metrics::Metrics;
 use crate::pipeline::Cameras;
+use crate::shutdown::Shutdown;
 use crate::store::{Outbox, Store};
 pub use error::ApiError;
 
@@ -66,7 +66,9 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub config: ApiConfig,
     pub started: Instant,
-    pub stopping: CancellationToken,
+    /// Cancelled when the API stops (the first step of the appliance's stop): new events are
+    /// refused and live streams end.
+    pub stopping: Shutdown,
     /// The cap on live streams (`api.max_streams`); anything that streams takes a permit.
     pub streams: limits::StreamSlots,
     /// The cap on streams' ad-hoc webhooks, live or still delivering after their stream ended.
@@ -77,7 +79,7 @@ pub struct State {
 
 /// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
 /// Connection limits and read timeouts: [`server`].
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: Shutdown) {
     server::serve(listener, state, stop).await
 }
 

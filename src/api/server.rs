@@ -46,10 +46,10 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, State};
 use crate::metrics::ApiMetrics;
+use crate::shutdown::Shutdown;
 
 /// Connections served at once; see the module comment for why 512.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -73,7 +73,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const BUSY_RETRY_AFTER_S: u32 = 2;
 
 /// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: Shutdown) {
     let limit = connection_limit();
     let table = Arc::new(ConnTable::new(limit, state.metrics.api.clone()));
     let busy = Arc::new(Semaphore::new(BUSY_CONNECTIONS));
@@ -263,8 +263,9 @@ struct Conn {
     in_flight: AtomicUsize,
     /// When the client last sent a byte or a response finished, in ms since the table started.
     last_active: AtomicU64,
-    /// Cancelled when the connection is closed to make room.
-    shed: CancellationToken,
+    /// Cancelled when the connection is closed to make room. A root of its own: the API's stop
+    /// drains connections rather than cutting them.
+    shed: Shutdown,
     epoch: Instant,
 }
 
@@ -333,7 +334,7 @@ impl ConnTable {
         let conn = Arc::new(Conn {
             in_flight: AtomicUsize::new(0),
             last_active: AtomicU64::new(0),
-            shed: CancellationToken::new(),
+            shed: Shutdown::new(),
             epoch: self.epoch,
         });
         conn.touch();

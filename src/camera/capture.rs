@@ -20,7 +20,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{lock, open, CameraError, Frame, Interrupter, Source, SourceSpec};
+use super::{lock, open, CameraError, Frame, Source, SourceSpec};
+use crate::shutdown::Shutdown;
 
 /// State changes kept for a consumer that is not reading; beyond this the oldest are forgotten.
 const MAX_EVENTS: usize = 32;
@@ -129,10 +130,10 @@ pub struct Capture {
 struct Shared {
     slot: Mutex<Slot>,
     ready: Condvar,
-    /// Set when the capture stops; wakes the back-off sleep.
-    stop: Interrupter,
-    /// The open source's interrupter, so stopping wakes it out of a blocking read.
-    source: Mutex<Option<Interrupter>>,
+    /// This capture's child of its owner's [`Shutdown`]: cancelled when the capture is dropped
+    /// or its owner stops. Wakes the back-off sleep; each opening of the source gets a child of
+    /// it, so a cancel also wakes the source out of a blocking read.
+    stop: Shutdown,
 }
 
 struct Slot {
@@ -154,12 +155,15 @@ struct Slot {
 
 impl Capture {
     /// Starts capturing `spec` on a thread named after `name` (the camera id), with the default
-    /// back-off. Never fails: problems show in [`Capture::state`] and in [`Capture::next`].
+    /// back-off, stopped only by [`Capture::stop`]. Never fails: problems show in
+    /// [`Capture::state`] and in [`Capture::next`].
     pub fn start(spec: SourceSpec, name: &str) -> Capture {
-        Capture::start_with(spec, name, Backoff::default())
+        Capture::start_with(spec, name, Backoff::default(), &Shutdown::new())
     }
 
-    pub fn start_with(spec: SourceSpec, name: &str, backoff: Backoff) -> Capture {
+    /// [`Capture::start`] with this back-off, stopped also when `owner` is cancelled (the capture
+    /// takes a child of it).
+    pub fn start_with(spec: SourceSpec, name: &str, backoff: Backoff, owner: &Shutdown) -> Capture {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot {
                 frame: Frame::new(),
@@ -176,8 +180,7 @@ impl Capture {
                 last_error: None,
             }),
             ready: Condvar::new(),
-            stop: Interrupter::new(),
-            source: Mutex::new(None),
+            stop: owner.child_token(),
         });
         let runner = Runner {
             shared: shared.clone(),
@@ -200,8 +203,8 @@ impl Capture {
 
     /// Swaps the newest frame not yet returned into `into`, waiting up to `timeout` for one. State
     /// changes come first, in order. After a file's last frame it returns [`CameraError::Ended`];
-    /// for a source that failed, [`CameraError::Failed`]; with nothing new in time,
-    /// [`CameraError::Timeout`].
+    /// for a source that failed, [`CameraError::Failed`]; once its owner stopped it,
+    /// [`CameraError::Stopped`]; with nothing new in time, [`CameraError::Timeout`].
     pub fn next(&self, into: &mut Frame, timeout: Duration) -> Result<CaptureEvent, CameraError> {
         let deadline = Instant::now() + timeout;
         let mut slot = lock(&self.shared.slot);
@@ -218,6 +221,9 @@ impl Capture {
                 SourceState::Ended => return Err(CameraError::Ended),
                 SourceState::Failed(why) => return Err(CameraError::Failed(why.clone())),
                 _ => {}
+            }
+            if self.shared.stop.is_cancelled() {
+                return Err(CameraError::Stopped);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -261,10 +267,7 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        self.shared.stop.interrupt();
-        if let Some(source) = lock(&self.shared.source).as_ref() {
-            source.interrupt();
-        }
+        self.shared.stop.cancel();
         self.shared.ready.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -319,14 +322,14 @@ impl Runner {
                 slot.next_retry = None;
             }
             attempt += 1;
-            let outcome = match open(&self.spec) {
+            let outcome = match open(&self.spec, self.shared.stop.child_token()) {
                 Ok(mut source) => self.serve(source.as_mut(), &mut work, &mut delay),
                 Err(e) if live && e.is_transient() => Outcome::Lost(e.to_string()),
                 Err(e) => Outcome::Failed(e.to_string()),
             };
             let wait = self.backoff.jittered(delay);
             match outcome {
-                Outcome::Stopped => return,
+                Outcome::Stopped => return self.stopped(),
                 Outcome::Ended => return self.finish(SourceState::Ended),
                 Outcome::Failed(why) => {
                     tracing::error!(camera = %self.name, "capture failed: {why}");
@@ -335,7 +338,7 @@ impl Runner {
                 Outcome::Lost(why) => self.lost(why, wait),
             }
             if !self.shared.stop.sleep_until(Instant::now() + wait) {
-                return;
+                return self.stopped();
             }
             delay = self.backoff.next(delay);
         }
@@ -343,17 +346,15 @@ impl Runner {
 
     /// Runs one open source until it stops delivering.
     fn serve(&self, source: &mut dyn Source, work: &mut Frame, delay: &mut Duration) -> Outcome {
-        *lock(&self.shared.source) = source.interrupter();
-        // A stop that came while the source was opening found no interrupter to fire.
-        if self.shared.stop.is_interrupted() {
+        // The source was opened with a child of `stop`, so it stops itself; this only spares
+        // the log line of a source opened just as the capture was stopped.
+        if self.shared.stop.is_cancelled() {
             return Outcome::Stopped;
         }
         let description = source.describe();
         tracing::info!(camera = %self.name, source = %description, "capture source open");
         lock(&self.shared.slot).description = Some(description);
-        let outcome = self.pump(source, work, delay);
-        *lock(&self.shared.source) = None;
-        outcome
+        self.pump(source, work, delay)
     }
 
     fn pump(&self, source: &mut dyn Source, work: &mut Frame, delay: &mut Duration) -> Outcome {
@@ -387,7 +388,7 @@ impl Runner {
                 Err(e) if live => return Outcome::Lost(e.to_string()),
                 Err(e) => return Outcome::Failed(e.to_string()),
             }
-            if self.shared.stop.is_interrupted() {
+            if self.shared.stop.is_cancelled() {
                 return Outcome::Stopped;
             }
         }
@@ -446,6 +447,13 @@ impl Runner {
         slot.restarts = 0;
         slot.losses = 0;
         slot.last_error = None;
+    }
+
+    /// Wakes a consumer waiting in [`Capture::next`], which then reports the stop. The slot's
+    /// lock is taken first, so the wake-up cannot fall between its check of `stop` and its wait.
+    fn stopped(&self) {
+        drop(lock(&self.shared.slot));
+        self.shared.ready.notify_all();
     }
 
     fn finish(&self, state: SourceState) {

@@ -4,8 +4,8 @@
 //! input actions (a PIR or a button) need three things from the cameras and nothing more: the list,
 //! a way to switch one on or off, and word of every change whatever caused it, so that the state they
 //! publish is the camera's real state. [`CameraControl`] is that contract; the camera manager
-//! implements it, and [`ListedCameras`] stands in for it where there is none (tests, an appliance
-//! whose cameras are configured elsewhere).
+//! (`pipeline::Cameras`) implements it for the appliance, and [`ListedCameras`] stands in for it in
+//! tests of the bridge and the inputs that need no real cameras.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -58,10 +58,10 @@ pub trait CameraControl: Send + Sync + 'static {
     }
 }
 
-/// Cameras known only by their ids (from the config), with a running flag kept in memory.
-///
-/// Until the camera manager is wired in, this is what the MQTT commands and GPIO inputs switch: the
-/// flag changes and the change is announced, exactly as a real camera's would be.
+/// Cameras known only by their ids, with a running flag kept in memory: what the MQTT commands
+/// and GPIO inputs switch in tests that give the app these instead of the camera manager
+/// (`app::Devices::cameras`). The flag changes and the change is announced, exactly as a real
+/// camera's would be.
 pub struct ListedCameras {
     running: Mutex<BTreeMap<String, bool>>,
     changes: broadcast::Sender<CameraInfo>,

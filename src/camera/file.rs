@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use super::frame::{decode_jpeg, grey_to_rgb, planar_to_rgb, yuv_to_rgb, Planes, YuvRange};
 use super::mjpeg::read_jpeg;
-use super::{CameraError, Frame, Interrupter, Pacer, Source};
+use super::{CameraError, Frame, Pacer, Source};
+use crate::shutdown::Shutdown;
 
 /// Longest y4m header or FRAME line; real ones are under 100 bytes.
 const MAX_Y4M_LINE: usize = 1024;
@@ -25,7 +26,8 @@ pub struct FileSource {
     pacer: Pacer,
     seq: u64,
     frames_this_pass: u64,
-    interrupter: Interrupter,
+    /// Cuts the pacing sleep short.
+    stop: Shutdown,
 }
 
 enum Reader {
@@ -44,7 +46,8 @@ enum Reader {
 
 impl FileSource {
     /// Opens `path`: a folder of images, or a file recognised by its extension or its first bytes.
-    pub fn open(path: &Path, fps: f32, looped: bool) -> Result<Self, CameraError> {
+    /// Cancelling `stop` makes a paced `next_frame` return [`CameraError::Stopped`] at once.
+    pub fn open(path: &Path, fps: f32, looped: bool, stop: Shutdown) -> Result<Self, CameraError> {
         let reader = if path.is_dir() {
             Reader::images(list_images(path)?)
         } else {
@@ -65,7 +68,7 @@ impl FileSource {
             pacer: Pacer::new(fps),
             seq: 0,
             frames_this_pass: 0,
-            interrupter: Interrupter::new(),
+            stop,
         })
     }
 
@@ -87,7 +90,7 @@ impl FileSource {
 
 impl Source for FileSource {
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError> {
-        self.pacer.wait(&self.interrupter)?;
+        self.pacer.wait(&self.stop)?;
         loop {
             if self.reader.read(&self.path, frame)? {
                 break;
@@ -123,10 +126,6 @@ impl Source for FileSource {
         };
         let looped = if self.looped { ", looped" } else { "" };
         format!("file {} ({what}) {pace}{looped}", self.path.display())
-    }
-
-    fn interrupter(&self) -> Option<Interrupter> {
-        Some(self.interrupter.clone())
     }
 }
 
@@ -544,7 +543,7 @@ mod tests {
         }
         std::fs::write(&path, data).unwrap();
         let mut frame = Frame::new();
-        FileSource::open(&path, 0.0, false)
+        FileSource::open(&path, 0.0, false, Shutdown::new())
             .unwrap()
             .next_frame(&mut frame)
             .unwrap();

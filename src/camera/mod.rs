@@ -23,11 +23,12 @@ mod synthetic;
 mod v4l2;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use crate::shutdown::Shutdown;
 
 pub use admit::{ApiSources, SourceRefusal};
 pub use capture::{Backoff, Capture, CaptureEvent, CaptureStats, SourceState};
@@ -220,6 +221,17 @@ impl SourceSpec {
         }
     }
 
+    /// The `kind` the config file names this source by (`v4l2`, `pipe`, `file`, `synthetic`):
+    /// also what events and the API show as the source of a camera that has no `source` string.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::V4l2 { .. } => "v4l2",
+            SourceSpec::Pipe { .. } => "pipe",
+            SourceSpec::File { .. } => "file",
+            SourceSpec::Synthetic { .. } => "synthetic",
+        }
+    }
+
     /// Cameras and streams can come back after they vanish; files and patterns cannot vanish.
     pub fn is_live(&self) -> bool {
         matches!(self, SourceSpec::V4l2 { .. } | SourceSpec::Pipe { .. })
@@ -307,105 +319,50 @@ pub fn parse_source(s: &str, fps: f32) -> Result<SourceSpec, CameraError> {
 
 /// A source of RGB24 frames. `next_frame` blocks until a frame is there; it returns
 /// [`CameraError::Ended`] when a file has no more, [`CameraError::Lost`] when a device or pipe went
-/// away, and [`CameraError::Stopped`] after its [`Interrupter`] fired.
+/// away, and [`CameraError::Stopped`] once the [`Shutdown`] it was opened with is cancelled.
+///
+/// Every source is opened with a `Shutdown` of its own (a child of its capture's) and makes a
+/// blocked `next_frame` return promptly when it is cancelled: pacing sleeps on it, v4l2 checks it
+/// between polls, a pipe source has its command's process group killed by it.
 pub trait Source: Send {
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError>;
     /// One line for logs: what this is and what it actually delivers ("/dev/video0 YUYV 640x480 @ 30").
     fn describe(&self) -> String;
-    /// A handle another thread can use to make a blocked `next_frame` return promptly.
-    fn interrupter(&self) -> Option<Interrupter> {
-        None
-    }
 }
 
-/// Builds the source a spec describes. Opening a missing camera fails here, with a message that
-/// says what to check.
-pub fn open(spec: &SourceSpec) -> Result<Box<dyn Source>, CameraError> {
+/// Builds the source a spec describes, stopped by `stop` (see [`Source`]). Opening a missing
+/// camera fails here, with a message that says what to check.
+pub fn open(spec: &SourceSpec, stop: Shutdown) -> Result<Box<dyn Source>, CameraError> {
     spec.validate()?;
     Ok(match spec {
-        SourceSpec::V4l2 { .. } => open_v4l2(spec)?,
+        SourceSpec::V4l2 { .. } => open_v4l2(spec, stop)?,
         SourceSpec::Pipe {
             command,
             width,
             height,
             format,
-        } => Box::new(PipeSource::spawn(command, *width, *height, *format)?),
-        SourceSpec::File { path, fps, looped } => Box::new(FileSource::open(path, *fps, *looped)?),
+        } => Box::new(PipeSource::spawn(command, *width, *height, *format, stop)?),
+        SourceSpec::File { path, fps, looped } => {
+            Box::new(FileSource::open(path, *fps, *looped, stop)?)
+        }
         SourceSpec::Synthetic { width, height, fps } => {
-            Box::new(SyntheticSource::new(*width, *height, *fps))
+            Box::new(SyntheticSource::new(*width, *height, *fps, stop))
         }
     })
 }
 
 #[cfg(feature = "v4l2")]
-fn open_v4l2(spec: &SourceSpec) -> Result<Box<dyn Source>, CameraError> {
-    Ok(Box::new(V4l2Source::open(spec)?))
+fn open_v4l2(spec: &SourceSpec, stop: Shutdown) -> Result<Box<dyn Source>, CameraError> {
+    Ok(Box::new(V4l2Source::open(spec, stop)?))
 }
 
 #[cfg(not(feature = "v4l2"))]
-fn open_v4l2(_spec: &SourceSpec) -> Result<Box<dyn Source>, CameraError> {
+fn open_v4l2(_spec: &SourceSpec, _stop: Shutdown) -> Result<Box<dyn Source>, CameraError> {
     Err(CameraError::Unsupported(
         "this build has no V4L2 support (build with cargo feature `v4l2`); \
          use a pipe source for CSI cameras"
             .into(),
     ))
-}
-
-/// Wakes a source that is blocked in `next_frame` (pacing, waiting for a driver, reading a pipe)
-/// so that stopping a capture never waits for the next frame. Cheap to clone; all clones share one
-/// flag. A pipe source registers its child's process group, which interrupting kills.
-#[derive(Clone, Default, Debug)]
-pub struct Interrupter {
-    inner: Arc<InterruptInner>,
-}
-
-#[derive(Default, Debug)]
-struct InterruptInner {
-    fired: Mutex<bool>,
-    wake: Condvar,
-    process_group: AtomicI32,
-}
-
-impl Interrupter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn interrupt(&self) {
-        *lock(&self.inner.fired) = true;
-        self.inner.wake.notify_all();
-        let pgid = self.inner.process_group.load(Ordering::SeqCst);
-        if pgid > 0 {
-            // SAFETY: kill(2) with a negative pid signals a process group we created; no memory involved.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        }
-    }
-
-    pub fn is_interrupted(&self) -> bool {
-        *lock(&self.inner.fired)
-    }
-
-    /// Sleeps until `deadline`; returns false if interrupted first (or already).
-    pub fn sleep_until(&self, deadline: Instant) -> bool {
-        let mut fired = lock(&self.inner.fired);
-        loop {
-            if *fired {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            fired = match self.inner.wake.wait_timeout(fired, deadline - now) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-    }
-
-    fn set_process_group(&self, pgid: i32) {
-        self.inner.process_group.store(pgid, Ordering::SeqCst);
-    }
 }
 
 /// A poisoned lock only means another thread panicked mid-update of plain counters; keep going.
@@ -430,9 +387,9 @@ impl Pacer {
         }
     }
 
-    fn wait(&mut self, interrupter: &Interrupter) -> Result<(), CameraError> {
+    fn wait(&mut self, stop: &Shutdown) -> Result<(), CameraError> {
         let Some(interval) = self.interval else {
-            return if interrupter.is_interrupted() {
+            return if stop.is_cancelled() {
                 Err(CameraError::Stopped)
             } else {
                 Ok(())
@@ -443,7 +400,7 @@ impl Pacer {
             Some(due) if due + interval >= now => due,
             _ => now,
         };
-        if !interrupter.sleep_until(due) {
+        if !stop.sleep_until(due) {
             return Err(CameraError::Stopped);
         }
         self.next = Some(due + interval);
@@ -510,5 +467,21 @@ mod tests {
         };
         let err = missing.validate().unwrap_err().to_string();
         assert_eq!(err, "source.path /nope.y4m does not exist");
+    }
+
+    #[test]
+    fn a_source_is_labelled_by_the_kind_its_config_table_names() {
+        for (table, kind) in [
+            ("kind = \"v4l2\"\ndevice = \"/dev/video0\"", "v4l2"),
+            (
+                "kind = \"pipe\"\ncommand = [\"x\"]\nwidth = 64\nheight = 48\nformat = \"rgb24\"",
+                "pipe",
+            ),
+            ("kind = \"file\"\npath = \"/a.y4m\"", "file"),
+            ("kind = \"synthetic\"", "synthetic"),
+        ] {
+            let spec: SourceSpec = toml::from_str(table).unwrap();
+            assert_eq!(spec.kind(), kind);
+        }
     }
 }

@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::mjpeg::read_jpeg;
-use super::{lock, CameraError, Frame, Interrupter, PixelFormat, Source};
+use super::{lock, CameraError, Frame, PixelFormat, Source};
+use crate::shutdown::Shutdown;
 
 /// Lines of the command's stderr kept for the error report.
 const STDERR_LINES: usize = 12;
@@ -33,18 +34,20 @@ pub struct PipeSource {
     format: PixelFormat,
     raw: Vec<u8>,
     seq: u64,
-    interrupter: Interrupter,
+    /// Kills the command's process group when cancelled, which ends a blocked read.
+    stop: Shutdown,
     reaped: bool,
 }
 
 impl PipeSource {
-    /// Starts `command` (program and arguments, no shell). A program that does not exist fails
-    /// here with a message saying so.
+    /// Starts `command` (program and arguments, no shell), killed when `stop` is cancelled. A
+    /// program that does not exist fails here with a message saying so.
     pub fn spawn(
         command: &[String],
         width: u32,
         height: u32,
         format: PixelFormat,
+        stop: Shutdown,
     ) -> Result<Self, CameraError> {
         let (program, args) = command
             .split_first()
@@ -61,8 +64,7 @@ impl PipeSource {
                 hint: spawn_hint(&source),
                 source,
             })?;
-        let interrupter = Interrupter::new();
-        interrupter.set_process_group(child.id() as i32);
+        stop.kill_on_cancel(child.id() as libc::pid_t);
         let stdout = child.stdout.take().expect("stdout was piped");
         let stderr = child.stderr.take().expect("stderr was piped");
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -87,7 +89,7 @@ impl PipeSource {
             format,
             raw: vec![0; frame_len],
             seq: 0,
-            interrupter,
+            stop,
             reaped: false,
         })
     }
@@ -96,7 +98,7 @@ impl PipeSource {
     /// printed last. Kills the process group first: if the command only closed stdout, it is of no
     /// use any more, and a process that already exited is a zombie whose group id is still ours.
     fn exited(&mut self, what: &str) -> CameraError {
-        if self.interrupter.is_interrupted() {
+        if self.stop.is_cancelled() {
             return CameraError::Stopped;
         }
         self.kill_group();
@@ -125,7 +127,8 @@ impl PipeSource {
         let pgid = self.child.id() as i32;
         // SAFETY: signals the process group this source created; it still exists (unreaped).
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        self.interrupter.set_process_group(0);
+        // Before the caller reaps it: a cancel after that must not signal a reused group id.
+        self.stop.forget_process_group();
     }
 }
 
@@ -176,7 +179,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 impl Source for PipeSource {
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError> {
-        if self.interrupter.is_interrupted() {
+        if self.stop.is_cancelled() {
             return Err(CameraError::Stopped);
         }
         if self.reaped {
@@ -214,10 +217,6 @@ impl Source for PipeSource {
             "pipe `{}` {} {}x{}",
             self.program, self.format, self.width, self.height
         )
-    }
-
-    fn interrupter(&self) -> Option<Interrupter> {
-        Some(self.interrupter.clone())
     }
 }
 

@@ -1,7 +1,8 @@
 //! A test pattern that moves, so that soak tests and a camera-less appliance exercise the whole
 //! pipeline (capture, slot, detector, events) with frames that change but hold no faces.
 
-use super::{CameraError, Frame, Interrupter, Pacer, Source};
+use super::{CameraError, Frame, Pacer, Source};
+use crate::shutdown::Shutdown;
 
 /// Diagonal colour gradients that scroll one pixel a frame, with a white bar sweeping across.
 pub struct SyntheticSource {
@@ -10,18 +11,19 @@ pub struct SyntheticSource {
     fps: f32,
     seq: u64,
     pacer: Pacer,
-    interrupter: Interrupter,
+    /// Cuts the pacing sleep short.
+    stop: Shutdown,
 }
 
 impl SyntheticSource {
-    pub fn new(width: u32, height: u32, fps: f32) -> Self {
+    pub fn new(width: u32, height: u32, fps: f32, stop: Shutdown) -> Self {
         SyntheticSource {
             width,
             height,
             fps,
             seq: 0,
             pacer: Pacer::new(fps),
-            interrupter: Interrupter::new(),
+            stop,
         }
     }
 
@@ -46,7 +48,7 @@ impl SyntheticSource {
 
 impl Source for SyntheticSource {
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError> {
-        self.pacer.wait(&self.interrupter)?;
+        self.pacer.wait(&self.stop)?;
         frame.resize(self.width, self.height);
         Self::draw(self.seq, frame);
         self.seq += 1;
@@ -59,9 +61,5 @@ impl Source for SyntheticSource {
             "synthetic {}x{} @ {} fps",
             self.width, self.height, self.fps
         )
-    }
-
-    fn interrupter(&self) -> Option<Interrupter> {
-        Some(self.interrupter.clone())
     }
 }

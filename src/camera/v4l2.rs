@@ -18,7 +18,8 @@ use v4l::video::Capture as _;
 use v4l::{Device, Format, FourCC, Fraction};
 
 use super::frame::{nv12_to_rgb, yuyv_to_rgb};
-use super::{CameraError, Frame, Interrupter, PixelFormat, Source, SourceSpec};
+use super::{CameraError, Frame, PixelFormat, Source, SourceSpec};
+use crate::shutdown::Shutdown;
 
 /// How long a dequeue waits before checking whether the capture is stopping.
 const POLL: Duration = Duration::from_millis(200);
@@ -39,14 +40,15 @@ pub struct V4l2Source {
     fps: f32,
     seq: u64,
     last_frame: Instant,
-    interrupter: Interrupter,
+    /// Checked between dequeues, which time out every [`POLL`].
+    stop: Shutdown,
 }
 
 impl V4l2Source {
     /// Opens the device and negotiates format, size and rate. Fails with [`CameraError::Open`]
     /// (worth retrying) when the device is missing or busy, and [`CameraError::Unsupported`] when it
     /// cannot give any format we convert.
-    pub fn open(spec: &SourceSpec) -> Result<Self, CameraError> {
+    pub fn open(spec: &SourceSpec, stop: Shutdown) -> Result<Self, CameraError> {
         let SourceSpec::V4l2 {
             device: path,
             width,
@@ -113,7 +115,7 @@ impl V4l2Source {
             fps: actual_fps,
             seq: 0,
             last_frame: Instant::now(),
-            interrupter: Interrupter::new(),
+            stop,
         })
     }
 
@@ -278,7 +280,7 @@ impl Source for V4l2Source {
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError> {
         let geometry = (self.width, self.height, self.stride);
         loop {
-            if self.interrupter.is_interrupted() {
+            if self.stop.is_cancelled() {
                 return Err(CameraError::Stopped);
             }
             let Some(stream) = self.stream.as_mut() else {
@@ -335,10 +337,6 @@ impl Source for V4l2Source {
             self.height,
             self.fps
         )
-    }
-
-    fn interrupter(&self) -> Option<Interrupter> {
-        Some(self.interrupter.clone())
     }
 }
 

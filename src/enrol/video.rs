@@ -288,7 +288,9 @@ fn for_each_frame(
             e => e.to_string(),
         })
     };
-    let mut source = FileSource::open(path, 0.0, false).map_err(decode)?;
+    // Unpaced and read to its end here: nothing needs to stop it from outside.
+    let mut source =
+        FileSource::open(path, 0.0, false, crate::shutdown::Shutdown::new()).map_err(decode)?;
     let mut frame = Frame::new();
     let mut n = 0;
     loop {

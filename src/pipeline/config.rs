@@ -177,11 +177,7 @@ impl CameraConfig {
     pub fn source_label(&self) -> String {
         match (&self.source, &self.spec) {
             (Some(s), _) => s.clone(),
-            (None, Some(spec)) => format!("{spec:?}")
-                .split([' ', '{'])
-                .next()
-                .unwrap_or("")
-                .to_lowercase(),
+            (None, Some(spec)) => spec.kind().to_owned(),
             (None, None) => String::new(),
         }
     }

@@ -20,7 +20,7 @@
 //! rewrite the wiring plan.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -35,6 +35,7 @@ use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
 use crate::camera::{ApiSources, SourceRefusal, SourceSpec};
 use crate::config::check::ConfigError;
 use crate::events::StopReason;
+use crate::shutdown::Shutdown;
 use crate::store::{Outbox, Store, StoreError};
 use crate::vision::{FaceEngine, VisionConfig, VisionError, VisionHealth};
 
@@ -57,6 +58,12 @@ pub enum CamerasError {
     Refused(#[from] SourceRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The system would not give the camera its thread (out of memory or of threads).
+    #[error("cannot start a thread for camera {camera}: {source}")]
+    Thread {
+        camera: String,
+        source: std::io::Error,
+    },
 }
 
 /// Where a camera was defined; see the module comment.
@@ -110,7 +117,8 @@ pub struct CameraStatus {
 
 /// A camera's run: the thread while it runs, the counters and the end reason after.
 struct Running {
-    stop: Arc<AtomicBool>,
+    /// The camera's child of the manager's `stop`; cancelling it stops this camera alone.
+    stop: Shutdown,
     thread: Option<JoinHandle<()>>,
     counters: Arc<CameraCounters>,
     ended: Arc<Mutex<Option<StopReason>>>,
@@ -148,18 +156,23 @@ pub struct Cameras {
     /// What cameras of the API and of streams may read.
     api_sources: ApiSources,
     cameras: Mutex<BTreeMap<String, Entry>>,
-    shutting_down: Arc<AtomicBool>,
+    /// Every camera runs under a child of this; cancelling it (the appliance stopping) stops
+    /// them all with the reason `shutdown`.
+    stop: Shutdown,
     /// A handle on the `Arc` this manager lives in, for commands that run on their own thread.
     self_ref: Mutex<std::sync::Weak<Cameras>>,
 }
 
 impl Cameras {
+    /// The cameras stop, all with the reason `shutdown`, when `stop` is cancelled (pass a child
+    /// of the appliance's root) or [`Cameras::shutdown`] is called.
     pub fn new(
         vision: VisionConfig,
         vision_health: Arc<VisionHealth>,
         gallery: SharedGallery,
         outbox: Outbox,
         snapshot_dir: std::path::PathBuf,
+        stop: Shutdown,
     ) -> Cameras {
         Cameras {
             states: broadcast::channel(64).0,
@@ -170,7 +183,7 @@ impl Cameras {
             outbox,
             api_sources: ApiSources::default(),
             cameras: Mutex::new(BTreeMap::new()),
-            shutting_down: Arc::new(AtomicBool::new(false)),
+            stop,
             self_ref: Mutex::new(std::sync::Weak::new()),
         }
     }
@@ -432,7 +445,7 @@ impl Cameras {
         let engine = FaceEngine::new(self.vision.clone());
         self.vision_health.engine_made(engine.as_ref().map(|_| ()));
         let engine = engine?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = self.stop.child_token();
         let counters = Arc::new(CameraCounters::default());
         let ended = Arc::new(Mutex::new(None));
         let snapshots = config.snapshots.then(|| self.snapshot_dir.clone());
@@ -444,7 +457,7 @@ impl Cameras {
             outbox: self.outbox.clone(),
             live,
             stop: stop.clone(),
-            shutdown: self.shutting_down.clone(),
+            cameras: self.stop.clone(),
             counters: counters.clone(),
             snapshots,
             ended: ended.clone(),
@@ -453,12 +466,7 @@ impl Cameras {
         let thread = std::thread::Builder::new()
             .name(format!("camera-{id}"))
             .spawn(move || run.run())
-            .map_err(|e| {
-                CamerasError::Vision(VisionError::Config {
-                    key: "cameras".into(),
-                    message: format!("cannot start a thread: {e}"),
-                })
-            })?;
+            .map_err(|source| CamerasError::Thread { camera: id, source })?;
         Ok(Running {
             stop,
             thread: Some(thread),
@@ -477,7 +485,7 @@ impl Cameras {
                 .get_mut(id)
                 .ok_or_else(|| CamerasError::NotFound(id.into()))?;
             entry.running.as_mut().and_then(|r| {
-                r.stop.store(true, Ordering::Relaxed);
+                r.stop.cancel();
                 r.thread.take()
             })
         };
@@ -487,9 +495,11 @@ impl Cameras {
         Ok(())
     }
 
-    /// Stops every camera for the appliance's shutdown: their `stream_stopped` says `shutdown`.
+    /// Stops every camera for the appliance's shutdown and waits until each has recorded its
+    /// `stream_stopped`, which says `shutdown`. Blocks. The cancel reaches every camera at once;
+    /// they are then joined one by one.
     pub fn shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Relaxed);
+        self.stop.cancel();
         let ids: Vec<String> = self.lock().keys().cloned().collect();
         for id in ids {
             let _ = self.stop(&id);
@@ -578,10 +588,7 @@ fn status_of(entry: &Entry) -> CameraStatus {
                     Some(StopReason::Requested) | Some(StopReason::Shutdown) | None => {
                         "stopped".to_owned()
                     }
-                    Some(reason) => serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    Some(reason) => reason.as_str().to_owned(),
                 }
             };
             (alive, state)

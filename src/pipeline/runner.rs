@@ -5,7 +5,7 @@
 //! allocates nothing per frame once warm: the frame, the faces and the observations are reused;
 //! only events, which are rare, allocate.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use crate::camera::{
     CameraError, Capture, CaptureEvent, CaptureStats, Frame, SourceSpec, SourceState,
 };
 use crate::events::{format_timestamp, EventData, EventMetadata, NewEvent, StopReason};
+use crate::shutdown::Shutdown;
 use crate::store::Outbox;
 use crate::vision::{Face, FaceEngine, MAX_FACES};
 
@@ -108,9 +109,12 @@ pub struct CameraRun {
     pub gallery: SharedGallery,
     pub outbox: Outbox,
     pub live: broadcast::Sender<Arc<LiveFrame>>,
-    pub stop: Arc<AtomicBool>,
-    /// Set when the whole appliance stops, so the reason recorded is `shutdown`.
-    pub shutdown: Arc<AtomicBool>,
+    /// This camera's own child of `cameras`: cancelled to stop this camera alone, and with
+    /// `cameras`. Its capture takes a child of it, so a cancel also interrupts the source.
+    pub stop: Shutdown,
+    /// All the cameras' (the manager's, a child of the appliance's root): cancelled when the
+    /// whole appliance stops, so the reason recorded is `shutdown` rather than `requested`.
+    pub cameras: Shutdown,
     pub counters: Arc<CameraCounters>,
     /// Where stranger snapshots go; `None` keeps none.
     pub snapshots: Option<std::path::PathBuf>,
@@ -128,6 +132,7 @@ impl CameraRun {
             self.spec.clone(),
             &self.config.camera_id,
             self.config.reconnect.backoff(),
+            &self.stop,
         );
         let mut lifecycle = Lifecycle::new(self.config.reconnect.report_every());
         self.announce(true);
@@ -213,7 +218,7 @@ impl CameraRun {
         let period = Duration::from_secs_f32(1.0 / self.config.fps);
         let mut next_due = Instant::now();
         loop {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stop.is_cancelled() {
                 return (self.stop_reason(), None);
             }
             match capture.next(&mut frame, Duration::from_millis(200)) {
@@ -277,7 +282,7 @@ impl CameraRun {
     }
 
     fn stop_reason(&self) -> StopReason {
-        if self.shutdown.load(Ordering::Relaxed) {
+        if self.cameras.is_cancelled() {
             StopReason::Shutdown
         } else {
             StopReason::Requested

@@ -162,6 +162,15 @@ pub enum EmbedderKind {
 }
 
 impl EmbedderKind {
+    /// The name the config file gives it (`faceres`, `mobilefacenet`); it also tags enrolled
+    /// embeddings in the store (`app::embedder_id`), so it must never change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedderKind::FaceRes => "faceres",
+            EmbedderKind::MobileFaceNet => "mobilefacenet",
+        }
+    }
+
     /// The shipped model file for this kind. MobileFaceNet's float file is the default: on the
     /// test photos it separates people by a wider margin than the int8 one (0.68 vs 0.41 against
     /// 0.59 vs 0.40) and runs faster under XNNPACK on x86; on ARM boards, where int8 is usually
@@ -362,6 +371,13 @@ impl VisionConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_embedder_kind_is_named_as_the_config_file_spells_it() {
+        for kind in [EmbedderKind::FaceRes, EmbedderKind::MobileFaceNet] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
 
     #[test]
     fn an_empty_table_is_a_valid_config() {
