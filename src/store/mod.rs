@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod salvage;
 pub mod sinks;
 pub mod space;
+pub mod subscription;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,6 +59,19 @@ pub enum StoreError {
     Commit(String),
     #[error("the store is closed")]
     Closed,
+    #[error("cannot start the store's {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error("event {seq} is stored with the type {found:?}, which this binary does not know; it is not delivered")]
+    UnknownEventType { seq: i64, found: String },
+    #[error(
+        "webhook {webhook} is stored with the origin {found:?}, which this binary does not know"
+    )]
+    UnknownOrigin { webhook: String, found: String },
+    #[error("webhook {webhook} has a stored secret that cannot be used ({reason}); it is not run until its secret is rotated")]
+    BadSecret { webhook: String, reason: String },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]
@@ -99,6 +113,8 @@ pub(crate) struct Inner {
     space: Space,
     /// SQLite's own page limit, restored when a full filesystem has room again.
     max_pages: i64,
+    /// Events of a type this binary does not know, already reported.
+    unknown_types: Mutex<std::collections::BTreeSet<i64>>,
 }
 
 /// A cheap handle to the store; clone it freely.
@@ -152,6 +168,7 @@ impl Store {
                 metrics,
                 space,
                 max_pages,
+                unknown_types: Mutex::default(),
             }),
         };
         store.tend_space();

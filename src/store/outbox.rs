@@ -41,28 +41,6 @@ pub struct Recorded {
     pub id: EventId,
 }
 
-/// The periodic look at the store's size: the reserve tended, the WAL cut back when a reader kept
-/// the automatic checkpoint from finishing, and the oldest events dropped over the quota.
-fn check_quota(store: &Store) {
-    store.tend_space();
-    let wal_limit = super::wal_pages(store.inner.quota_bytes) as u64 * 4096;
-    let wal = std::fs::metadata(super::space::wal_files(store.path())[0].as_path())
-        .map(|m| m.len())
-        .unwrap_or(0);
-    if wal > 2 * wal_limit {
-        store.checkpoint(true);
-    }
-    if let Ok(used) = store.used_bytes() {
-        store.metrics().store_bytes.set(used as i64);
-        if used > store.inner.quota_bytes {
-            let low = (store.inner.quota_bytes as f64 * QUOTA_LOW_WATER) as u64;
-            if let Err(e) = enforce_quota(store, low) {
-                tracing::error!(error = %e, "could not enforce the storage quota");
-            }
-        }
-    }
-}
-
 /// Events waiting to be committed, each with the producer to tell.
 type Pending = (Vec<NewEvent>, oneshot::Sender<Result<Vec<Recorded>>>);
 
@@ -92,9 +70,9 @@ impl Outbox {
         thread::Builder::new()
             .name("outbox-commit".into())
             .spawn(move || commit_loop(committer, rx, head_tx))
-            .map_err(|e| StoreError::Dir {
-                path: store.path().to_owned(),
-                source: e,
+            .map_err(|source| StoreError::Thread {
+                name: "outbox-commit",
+                source,
             })?;
         Ok(Outbox { tx, head, store })
     }
@@ -196,6 +174,28 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
         if let Some(ack) = stop {
             let _ = ack.send(());
             return;
+        }
+    }
+}
+
+/// The periodic look at the store's size: the reserve tended, the WAL cut back when a reader kept
+/// the automatic checkpoint from finishing, and the oldest events dropped over the quota.
+fn check_quota(store: &Store) {
+    store.tend_space();
+    let wal_limit = super::wal_pages(store.inner.quota_bytes) as u64 * 4096;
+    let wal = std::fs::metadata(super::space::wal_files(store.path())[0].as_path())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if wal > 2 * wal_limit {
+        store.checkpoint(true);
+    }
+    if let Ok(used) = store.used_bytes() {
+        store.metrics().store_bytes.set(used as i64);
+        if used > store.inner.quota_bytes {
+            let low = (store.inner.quota_bytes as f64 * QUOTA_LOW_WATER) as u64;
+            if let Err(e) = enforce_quota(store, low) {
+                tracing::error!(error = %e, "could not enforce the storage quota");
+            }
         }
     }
 }
@@ -356,7 +356,7 @@ pub(crate) fn drop_until(store: &Store, target: u64) -> Result<u64> {
 }
 
 /// Appends to `out` the rows after `after` until `limit` or an error; the rows read before a
-/// damaged page are kept.
+/// damaged page, or before a row of a type this binary does not know, are kept.
 fn read_events(
     conn: &rusqlite::Connection,
     after: Seq,
@@ -371,17 +371,21 @@ fn read_events(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![after.0, limit as i64], |r| {
         let t: String = r.get(2)?;
-        Ok(StoredEvent {
-            seq: Seq(r.get(0)?),
+        let seq = r.get(0)?;
+        let Ok(event_type) = t.parse::<EventType>() else {
+            return Ok(Err(StoreError::UnknownEventType { seq, found: t }));
+        };
+        Ok(Ok(StoredEvent {
+            seq: Seq(seq),
             id: EventId(r.get(1)?),
-            event_type: t.parse().unwrap_or(EventType::FaceDetected),
+            event_type,
             camera_id: r.get(3)?,
             json: r.get(4)?,
             recorded_ms: r.get(5)?,
-        })
+        }))
     })?;
     for row in rows {
-        out.push(row?);
+        out.push(row??);
     }
     Ok(())
 }
@@ -433,7 +437,9 @@ impl Store {
     /// Events after `after`, oldest first, at most `limit`, those `filter` lets through.
     ///
     /// Rows on a damaged page are skipped: the range is reported once (log, metric, `/health`)
-    /// and the events after it are returned, so that no reader spins on the same damage.
+    /// and the events after it are returned, so that no reader spins on the same damage. A row
+    /// whose type this binary does not know (written by a newer one, or by hand) is skipped too,
+    /// and reported once with what was found: no sink delivers it as some other type.
     pub fn events_after(
         &self,
         after: Seq,
@@ -446,6 +452,13 @@ impl Store {
             let r = self.read(|conn| read_events(conn, from, limit - out.len(), filter, &mut out));
             match r {
                 Ok(()) => return Ok(out),
+                Err(StoreError::UnknownEventType { seq, found }) => {
+                    self.report_unknown_type(seq, found);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                    from = Seq(seq);
+                }
                 Err(e) if e.is_corrupt() => {
                     let last_ok = out.last().map_or(from, |e| e.seq).max(from);
                     let head = self.read(last_seq).map_or(i64::MAX, |s| s.0);
@@ -459,6 +472,19 @@ impl Store {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Says once per event that a row of an unknown type was passed over, and what was found.
+    fn report_unknown_type(&self, seq: i64, found: String) {
+        let mut seen = self
+            .inner
+            .unknown_types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.insert(seq) {
+            let e = StoreError::UnknownEventType { seq, found };
+            tracing::error!(error = %e, "an event is skipped by every reader");
         }
     }
 
@@ -573,7 +599,12 @@ mod tests {
             .unwrap();
         assert_eq!(newest.len(), 100, "the newest events are kept");
         let (backlog, lost) = store
-            .sink_backlog("webhook:never", EventFilter::ALL)
+            .sink_backlog(
+                &crate::store::subscription::SinkName::webhook(
+                    &crate::config::WebhookId::parse("never").unwrap(),
+                ),
+                EventFilter::ALL,
+            )
             .unwrap();
         assert_eq!(lost, dropped);
         assert_eq!(backlog + lost, 4500);
@@ -604,5 +635,43 @@ mod tests {
         let stored = store.events_after(Seq(0), 10, EventFilter::ALL).unwrap();
         assert_eq!(stored.len(), 3);
         assert_eq!(stored[2].id, recorded[2].id);
+    }
+
+    #[test]
+    fn a_stored_event_of_an_unknown_type_is_an_error_and_readers_pass_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = open(dir.path());
+        outbox.append_blocking(some(3)).unwrap();
+        store
+            .writer()
+            .execute(
+                "UPDATE events SET type = 'face_teleported' WHERE seq = 2",
+                [],
+            )
+            .unwrap();
+        let mut out = Vec::new();
+        let err = store
+            .read(|c| read_events(c, Seq(0), 10, EventFilter::ALL, &mut out))
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::UnknownEventType { seq: 2, found } if found == "face_teleported"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"face_teleported\""), "{err}");
+        assert_eq!(out.len(), 1, "the row before it was read");
+        let read = store.events_after(Seq(0), 10, EventFilter::ALL).unwrap();
+        assert_eq!(
+            read.iter()
+                .map(|e| (e.seq.0, e.event_type))
+                .collect::<Vec<_>>(),
+            [
+                (1, EventType::FaceRecognized),
+                (3, EventType::FaceRecognized)
+            ],
+            "the unknown row is passed over, not delivered as another type"
+        );
+        let only_it = store.events_after(Seq(1), 1, EventFilter::ALL).unwrap();
+        assert_eq!(only_it.len(), 1);
+        assert_eq!(only_it[0].seq, Seq(3), "a limit counts the events returned");
     }
 }
