@@ -22,6 +22,7 @@ pub mod damage;
 pub mod faces;
 pub mod migrations;
 pub mod outbox;
+mod quota;
 pub mod salvage;
 pub mod sinks;
 pub mod space;
@@ -254,7 +255,7 @@ impl Store {
         self.checkpoint(true);
         self.hold_size(true);
         let live = self.live_bytes().unwrap_or(0);
-        if let Err(e) = outbox::drop_until(self, (live as f64 * 0.8) as u64) {
+        if let Err(e) = quota::drop_until(self, (live as f64 * 0.8) as u64) {
             tracing::error!(error = %e, "could not drop events to make room on a full disk");
         }
         self.checkpoint(true);
