@@ -1,7 +1,8 @@
 //! Delivery benchmark: `cargo bench --bench delivery`.
 //!
-//! Runs the real `facecv` release binary as a child process (so its RSS is its own) against a
-//! minimal hyper receiver in this process, everything on 127.0.0.1, and prints:
+//! Runs the real `facecv` release binary as a child process (so its RSS is its own) against the
+//! tests' loopback receiver (`tests/common`, in its counting mode that keeps nothing) in this
+//! process, everything on 127.0.0.1, and prints:
 //! 1. durable events/s delivered with `batch_size` 100, beside the rate a bare hyper client gets
 //!    from the same receiver with the same bodies and one request in flight (as one webhook has);
 //! 2. record-to-receiver latency with `batch_size` 1 at a steady 200 events/s;
@@ -9,8 +10,10 @@
 //!
 //! A plain `fn main` (no criterion): the figures are end-to-end and printed once.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,15 +24,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 /// Events recorded for the throughput run, unless `PRODUCE_FOR` runs out first.
 const TP_EVENTS: u64 = 200_000;
@@ -92,8 +92,8 @@ struct Sample {
     body: Bytes,
 }
 
-struct Receiver {
-    addr: SocketAddr,
+/// What the receiver counts, by path.
+struct Tallies {
     base: Instant,
     /// `/tp`: the appliance, batch_size 100.
     tp: Tally,
@@ -104,43 +104,41 @@ struct Receiver {
     sample: Mutex<Option<Sample>>,
 }
 
+/// The tests' receiver, counting into [`Tallies`].
+struct Receiver {
+    http: common::Receiver,
+    tallies: Arc<Tallies>,
+}
+
+impl std::ops::Deref for Receiver {
+    type Target = Tallies;
+    fn deref(&self) -> &Tallies {
+        &self.tallies
+    }
+}
+
 impl Receiver {
-    async fn start() -> Result<Arc<Receiver>> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let rx = Arc::new(Receiver {
-            addr: listener.local_addr()?,
+    async fn start() -> Result<Receiver> {
+        let tallies = Arc::new(Tallies {
             base: Instant::now(),
             tp: Tally::default(),
             bare: Tally::default(),
             arrivals: Mutex::new(HashMap::new()),
             sample: Mutex::new(None),
         });
-        let server = rx.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let rx = server.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let rx = rx.clone();
-                        async move { Ok::<_, Infallible>(rx.receive(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(rx)
+        let t = tallies.clone();
+        let tap: common::Tap =
+            Arc::new(move |path, headers, body, at| t.receive(path, headers, body, at));
+        let http = common::Receiver::start_tapped(tap).await;
+        Ok(Receiver { http, tallies })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        self.http.url(path)
     }
+}
 
+impl Tallies {
     fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
     }
@@ -149,23 +147,15 @@ impl Receiver {
         self.base + Duration::from_nanos(ns)
     }
 
-    async fn receive(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let (parts, body) = req.into_parts();
-        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-            return answer(StatusCode::BAD_REQUEST);
-        };
-        let now = Instant::now();
+    fn receive(&self, path: &str, headers: HeaderMap, body: Bytes, now: Instant) {
         let ns = self.now_ns();
-        match parts.uri.path() {
+        match path {
             "/tp" => {
                 let n = count_events(&body);
                 if n == TP_BATCH {
                     let mut s = self.sample.lock().unwrap();
                     if s.is_none() {
-                        *s = Some(Sample {
-                            headers: parts.headers,
-                            body,
-                        });
+                        *s = Some(Sample { headers, body });
                     }
                 }
                 self.tp.add(n, ns);
@@ -177,16 +167,9 @@ impl Receiver {
                     arrivals.entry(id).or_insert(now);
                 }
             }
-            _ => return answer(StatusCode::NOT_FOUND),
+            _ => {}
         }
-        answer(StatusCode::OK)
     }
-}
-
-fn answer(status: StatusCode) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}")));
-    *r.status_mut() = status;
-    r
 }
 
 /// Positions just past each `"id":"evt_` in `body`.
@@ -229,40 +212,20 @@ fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-/// A JSON client for the appliance's API.
+/// What the runs ask of the appliance, through the tests' API client.
 #[derive(Clone)]
-struct Api {
-    base: String,
-    client: HttpClient,
-}
+struct Api(common::Api);
 
 impl Api {
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(StatusCode, Bytes)> {
-        let body = body.map_or_else(Bytes::new, |v| Bytes::from(v.to_string()));
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(Full::new(body))?;
-        let resp = self.client.request(req).await?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
-    }
-
     async fn json(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let (status, bytes) = self.call(method.clone(), path, body).await?;
-        ensure!(
-            status == StatusCode::OK,
-            "{method} {path}: {status} {}",
-            String::from_utf8_lossy(&bytes)
-        );
-        Ok(serde_json::from_slice(&bytes)?)
+        let body = body.map_or_else(Bytes::new, |v| Bytes::from(v.to_string()));
+        let (status, v) = self
+            .0
+            .try_raw(method.clone(), path, body)
+            .await
+            .with_context(|| format!("{method} {path}: no answer"))?;
+        ensure!(status == StatusCode::OK, "{method} {path}: {status} {v}");
+        Ok(v)
     }
 
     async fn trigger(&self, count: u64) -> Result<Value> {
@@ -286,10 +249,10 @@ impl Api {
         Ok(())
     }
 
+    /// The Prometheus text (not JSON: the client hands it over as a string).
     async fn metrics(&self) -> Result<String> {
-        let (status, bytes) = self.call(Method::GET, "/metrics", None).await?;
-        ensure!(status == StatusCode::OK, "GET /metrics: {status}");
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        let v = self.json(Method::GET, "/metrics", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_owned())
     }
 }
 
@@ -325,10 +288,7 @@ impl Appliance {
             .spawn()
             .context("starting the facecv binary")?;
         let pid = child.id();
-        let api = Api {
-            base: format!("http://127.0.0.1:{port}"),
-            client: http_client(),
-        };
+        let api = Api(common::Api::new(SocketAddr::from(([127, 0, 0, 1], port))));
         let mut app = Appliance {
             child,
             pid,
@@ -339,9 +299,9 @@ impl Appliance {
         loop {
             let probe = tokio::time::timeout(
                 Duration::from_secs(1),
-                app.api.call(Method::GET, "/health", None),
+                app.api.0.try_raw(Method::GET, "/health", Bytes::new()),
             );
-            if let Ok(Ok((StatusCode::OK, _))) = probe.await {
+            if let Ok(Some((StatusCode::OK, _))) = probe.await {
                 return Ok(app);
             }
             if let Some(status) = app.child.try_wait()? {

@@ -26,18 +26,17 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio::task::JoinHandle;
 
-use crate::actions::pins::{open_system_pins, Pins};
-use crate::actions::Actions;
+use crate::actions::pins::Pins;
 use crate::api;
 use crate::camera::control::CameraControl;
 use crate::camera::ApiSources;
 use crate::config::Config;
 use crate::delivery::mqtt::Bridge;
-use crate::delivery::Delivery;
+use crate::delivery::{Sink, SinkContext, Webhooks};
 use crate::metrics::Metrics;
 use crate::pipeline::{CameraOrigin, Cameras, SharedGallery};
 use crate::shutdown::Shutdown;
-use crate::store::sinks::{Origin, ACTIONS_SINK, MQTT_SINK};
+use crate::store::sinks::Origin;
 use crate::store::{Outbox, Store};
 
 /// What the appliance switches besides its store: cameras and GPIO pins. `None` means the
@@ -52,12 +51,12 @@ pub struct App {
     addr: SocketAddr,
     store: Store,
     outbox: Outbox,
-    delivery: Arc<Delivery>,
     cameras: Arc<Cameras>,
     /// What MQTT commands and GPIO inputs switch: the camera manager, or a test double.
     control: Arc<dyn CameraControl>,
     mqtt: Option<Arc<Bridge>>,
-    actions: Option<Actions>,
+    /// Every running sink, in the order they started; they stop in reverse.
+    sinks: Vec<Arc<dyn Sink>>,
     /// The appliance's root; see the module comment for its children.
     root: Shutdown,
     /// The API's child of `root`, cancelled first.
@@ -79,8 +78,8 @@ impl App {
         store.check_integrity_in_background();
         apply_config_webhooks(&store, &config)?;
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
-        let delivery = Delivery::start(outbox.clone(), &config.delivery, metrics.clone())
-            .context("starting delivery")?;
+        let webhooks = Webhooks::start(outbox.clone(), &config.delivery, metrics.clone())
+            .context("starting the webhooks")?;
         let gallery = SharedGallery::load(
             &store,
             &embedder_id(&config.vision),
@@ -114,8 +113,17 @@ impl App {
             Some(c) => c,
             None => cameras.clone(),
         };
-        let mqtt = start_mqtt(&config, &outbox, control.clone(), metrics.clone())?;
-        let actions = start_actions(&config, &outbox, devices.pins, &control, &metrics)?;
+        let ctx = SinkContext {
+            outbox: outbox.clone(),
+            metrics: metrics.clone(),
+            cameras: control.clone(),
+        };
+        let mqtt = crate::delivery::mqtt::start(config.mqtt.as_ref(), &ctx)
+            .context("starting the MQTT bridge")?;
+        // The sinks, one line each; they stop in reverse order.
+        let mut sinks: Vec<Arc<dyn Sink>> = vec![webhooks.clone()];
+        sinks.extend(mqtt.clone().map(|m| m as Arc<dyn Sink>));
+        sinks.extend(crate::actions::start(&config.actions, devices.pins, &ctx)?);
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
@@ -124,7 +132,7 @@ impl App {
         let state = Arc::new(api::State {
             store: store.clone(),
             outbox: outbox.clone(),
-            delivery: delivery.clone(),
+            webhooks,
             cameras: cameras.clone(),
             engine: Arc::new(std::sync::Mutex::new(api::ApiEngine::new(
                 config.vision.clone(),
@@ -155,9 +163,8 @@ impl App {
             addr,
             store,
             outbox,
-            delivery,
             mqtt,
-            actions,
+            sinks,
             control,
             cameras,
             root,
@@ -202,14 +209,11 @@ impl App {
         // 2. The cameras, joined off the async threads; each records `stream_stopped`.
         let cameras = self.cameras.clone();
         let _ = tokio::task::spawn_blocking(move || cameras.shutdown()).await;
-        // 3. The sinks.
-        if let Some(actions) = self.actions {
-            actions.shutdown().await;
+        // 3. The sinks, in reverse order of their start.
+        for sink in self.sinks.iter().rev() {
+            tracing::debug!(sink = sink.name(), "stopping");
+            sink.shutdown().await;
         }
-        if let Some(mqtt) = &self.mqtt {
-            mqtt.shutdown().await;
-        }
-        self.delivery.shutdown().await;
         // 4. What is left under the root; 5. the outbox, then the store.
         self.root.cancel();
         self.outbox.stop().await;
@@ -250,66 +254,4 @@ pub fn embedder_id(vision: &crate::vision::VisionConfig) -> String {
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     format!("{kind}:{file}")
-}
-
-/// Starts the bridge if `[mqtt]` is there and enabled. A disabled bridge keeps its cursor (events
-/// wait for it); a removed section drops it, so that nothing waits for a bridge that is gone.
-fn start_mqtt(
-    config: &Config,
-    outbox: &Outbox,
-    cameras: Arc<dyn CameraControl>,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<Option<Arc<Bridge>>> {
-    let store = outbox.store();
-    match &config.mqtt {
-        None => {
-            if store.delete_cursor(MQTT_SINK)? {
-                tracing::info!("[mqtt] is gone from the config; its cursor is dropped");
-            }
-            Ok(None)
-        }
-        Some(m) if !m.enabled => {
-            store.ensure_cursor(MQTT_SINK)?;
-            tracing::info!("mqtt.enabled = false: events wait in the store for the bridge");
-            Ok(None)
-        }
-        Some(m) => Ok(Some(
-            Bridge::start(m.clone(), outbox, cameras, metrics)
-                .context("starting the MQTT bridge")?,
-        )),
-    }
-}
-
-/// Starts the GPIO actions where there is GPIO; elsewhere says so once and runs on without them.
-fn start_actions(
-    config: &Config,
-    outbox: &Outbox,
-    pins: Option<Arc<dyn Pins>>,
-    cameras: &Arc<dyn CameraControl>,
-    metrics: &Arc<Metrics>,
-) -> anyhow::Result<Option<Actions>> {
-    let store = outbox.store();
-    if config.actions.is_empty() {
-        store.delete_cursor(ACTIONS_SINK)?;
-        return Ok(None);
-    }
-    let pins = match pins.map(Ok).unwrap_or_else(open_system_pins) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(
-                "{e}; running without the {} GPIO actions in the config",
-                config.actions.len()
-            );
-            store.delete_cursor(ACTIONS_SINK)?;
-            return Ok(None);
-        }
-    };
-    let actions = Actions::start(
-        &config.actions,
-        outbox,
-        pins,
-        cameras.clone(),
-        metrics.clone(),
-    )?;
-    Ok(Some(actions))
 }

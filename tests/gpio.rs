@@ -12,7 +12,7 @@ use facecv::actions::pins::test_pins::TestPins;
 use facecv::actions::pins::{Level, Pins};
 use facecv::actions::ActionConfig;
 use facecv::app::Devices;
-use facecv::store::sinks::ACTIONS_SINK;
+use facecv::store::subscription::SinkName;
 use facecv::{App, Config};
 
 const LONG: Duration = Duration::from_secs(20);
@@ -170,7 +170,7 @@ async fn a_face_recorded_long_before_the_actions_read_it_opens_nothing() {
     // The cursor moved past them all the same.
     let head = app.outbox().head();
     wait_until(LONG, "the cursor past them", || {
-        app.store().cursor(ACTIONS_SINK).unwrap() == Some(head)
+        app.store().cursor(&SinkName::ACTIONS).unwrap() == Some(head)
     })
     .await;
     app.shutdown().await.unwrap();
@@ -184,7 +184,7 @@ async fn without_gpio_the_appliance_runs_on_without_the_actions() {
     assert_eq!(status, http::StatusCode::OK);
     app.api.trigger("face_recognized", 1).await;
     assert_eq!(
-        app.app.store().cursor(ACTIONS_SINK).unwrap(),
+        app.app.store().cursor(&SinkName::ACTIONS).unwrap(),
         None,
         "no cursor holds events back for actions that do not run"
     );

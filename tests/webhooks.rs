@@ -480,3 +480,54 @@ async fn camera_ids_filter_what_a_webhook_receives() {
     let (_, page) = app.api.get("/api/v1/events?camera_id=front_door").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_webhook_whose_stored_secret_is_unusable_is_not_run_says_why_and_the_others_go_on() {
+    let app = start_app().await;
+    let spoilt = Receiver::start().await;
+    let fine = Receiver::start().await;
+    for (id, rx) in [("spoilt", &spoilt), ("fine", &fine)] {
+        app.api
+            .create_webhook(json!({"webhook_id": id, "url": rx.url("/hook"), "batch_size": 1}))
+            .await;
+    }
+    // The row is changed behind the appliance's back (a hand edit, a bad restore).
+    let db = rusqlite::Connection::open(app.app.store().path()).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    db.execute(
+        "UPDATE webhooks SET secret = 'whsec_AAAA' WHERE id = 'spoilt'",
+        [],
+    )
+    .unwrap();
+    // Restarting its worker (what any change to it does) reads the secret again.
+    for step in ["disable", "enable"] {
+        let (status, v) = app
+            .api
+            .post(&format!("/api/v1/webhooks/spoilt/{step}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, v) = app.api.get("/api/v1/webhooks/spoilt").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let why = v["delivery"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("secret") && why.contains("rotate"), "{v}");
+
+    let ids = app.api.trigger("face_detected", 2).await;
+    wait_until(WAIT, "the other webhook has the events", || {
+        fine.accepted_ids() == ids
+    })
+    .await;
+    assert!(spoilt.received().is_empty(), "nothing goes out unsigned");
+    let (status, _) = app.api.get("/health").await;
+    assert_eq!(status, StatusCode::OK, "the appliance runs on");
+
+    // A new secret brings it back, with the events that waited for it.
+    let (status, v) = app
+        .api
+        .post("/api/v1/webhooks/spoilt/rotate_secret", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    wait_until(WAIT, "the waiting events", || spoilt.accepted_ids() == ids).await;
+    let (_, v) = app.api.get("/api/v1/webhooks/spoilt").await;
+    assert!(v["delivery"].get("error").is_none(), "{v}");
+}

@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
+use crate::shutdown::Shutdown;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::config::InputConfig;
 use super::pins::Level;
@@ -21,7 +21,7 @@ pub async fn run(
     config: InputConfig,
     mut levels: mpsc::UnboundedReceiver<Level>,
     cameras: Arc<dyn CameraControl>,
-    stop: CancellationToken,
+    stop: Shutdown,
 ) {
     let active_level = config.active();
     // The debounced state, and a change waiting to prove itself.
@@ -119,7 +119,7 @@ mod tests {
         }
     }
 
-    fn setup() -> (Arc<TestPins>, Arc<Noting>, CancellationToken, Instant) {
+    fn setup() -> (Arc<TestPins>, Arc<Noting>, Shutdown, Instant) {
         let pins = TestPins::new();
         let cams = Arc::new(Noting {
             inner: ListedCameras::new(["hall".to_owned()]),
@@ -134,7 +134,7 @@ mod tests {
             active_low: false,
         };
         let levels = pins.input(22, Pull::Down).unwrap();
-        let stop = CancellationToken::new();
+        let stop = Shutdown::new();
         tokio::spawn(run(config, levels, cams.clone(), stop.clone()));
         (pins, cams, stop, Instant::now())
     }

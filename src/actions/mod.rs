@@ -1,8 +1,8 @@
 //! GPIO actions: a door relay for recognised people, a buzzer for strangers, and inputs (PIR,
 //! button) that wake a camera.
 //!
-//! The outputs read the outbox like a sink, from their own cursor (`actions`), so an event is seen
-//! once it is durable and not before. Unlike the other sinks they do not catch up on old events: an
+//! The outputs follow the outbox like any sink, through their subscription (cursor `actions`, see
+//! `store/subscription.rs`), so an event is seen once it is durable and not before. Unlike the other sinks they do not catch up on old events: an
 //! event older than the action's `max_age_ms` (5 s by default) when it is read does not fire. A
 //! door must not open for a face seen an hour ago, before a restart or a long stall; such events are
 //! passed over, counted in `facecv_actions_stale_events_total`, and logged at debug level. The
@@ -19,22 +19,24 @@ pub mod pins;
 #[cfg(feature = "rpi")]
 mod rppal;
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
+use crate::shutdown::Shutdown;
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use config::ActionConfig;
 use output::Pulser;
-use pins::Pins;
+use pins::{open_system_pins, Pins};
 
 use crate::camera::control::CameraControl;
-use crate::events::{EventType, Seq, StoredEvent};
+use crate::delivery::{Sink, SinkContext};
+use crate::events::{EventType, StoredEvent};
 use crate::metrics::{ActionLabel, Metrics};
-use crate::store::sinks::ACTIONS_SINK;
-use crate::store::{now_ms, Outbox, Store, StoreError};
+use crate::store::subscription::{Filter, Next, Receipt, SinkName, Subscription};
+use crate::store::{now_ms, Outbox, StoreError};
 
 /// Events read from the outbox at a time.
 const READ_BATCH: usize = 256;
@@ -76,8 +78,42 @@ impl Output {
 
 /// The running actions.
 pub struct Actions {
-    stop: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    stop: Shutdown,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Starts the GPIO actions where there is GPIO (`pins`, or this machine's); elsewhere says so
+/// once and runs on without them. Without actions their cursor is retired, so it holds nothing
+/// back.
+pub fn start(
+    configs: &[ActionConfig],
+    pins: Option<Arc<dyn Pins>>,
+    ctx: &SinkContext,
+) -> Result<Option<Arc<dyn Sink>>, StoreError> {
+    let store = ctx.outbox.store();
+    if configs.is_empty() {
+        store.retire_sink(&SinkName::ACTIONS, "no GPIO actions in the config")?;
+        return Ok(None);
+    }
+    let pins = match pins.map(Ok).unwrap_or_else(open_system_pins) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(
+                "{e}; running without the {} GPIO actions in the config",
+                configs.len()
+            );
+            store.retire_sink(&SinkName::ACTIONS, "no GPIO")?;
+            return Ok(None);
+        }
+    };
+    let actions = Actions::start(
+        configs,
+        &ctx.outbox,
+        pins,
+        ctx.cameras.clone(),
+        ctx.metrics.clone(),
+    )?;
+    Ok(Some(Arc::new(actions)))
 }
 
 impl Actions {
@@ -90,7 +126,7 @@ impl Actions {
         cameras: Arc<dyn CameraControl>,
         metrics: Arc<Metrics>,
     ) -> Result<Actions, StoreError> {
-        let stop = CancellationToken::new();
+        let stop = Shutdown::new();
         let mut tasks = Vec::new();
         let mut outputs = Vec::new();
         for config in configs {
@@ -120,30 +156,41 @@ impl Actions {
                 }
             }
         }
-        let store = outbox.store();
         if outputs.is_empty() {
-            store.delete_cursor(ACTIONS_SINK)?;
+            let store = outbox.store();
+            store.retire_sink(&SinkName::ACTIONS, "no GPIO output could be claimed")?;
         } else {
-            let cursor = store.ensure_cursor(ACTIONS_SINK)?;
-            let follow = follow(
-                store.clone(),
-                outbox.subscribe(),
-                cursor,
-                outputs,
-                metrics,
-                stop.clone(),
-            );
+            let filter = Filter {
+                types: Some(TYPES.to_vec()),
+                cameras: None,
+            };
+            let subscription = Subscription::open(outbox, SinkName::ACTIONS, filter)?;
+            let follow = follow(subscription, outputs, metrics, stop.clone());
             tasks.push(tokio::spawn(follow));
         }
-        Ok(Actions { stop, tasks })
+        Ok(Actions {
+            stop,
+            tasks: Mutex::new(tasks),
+        })
     }
 
     /// Stops every action; outputs go back to inactive.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.stop.cancel();
-        for t in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in tasks {
             let _ = t.await;
         }
+    }
+}
+
+impl Sink for Actions {
+    fn name(&self) -> &str {
+        "actions"
+    }
+
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Actions::shutdown(self))
     }
 }
 
@@ -159,58 +206,24 @@ fn output(pulser: Pulser, names: Option<Vec<String>>, max_age: u32, c: &ActionCo
     }
 }
 
-/// Reads the outbox from the actions' cursor and fires the outputs events ask for.
+/// Follows the outbox from the actions' cursor and fires the outputs events ask for. The cursor
+/// moves past every batch read, fired or stale: a stale event is never fired later.
 async fn follow(
-    store: Store,
-    mut head: watch::Receiver<Seq>,
-    mut cursor: Seq,
+    mut subscription: Subscription,
     outputs: Vec<Output>,
     metrics: Arc<Metrics>,
-    stop: CancellationToken,
+    stop: Shutdown,
 ) {
     loop {
-        let head_now = *head.borrow_and_update();
-        if head_now > cursor {
-            let after = cursor;
-            let read = store
-                .run(move |s| {
-                    s.events_after(
-                        after,
-                        READ_BATCH,
-                        crate::events::EventFilter {
-                            types: Some(&TYPES),
-                            cameras: None,
-                        },
-                    )
-                })
-                .await;
-            match read {
-                Ok(events) => {
-                    for event in &events {
-                        fire(event, &outputs, &metrics);
-                    }
-                    cursor = match events.last() {
-                        Some(last) if events.len() == READ_BATCH => last.seq,
-                        _ => head_now,
-                    };
-                    let to = cursor;
-                    if let Err(e) = store.run(move |s| s.advance_cursor(ACTIONS_SINK, to)).await {
-                        tracing::warn!(error = %e, "cannot store the actions' cursor");
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "GPIO actions cannot read the outbox");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => continue,
-                    }
-                }
-            }
+        let batch = match subscription.next(READ_BATCH, None, &stop).await {
+            Next::Batch(batch) => batch,
+            Next::Stopped | Next::Deadline => return,
+        };
+        for event in &batch.events {
+            fire(event, &outputs, &metrics);
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            changed = head.changed() => if changed.is_err() { return },
+        if let Err(e) = subscription.acknowledge(batch.upto, Receipt::Cursor).await {
+            tracing::warn!(error = %e, "cannot store the actions' cursor");
         }
     }
 }

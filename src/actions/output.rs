@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::config::PulseConfig;
 use super::pins::{Level, PinError, Pins};
@@ -24,7 +24,7 @@ impl Pulser {
     pub fn start(
         pins: Arc<dyn Pins>,
         config: &PulseConfig,
-        stop: CancellationToken,
+        stop: Shutdown,
     ) -> Result<(Pulser, JoinHandle<()>), PinError> {
         let active = config.active();
         pins.output(config.pin, active.inverse())?;
@@ -44,7 +44,7 @@ async fn run(
     active: Level,
     pulse: Duration,
     mut requests: mpsc::UnboundedReceiver<()>,
-    stop: CancellationToken,
+    stop: Shutdown,
 ) {
     let set = |level: Level| {
         if let Err(e) = pins.set(pin, level) {
@@ -105,7 +105,7 @@ mod tests {
     async fn a_pulse_lasts_exactly_pulse_ms_at_the_active_level() {
         for active_low in [false, true] {
             let pins = TestPins::new();
-            let stop = CancellationToken::new();
+            let stop = Shutdown::new();
             let (p, task) = Pulser::start(pins.clone(), &config(active_low), stop.clone()).unwrap();
             let (on, off) = if active_low {
                 (Level::Low, Level::High)
@@ -125,7 +125,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_during_a_pulse_extends_it_and_stop_releases_the_pin() {
         let pins = TestPins::new();
-        let stop = CancellationToken::new();
+        let stop = Shutdown::new();
         let (p, task) = Pulser::start(pins.clone(), &config(false), stop.clone()).unwrap();
         p.fire();
         tokio::time::sleep(Duration::from_millis(1000)).await;

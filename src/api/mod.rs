@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
 use crate::delivery::mqtt::Bridge;
-use crate::delivery::Delivery;
+use crate::delivery::Webhooks;
 use crate::metrics::Metrics;
 use crate::pipeline::Cameras;
 use crate::shutdown::Shutdown;
@@ -55,7 +55,7 @@ pub type ApiResult = Result<Response<Body>, ApiError>;
 pub struct State {
     pub store: Store,
     pub outbox: Outbox,
-    pub delivery: Arc<Delivery>,
+    pub webhooks: Arc<Webhooks>,
     pub cameras: Arc<Cameras>,
     /// The engine that analyses uploaded images (cameras have their own).
     pub engine: Arc<std::sync::Mutex<ApiEngine>>,

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{ok_json, text_response, ApiResult, State};
-use crate::store::sinks::webhook_sink;
+use crate::store::subscription::SinkName;
 
 /// Always 200 while the process answers (supervisors restart on no answer, and a restart mends
 /// neither a damaged store nor a damaged model); `status` is `degraded` when a part is not well,
@@ -41,7 +41,7 @@ pub fn health(state: &State) -> ApiResult {
             "quota_bytes": store.quota_bytes,
             "head_seq": state.outbox.head(),
         },
-        "delivery": { "running": state.delivery.running() },
+        "delivery": { "running": state.webhooks.running() },
         "mqtt": { "connected": state.mqtt.as_ref().is_some_and(|m| m.connected()) },
         "vision": vision,
     }))
@@ -50,12 +50,12 @@ pub fn health(state: &State) -> ApiResult {
 pub fn metrics(state: &State) -> ApiResult {
     // Backlogs are counted when scraped rather than kept up to date on every commit.
     for r in state.store.webhooks()? {
-        let sink = webhook_sink(&r.id());
+        let sink = SinkName::webhook(&r.id());
         let (backlog, _) = state.store.sink_backlog(&sink, r.config.filter())?;
         state
             .metrics
             .backlog
-            .get_or_create(&state.metrics.sink(&sink))
+            .get_or_create(&state.metrics.sink(sink.as_str()))
             .set(backlog as i64);
     }
     if let Some(mqtt) = &state.mqtt {

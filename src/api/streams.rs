@@ -20,7 +20,8 @@ use super::stream_cameras::Hold;
 use super::{query, query_param, ApiError, ApiResult, State};
 use crate::config::check::{check_range, ConfigError};
 use crate::pipeline::CameraConfig;
-use crate::store::sinks::{webhook_sink, Origin};
+use crate::store::sinks::Origin;
+use crate::store::subscription::SinkName;
 use crate::store::webhook::{WebhookConfig, WebhookId};
 
 /// How often a comment line keeps proxies from closing a quiet stream (and finds gone clients).
@@ -192,13 +193,13 @@ async fn add_webhooks(
     for w in webhooks {
         match state.store.create_webhook(&w, Origin::Stream) {
             Ok(record) => {
-                state.delivery.sync(&record.id()).await;
+                state.webhooks.sync(&record.id()).await;
                 hooks.push(record.id());
             }
             Err(e) => {
                 for id in hooks {
                     if state.store.delete_webhook(&id).is_ok() {
-                        state.delivery.sync(&id).await;
+                        state.webhooks.sync(&id).await;
                     }
                 }
                 return Err(e.into());
@@ -282,7 +283,7 @@ fn end_stream(state: Arc<State>, held: Held) {
                     .and_then(|r| {
                         state
                             .store
-                            .sink_backlog(&webhook_sink(&id), r.config.filter())
+                            .sink_backlog(&SinkName::webhook(&id), r.config.filter())
                     })
                     .map(|(backlog, _)| backlog == 0)
                     .unwrap_or(true);
@@ -292,7 +293,7 @@ fn end_stream(state: Arc<State>, held: Held) {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             if state.store.delete_webhook(&id).is_ok() {
-                state.delivery.sync(&id).await;
+                state.webhooks.sync(&id).await;
             }
         }
     });

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use super::{ok_json, query, query_param, read_json, ApiError, ApiResult, State};
 use crate::events::{envelope, format_timestamp, Seq};
-use crate::store::sinks::{webhook_sink, Origin, WebhookRecord, WebhookStats};
+use crate::store::sinks::{Origin, WebhookRecord, WebhookStats};
+use crate::store::subscription::SinkName;
 use crate::store::webhook::{SigningKey, WebhookConfig, WebhookId};
 
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
@@ -115,7 +116,7 @@ async fn create(state: &State, req: Request<Incoming>) -> ApiResult {
     let config = body.config;
     config.validate()?;
     let record = state.store.create_webhook(&config, Origin::Api)?;
-    state.delivery.sync(&record.id()).await;
+    state.webhooks.sync(&record.id()).await;
     tracing::info!(webhook = %record.config.webhook_id, url = %record.config.url, "webhook created");
     let mut body = view(&record, None);
     // The only time the secret is shown: the receiver needs it to verify signatures.
@@ -130,12 +131,16 @@ fn get(state: &State, id: &WebhookId) -> ApiResult {
     let record = state.store.webhook(id)?;
     let (backlog, dropped) = state
         .store
-        .sink_backlog(&webhook_sink(id), record.config.filter())?;
-    let delivery = json!({
+        .sink_backlog(&SinkName::webhook(id), record.config.filter())?;
+    let mut delivery = json!({
         "backlog": backlog,
         "dropped": dropped,
         "dead_letters": state.store.dead_letter_count(id)?,
     });
+    if let Some(problem) = state.webhooks.problem(id) {
+        // Enabled but not running: say why where the operator looks.
+        delivery["error"] = json!(problem);
+    }
     ok_json(&view(&record, Some(delivery)))
 }
 
@@ -161,7 +166,7 @@ async fn replace(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRe
     let config = body.config;
     config.validate()?;
     let record = state.store.replace_webhook(id, &config)?;
-    state.delivery.sync(id).await;
+    state.webhooks.sync(id).await;
     let mut answer = view(&record, None);
     if let Some(ignored) = ignored {
         answer["ignored_fields"] = ignored;
@@ -171,14 +176,14 @@ async fn replace(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRe
 
 async fn delete(state: &State, id: &WebhookId) -> ApiResult {
     state.store.delete_webhook(id)?;
-    state.delivery.sync(id).await;
+    state.webhooks.sync(id).await;
     tracing::info!(webhook = %id, "webhook deleted");
     ok_json(&json!({ "message": format!("Webhook {id} deleted"), "webhook_id": id }))
 }
 
 async fn set_enabled(state: &State, id: &WebhookId, enabled: bool) -> ApiResult {
     let record = state.store.set_webhook_enabled(id, enabled)?;
-    state.delivery.sync(id).await;
+    state.webhooks.sync(id).await;
     ok_json(&view(&record, None))
 }
 
@@ -187,7 +192,7 @@ fn stats(state: &State) -> ApiResult {
     let mut per = BTreeMap::new();
     let mut queue_size = 0;
     for r in &records {
-        let sink = webhook_sink(&r.id());
+        let sink = SinkName::webhook(&r.id());
         let (backlog, dropped) = state.store.sink_backlog(&sink, r.config.filter())?;
         if r.config.enabled {
             queue_size += backlog;
@@ -195,7 +200,7 @@ fn stats(state: &State) -> ApiResult {
         state
             .metrics
             .backlog
-            .get_or_create(&state.metrics.sink(&sink))
+            .get_or_create(&state.metrics.sink(sink.as_str()))
             .set(backlog as i64);
         per.insert(
             r.config.webhook_id.clone(),
@@ -216,7 +221,7 @@ fn stats(state: &State) -> ApiResult {
         "total_webhooks": records.len(),
         "enabled_webhooks": records.iter().filter(|r| r.config.enabled).count(),
         "queue_size": queue_size,
-        "manager_running": state.delivery.running(),
+        "manager_running": state.webhooks.running(),
         "events_recorded": state.outbox.head(),
         "events_dropped": state.store.dropped_total()?,
         "webhooks": per,
@@ -282,7 +287,7 @@ async fn test(state: &State, req: Request<Incoming>) -> ApiResult {
     })
     .to_string();
     let key = match (&t.webhook_id, &t.secret) {
-        (Some(id), _) => Some(state.store.webhook(&parse_id(id)?)?.signing_key()),
+        (Some(id), _) => Some(state.store.webhook(&parse_id(id)?)?.signing_key()?),
         (None, Some(secret)) => Some(
             SigningKey::parse(secret).map_err(|e| ApiError::invalid("secret", e.to_string()))?,
         ),
@@ -299,24 +304,11 @@ async fn test(state: &State, req: Request<Incoming>) -> ApiResult {
         .collect();
     if let Some(key) = key {
         let msg_id = format!("msg_test_{}", uuid::Uuid::now_v7().simple());
-        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
-        let sig = key.sign(&msg_id, ts, &body);
-        for (name, value) in [
-            ("webhook-id", msg_id),
-            ("webhook-timestamp", ts.to_string()),
-            ("webhook-signature", sig),
-        ] {
-            headers.push((
-                http::HeaderName::from_static(name),
-                value
-                    .parse()
-                    .expect("ids, digits and base64 are valid header values"),
-            ));
-        }
+        headers.extend(crate::delivery::sign::headers(&key, &msg_id, &body));
     }
     let started = Instant::now();
     let result = state
-        .delivery
+        .webhooks
         .client()
         .post_json(&probe.url, &headers, body, probe.timeout())
         .await;
@@ -374,7 +366,7 @@ async fn replay(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRes
         Some(from) if from < 1 => return Err(ApiError::invalid("from_seq", "must be 1 or more")),
         Some(from) => {
             state
-                .delivery
+                .webhooks
                 .with_worker_stopped(id, || store.rewind_webhook(id, Seq(from)))
                 .await?;
             let oldest = state
@@ -386,7 +378,7 @@ async fn replay(state: &State, id: &WebhookId, req: Request<Incoming>) -> ApiRes
         }
         None => {
             let n = state
-                .delivery
+                .webhooks
                 .with_worker_stopped(id, || store.mark_dead_letters_for_replay(id))
                 .await?;
             json!({ "webhook_id": id, "replaying": "dead_letters", "count": n })
@@ -400,7 +392,7 @@ async fn rotate_secret(state: &State, id: &WebhookId) -> ApiResult {
     let secret = SigningKey::generate_secret();
     let store = &state.store;
     state
-        .delivery
+        .webhooks
         .with_worker_stopped(id, || store.set_webhook_secret(id, &secret))
         .await?;
     tracing::info!(webhook = %id, "webhook secret rotated");

@@ -1,179 +1,73 @@
-//! Sinks: everything that takes committed events out of the outbox to somebody else.
+//! Sinks: everything that takes committed events out of the outbox to somebody else, and the
+//! shape they share.
 //!
-//! [`Delivery`] keeps one [`webhook::Worker`] running per enabled webhook and restarts it whenever the
-//! webhook changes. Workers share one HTTP client and learn of new events from the outbox's head.
+//! Every sink follows the outbox through one [`Subscription`] per stream of events it delivers
+//! (`store/subscription.rs`: wait for the head, take the next filtered batch after its position,
+//! acknowledge to move its cursor). The guarantees are written there and hold for every sink:
+//! * at least once, in order per sink: a sink's cursor moves only forward and only when the sink
+//!   acknowledges, after its receiver took the events (2xx, PUBACK, a pulse on a pin) or the sink
+//!   passed them over on purpose (its filter, a refusal, a dead letter, a stale GPIO event);
+//! * a crash or stop mid-batch moves nothing: what was not acknowledged goes again at the start;
+//! * what a sink records with an acknowledgement is written in the cursor's transaction;
+//! * a sink's cursor is created at the head when the sink first runs, and removed when the sink
+//!   leaves the configuration ([`crate::store::Store::retire_sink`]), so that nothing waits for it.
+//!
+//! The sinks here: [`Webhooks`] (one worker per webhook, `webhook.rs`, `http.rs`, `sign.rs`) and
+//! the MQTT bridge ([`mqtt`]); the GPIO actions (`crate::actions`) are one too. Retries and
+//! reconnections wait by [`backoff`].
+//!
+//! What a new sink (a Kafka bridge, a fleet link) takes:
+//! 1. a folder, say `delivery/kafka/`, with its config type beside it and a `start` function
+//!    `start(config: Option<&KafkaConfig>, ctx: &SinkContext) -> Result<Option<Arc<dyn Sink>>, _>`
+//!    that retires its cursor when it is not configured (`store.retire_sink`), and otherwise opens
+//!    `Subscription::open(&ctx.outbox, SinkName::new("kafka"), filter)` and spawns a task that
+//!    loops on `subscription.next(batch, None, &stop)`, sends, and acknowledges `batch.upto`,
+//!    waiting between tries by [`backoff::Backoff`];
+//! 2. `impl Sink for Kafka` (its name, and a shutdown that cancels its token and awaits the task);
+//! 3. one line in `app.rs`: `sinks.extend(kafka::start(config.kafka.as_ref(), &ctx)?);`, and
+//!    its section in the root `Config`.
+//!
+//! It stops in reverse order of the start with the others, after the cameras and before the
+//! outbox, so its last acknowledgement is written before the store closes.
 
+pub mod backoff;
 mod config;
 pub mod http;
 pub mod mqtt;
 pub mod sign;
 pub mod webhook;
+mod webhooks;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 pub use config::DeliveryConfig;
+pub use webhooks::{Webhooks, WebhooksError};
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
+use crate::camera::control::CameraControl;
 use crate::metrics::Metrics;
-use crate::store::webhook::WebhookId;
-use crate::store::{Outbox, Store};
+#[cfg(doc)]
+use crate::store::subscription::Subscription;
+use crate::store::Outbox;
 
-/// How often delivered events past retention and old delivery attempts are pruned.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
-/// Delivery attempts kept per webhook for `GET /webhooks/{id}/deliveries`.
-const ATTEMPTS_KEPT: usize = 1000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    #[error(transparent)]
-    Tls(#[from] http::TlsError),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+/// What every sink is started with, besides its own configuration.
+#[derive(Clone)]
+pub struct SinkContext {
+    /// The outbox to subscribe to (and, through it, the store).
+    pub outbox: Outbox,
+    pub metrics: Arc<Metrics>,
+    /// What MQTT commands and GPIO inputs switch: the camera manager, or a test double.
+    pub cameras: Arc<dyn CameraControl>,
 }
 
-struct Running {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
-}
+/// A running sink, as the appliance holds it: started in `app.rs` with one line, stopped in the
+/// reverse order of the start.
+pub trait Sink: Send + Sync {
+    /// For the logs.
+    fn name(&self) -> &str;
 
-pub struct Delivery {
-    store: Store,
-    outbox: Outbox,
-    client: http::HttpClient,
-    metrics: Arc<Metrics>,
-    workers: Mutex<HashMap<WebhookId, Running>>,
-    /// Serialises worker restarts, so that two API calls never leave two workers for one webhook.
-    changing: tokio::sync::Mutex<()>,
-    stop: CancellationToken,
-}
-
-impl Delivery {
-    /// Starts a worker for every enabled webhook in the store, and the maintenance task.
-    pub fn start(
-        outbox: Outbox,
-        config: &DeliveryConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Delivery>, DeliveryError> {
-        let delivery = Arc::new(Delivery {
-            store: outbox.store().clone(),
-            outbox,
-            client: http::HttpClient::new(config.ca_file.as_deref())?,
-            metrics,
-            workers: Mutex::new(HashMap::new()),
-            changing: tokio::sync::Mutex::new(()),
-            stop: CancellationToken::new(),
-        });
-        for record in delivery.store.webhooks()? {
-            delivery.spawn_if_enabled(&record.id());
-        }
-        tokio::spawn(maintain(delivery.store.clone(), delivery.stop.clone()));
-        Ok(delivery)
-    }
-
-    pub fn client(&self) -> &http::HttpClient {
-        &self.client
-    }
-
-    /// Brings the worker of one webhook in line with the store: (re)started if the webhook exists
-    /// and is enabled, stopped otherwise. Call after every change to a webhook.
-    pub async fn sync(&self, id: &WebhookId) {
-        self.with_worker_stopped(id, || Ok(()))
-            .await
-            .expect("a no-op cannot fail");
-    }
-
-    /// Stops the webhook's worker and waits until it has made its last write, runs `change`, then
-    /// starts the worker again as the store now says. Changes to a sink's cursor (replay) must go
-    /// through here: a worker still finishing a batch would otherwise move the cursor back past
-    /// the change.
-    pub async fn with_worker_stopped<T>(
-        &self,
-        id: &WebhookId,
-        change: impl FnOnce() -> crate::store::Result<T>,
-    ) -> crate::store::Result<T> {
-        let _one_at_a_time = self.changing.lock().await;
-        let old = self
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        if let Some(old) = old {
-            old.stop.cancel();
-            let _ = old.task.await;
-        }
-        let result = change();
-        self.spawn_if_enabled(id);
-        result
-    }
-
-    fn spawn_if_enabled(&self, id: &WebhookId) {
-        if self.stop.is_cancelled() {
-            return;
-        }
-        let record = match self.store.webhook(id) {
-            Ok(r) if r.config.enabled => r,
-            Ok(_) | Err(crate::store::StoreError::NotFound(_)) => return,
-            Err(e) => {
-                tracing::error!(webhook = %id, error = %e, "cannot start the webhook's worker");
-                return;
-            }
-        };
-        let stop = self.stop.child_token();
-        let worker = webhook::Worker {
-            record,
-            store: self.store.clone(),
-            head: self.outbox.subscribe(),
-            client: self.client.clone(),
-            metrics: self.metrics.clone(),
-            stop: stop.clone(),
-        };
-        let task = tokio::spawn(worker.run());
-        self.workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Running { stop, task });
-    }
-
-    /// True while the workers run; FaceCV's `manager_running`.
-    pub fn running(&self) -> bool {
-        !self.stop.is_cancelled()
-    }
-
-    /// Stops every worker: requests in flight are abandoned and their cursors stay where they were.
-    pub async fn shutdown(&self) {
-        self.stop.cancel();
-        let tasks: Vec<JoinHandle<()>> = self
-            .workers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, r)| r.task)
-            .collect();
-        for t in tasks {
-            let _ = t.await;
-        }
-    }
-}
-
-async fn maintain(store: Store, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
-        }
-        let r = store
-            .run(|s| Ok((s.prune_delivered()?, s.trim_attempts(ATTEMPTS_KEPT)?)))
-            .await;
-        match r {
-            Ok((events, attempts)) if events + attempts > 0 => {
-                tracing::debug!(events, attempts, "pruned delivered events and old attempts")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "store maintenance failed"),
-        }
-    }
+    /// Stops the sink and waits until it has made its last write. Deliveries in flight are
+    /// abandoned without moving the cursor: they go again at the next start.
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }

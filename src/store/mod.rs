@@ -23,9 +23,11 @@ pub mod damage;
 pub mod faces;
 pub mod migrations;
 pub mod outbox;
+mod quota;
 pub mod salvage;
 pub mod sinks;
 pub mod space;
+pub mod subscription;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,19 @@ pub enum StoreError {
     Commit(String),
     #[error("the store is closed")]
     Closed,
+    #[error("cannot start the store's {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
+    #[error("event {seq} is stored with the type {found:?}, which this binary does not know; it is not delivered")]
+    UnknownEventType { seq: i64, found: String },
+    #[error(
+        "webhook {webhook} is stored with the origin {found:?}, which this binary does not know"
+    )]
+    UnknownOrigin { webhook: String, found: String },
+    #[error("webhook {webhook} has a stored secret that cannot be used ({reason}); it is not run until its secret is rotated")]
+    BadSecret { webhook: String, reason: String },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]
@@ -101,6 +116,8 @@ pub(crate) struct Inner {
     space: Space,
     /// SQLite's own page limit, restored when a full filesystem has room again.
     max_pages: i64,
+    /// Events of a type this binary does not know, already reported.
+    unknown_types: Mutex<std::collections::BTreeSet<i64>>,
 }
 
 /// A cheap handle to the store; clone it freely.
@@ -154,6 +171,7 @@ impl Store {
                 metrics,
                 space,
                 max_pages,
+                unknown_types: Mutex::default(),
             }),
         };
         store.tend_space();
@@ -239,7 +257,7 @@ impl Store {
         self.checkpoint(true);
         self.hold_size(true);
         let live = self.live_bytes().unwrap_or(0);
-        if let Err(e) = outbox::drop_until(self, (live as f64 * 0.8) as u64) {
+        if let Err(e) = quota::drop_until(self, (live as f64 * 0.8) as u64) {
             tracing::error!(error = %e, "could not drop events to make room on a full disk");
         }
         self.checkpoint(true);

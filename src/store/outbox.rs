@@ -9,14 +9,15 @@
 //!   everything queued while the previous commit was being written.
 //! * Recording never stops: when the store reaches its quota, or the disk is full, the oldest events
 //!   are deleted (delivered ones first), counted per sink, and logged. The quota counts every file
-//!   of the store folder, and a reserve lets the deletes commit on a full filesystem (`space`).
+//!   of the store folder, and a reserve lets the deletes commit on a full filesystem (`space`,
+//!   `quota`).
 //! * A damaged page does not stop the readers: [`Store::events_after`] skips what it cannot read,
 //!   reports each unreadable range once, and goes on with the events after it (`damage`).
 
 use std::sync::mpsc;
 use std::thread;
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 
 use super::{now_ms, Durability, Result, Store, StoreError};
@@ -30,37 +31,11 @@ const MAX_GROUP: usize = 1024;
 const QUOTA_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// How many appends may queue for the committer before producers wait.
 const QUEUE_DEPTH: usize = 1024;
-/// After the quota is hit, events are dropped until the store is this share of it (hysteresis, so
-/// that dropping does not run at every commit).
-const QUOTA_LOW_WATER: f64 = 0.9;
-
 /// What an append returns for each event, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub seq: Seq,
     pub id: EventId,
-}
-
-/// The periodic look at the store's size: the reserve tended, the WAL cut back when a reader kept
-/// the automatic checkpoint from finishing, and the oldest events dropped over the quota.
-fn check_quota(store: &Store) {
-    store.tend_space();
-    let wal_limit = super::wal_pages(store.inner.quota_bytes) as u64 * 4096;
-    let wal = std::fs::metadata(super::space::wal_files(store.path())[0].as_path())
-        .map(|m| m.len())
-        .unwrap_or(0);
-    if wal > 2 * wal_limit {
-        store.checkpoint(true);
-    }
-    if let Ok(used) = store.used_bytes() {
-        store.metrics().store_bytes.set(used as i64);
-        if used > store.inner.quota_bytes {
-            let low = (store.inner.quota_bytes as f64 * QUOTA_LOW_WATER) as u64;
-            if let Err(e) = enforce_quota(store, low) {
-                tracing::error!(error = %e, "could not enforce the storage quota");
-            }
-        }
-    }
 }
 
 /// Events waiting to be committed, each with the producer to tell.
@@ -92,9 +67,9 @@ impl Outbox {
         thread::Builder::new()
             .name("outbox-commit".into())
             .spawn(move || commit_loop(committer, rx, head_tx))
-            .map_err(|e| StoreError::Dir {
-                path: store.path().to_owned(),
-                source: e,
+            .map_err(|source| StoreError::Thread {
+                name: "outbox-commit",
+                source,
             })?;
         Ok(Outbox { tx, head, store })
     }
@@ -190,7 +165,7 @@ fn commit_loop(store: Store, rx: mpsc::Receiver<Request>, head: watch::Sender<Se
             {
                 quota_checked = std::time::Instant::now();
                 written_since_check = 0;
-                check_quota(&store);
+                super::quota::check_quota(&store);
             }
         }
         if let Some(ack) = stop {
@@ -301,62 +276,8 @@ pub(crate) fn last_seq(conn: &rusqlite::Connection) -> Result<Seq> {
     Ok(Seq(seq.unwrap_or(0)))
 }
 
-/// Drops the oldest events until everything the quota counts fits in `target` bytes. Files other
-/// than the events (snapshots, the WAL, the reserve) are counted but cannot be dropped here; when
-/// they take most of the quota the store says so rather than deleting every event.
-pub(crate) fn enforce_quota(store: &Store, target: u64) -> Result<u64> {
-    store.checkpoint(false);
-    let other = store.space().other_bytes();
-    let floor = store.inner.quota_bytes / 4;
-    let live_target = target.saturating_sub(other);
-    let trouble = (live_target < floor).then(|| {
-        format!(
-            "files other than the events (WAL, reserve, snapshots) take {other} of the {} bytes              of storage.quota_mb; events are kept down to a quarter of the quota",
-            store.inner.quota_bytes
-        )
-    });
-    store.space().set(
-        super::space::Trouble::QuotaTakenByFiles,
-        trouble,
-        store.metrics(),
-    );
-    drop_until(store, live_target.max(floor))
-}
-
-/// Deletes the oldest events until the store's live pages fit in `target` bytes: delivered events
-/// first (every sink's cursor is past them), then undelivered ones, which are counted as dropped for
-/// each sink that had not had them yet. Each step is its own transaction, written without the
-/// full-disk retry of [`Store::write`]: this is what that retry calls.
-pub(crate) fn drop_until(store: &Store, target: u64) -> Result<u64> {
-    let mut dropped_total = 0;
-    for _ in 0..64 {
-        let used = store.live_bytes()?;
-        if used <= target {
-            break;
-        }
-        let dropped = store.write_once(Durability::Bookkeeping, &drop_oldest_tenth)?;
-        match dropped {
-            None => break,
-            Some(n) => {
-                // Counted step by step, so the metric never lags the store's own count by more
-                // than the step in progress.
-                store.metrics().events_dropped.inc_by(n);
-                dropped_total += n;
-            }
-        }
-    }
-    if dropped_total > 0 {
-        tracing::warn!(
-            dropped = dropped_total,
-            quota_bytes = store.inner.quota_bytes,
-            "storage quota reached or disk full: dropped the oldest undelivered events"
-        );
-    }
-    Ok(dropped_total)
-}
-
 /// Appends to `out` the rows after `after` until `limit` or an error; the rows read before a
-/// damaged page are kept.
+/// damaged page, or before a row of a type this binary does not know, are kept.
 fn read_events(
     conn: &rusqlite::Connection,
     after: Seq,
@@ -371,69 +292,32 @@ fn read_events(
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![after.0, limit as i64], |r| {
         let t: String = r.get(2)?;
-        Ok(StoredEvent {
-            seq: Seq(r.get(0)?),
+        let seq = r.get(0)?;
+        let Ok(event_type) = t.parse::<EventType>() else {
+            return Ok(Err(StoreError::UnknownEventType { seq, found: t }));
+        };
+        Ok(Ok(StoredEvent {
+            seq: Seq(seq),
             id: EventId(r.get(1)?),
-            event_type: t.parse().unwrap_or(EventType::FaceDetected),
+            event_type,
             camera_id: r.get(3)?,
             json: r.get(4)?,
             recorded_ms: r.get(5)?,
-        })
+        }))
     })?;
     for row in rows {
-        out.push(row?);
+        out.push(row??);
     }
     Ok(())
-}
-
-/// One step of [`drop_until`]: `None` when there is nothing left to delete.
-fn drop_oldest_tenth(tx: &Transaction<'_>) -> Result<Option<u64>> {
-    let (count, first): (i64, Option<i64>) =
-        tx.query_row("SELECT COUNT(*), MIN(seq) FROM events", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-    let Some(first) = first else {
-        return Ok(None);
-    };
-    let n = (count / 10).max(64).min(count);
-    let mut cut: i64 = tx.query_row(
-        "SELECT seq FROM events ORDER BY seq LIMIT 1 OFFSET ?1",
-        [n - 1],
-        |r| r.get(0),
-    )?;
-    let min_cursor: Option<i64> =
-        tx.query_row("SELECT MIN(seq) FROM sink_cursors", [], |r| r.get(0))?;
-    let delivered_upto = min_cursor.unwrap_or(i64::MAX);
-    if delivered_upto >= first {
-        // Delivered events exist: remove only those in this step.
-        cut = cut.min(delivered_upto);
-    }
-    // Charge each sink for the undelivered events it is about to lose.
-    tx.execute(
-        "UPDATE sink_cursors SET dropped = dropped +
-            (SELECT COUNT(*) FROM events WHERE seq > sink_cursors.seq AND seq <= ?1)
-         WHERE seq < ?1",
-        [cut],
-    )?;
-    let undelivered: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM events WHERE seq > ?1 AND seq <= ?2",
-        [delivered_upto.min(cut), cut],
-        |r| r.get(0),
-    )?;
-    tx.execute("DELETE FROM events WHERE seq <= ?1", [cut])?;
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('dropped_total', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
-        [undelivered],
-    )?;
-    Ok(Some(undelivered as u64))
 }
 
 impl Store {
     /// Events after `after`, oldest first, at most `limit`, those `filter` lets through.
     ///
     /// Rows on a damaged page are skipped: the range is reported once (log, metric, `/health`)
-    /// and the events after it are returned, so that no reader spins on the same damage.
+    /// and the events after it are returned, so that no reader spins on the same damage. A row
+    /// whose type this binary does not know (written by a newer one, or by hand) is skipped too,
+    /// and reported once with what was found: no sink delivers it as some other type.
     pub fn events_after(
         &self,
         after: Seq,
@@ -446,6 +330,13 @@ impl Store {
             let r = self.read(|conn| read_events(conn, from, limit - out.len(), filter, &mut out));
             match r {
                 Ok(()) => return Ok(out),
+                Err(StoreError::UnknownEventType { seq, found }) => {
+                    self.report_unknown_type(seq, found);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                    from = Seq(seq);
+                }
                 Err(e) if e.is_corrupt() => {
                     let last_ok = out.last().map_or(from, |e| e.seq).max(from);
                     let head = self.read(last_seq).map_or(i64::MAX, |s| s.0);
@@ -459,6 +350,19 @@ impl Store {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Says once per event that a row of an unknown type was passed over, and what was found.
+    fn report_unknown_type(&self, seq: i64, found: String) {
+        let mut seen = self
+            .inner
+            .unknown_types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if seen.insert(seq) {
+            let e = StoreError::UnknownEventType { seq, found };
+            tracing::error!(error = %e, "an event is skipped by every reader");
         }
     }
 
@@ -574,7 +478,12 @@ mod tests {
             .unwrap();
         assert_eq!(newest.len(), 100, "the newest events are kept");
         let (backlog, lost) = store
-            .sink_backlog("webhook:never", EventFilter::ALL)
+            .sink_backlog(
+                &crate::store::subscription::SinkName::webhook(
+                    &crate::store::webhook::WebhookId::parse("never").unwrap(),
+                ),
+                EventFilter::ALL,
+            )
             .unwrap();
         assert_eq!(lost, dropped);
         assert_eq!(backlog + lost, 4500);
@@ -605,5 +514,43 @@ mod tests {
         let stored = store.events_after(Seq(0), 10, EventFilter::ALL).unwrap();
         assert_eq!(stored.len(), 3);
         assert_eq!(stored[2].id, recorded[2].id);
+    }
+
+    #[test]
+    fn a_stored_event_of_an_unknown_type_is_an_error_and_readers_pass_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = open(dir.path());
+        outbox.append_blocking(some(3)).unwrap();
+        store
+            .writer()
+            .execute(
+                "UPDATE events SET type = 'face_teleported' WHERE seq = 2",
+                [],
+            )
+            .unwrap();
+        let mut out = Vec::new();
+        let err = store
+            .read(|c| read_events(c, Seq(0), 10, EventFilter::ALL, &mut out))
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::UnknownEventType { seq: 2, found } if found == "face_teleported"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"face_teleported\""), "{err}");
+        assert_eq!(out.len(), 1, "the row before it was read");
+        let read = store.events_after(Seq(0), 10, EventFilter::ALL).unwrap();
+        assert_eq!(
+            read.iter()
+                .map(|e| (e.seq.0, e.event_type))
+                .collect::<Vec<_>>(),
+            [
+                (1, EventType::FaceRecognized),
+                (3, EventType::FaceRecognized)
+            ],
+            "the unknown row is passed over, not delivered as another type"
+        );
+        let only_it = store.events_after(Seq(1), 1, EventFilter::ALL).unwrap();
+        assert_eq!(only_it.len(), 1);
+        assert_eq!(only_it[0].seq, Seq(3), "a limit counts the events returned");
     }
 }

@@ -1,17 +1,16 @@
 //! What the store keeps for sinks: webhook configurations, per-sink cursors, delivery statistics, the
 //! log of delivery attempts, and the dead letters.
 //!
-//! A sink's cursor is the sequence number of the last event it has acknowledged (or skipped by its
-//! filter). It moves only forward, in the same transaction that records the acknowledgement, so the
-//! statistics and the cursor never disagree after a crash.
+//! The cursors themselves, and what they mean, are [`super::subscription`]'s: a webhook's outcome
+//! is written here, in the transaction that moves its cursor there ([`write_receipt`]).
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
-use super::outbox::last_seq;
+use super::subscription::{self, Receipt, SinkName};
 use super::webhook::{SigningKey, WebhookConfig, WebhookId};
 use super::{now_text, Durability, Result, Store, StoreError};
-use crate::events::{EventFilter, Seq};
+use crate::events::Seq;
 
 /// Where a webhook came from; config-file webhooks are re-applied at every start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,11 +29,13 @@ impl Origin {
             Origin::Stream => "stream",
         }
     }
-    fn parse(s: &str) -> Origin {
+    /// The stored text back; anything else was not written by this binary and is refused.
+    fn parse(s: &str) -> Option<Origin> {
         match s {
-            "config" => Origin::Config,
-            "stream" => Origin::Stream,
-            _ => Origin::Api,
+            "config" => Some(Origin::Config),
+            "api" => Some(Origin::Api),
+            "stream" => Some(Origin::Stream),
+            _ => None,
         }
     }
 }
@@ -67,8 +68,14 @@ impl WebhookRecord {
     pub fn id(&self) -> WebhookId {
         self.config.id()
     }
-    pub fn signing_key(&self) -> SigningKey {
-        SigningKey::parse(&self.secret).expect("stored secrets were validated when stored")
+    /// The key to sign with. Secrets are checked before they are stored, so an error means the
+    /// row was changed behind the appliance's back: the webhook is not run until its secret is
+    /// rotated, and says why.
+    pub fn signing_key(&self) -> Result<SigningKey> {
+        SigningKey::parse(&self.secret).map_err(|e| StoreError::BadSecret {
+            webhook: self.config.webhook_id.clone(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -100,26 +107,20 @@ pub struct DeadLetter {
     pub replay_pending: bool,
 }
 
-/// The cursor name of a webhook sink.
-/// The MQTT bridge's cursor.
-pub const MQTT_SINK: &str = "mqtt";
-/// The GPIO actions' cursor.
-pub const ACTIONS_SINK: &str = "actions";
+/// A webhook row as read, before its origin is checked.
+type RawRecord = (WebhookRecord, String);
 
-pub fn webhook_sink(id: &WebhookId) -> String {
-    format!("webhook:{id}")
-}
-
-fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WebhookRecord> {
+fn record_from_row(r: &Row<'_>) -> rusqlite::Result<RawRecord> {
     let config: String = r.get(0)?;
     let config: WebhookConfig = serde_json::from_str(&config).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;
     let origin: String = r.get(2)?;
-    Ok(WebhookRecord {
+    let record = WebhookRecord {
         config,
         secret: r.get(1)?,
-        origin: Origin::parse(&origin),
+        // Replaced by the checked origin in `checked`.
+        origin: Origin::Api,
         created_at: r.get(3)?,
         stats: WebhookStats {
             total_sent: r.get::<_, i64>(4)? as u64,
@@ -128,7 +129,17 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<WebhookRecord> {
             attempts: r.get::<_, i64>(7)? as u64,
             failed_attempts: r.get::<_, i64>(8)? as u64,
         },
-    })
+    };
+    Ok((record, origin))
+}
+
+/// The record with its origin, or the error that says which origin was found.
+fn checked((mut record, origin): RawRecord) -> Result<WebhookRecord> {
+    record.origin = Origin::parse(&origin).ok_or_else(|| StoreError::UnknownOrigin {
+        webhook: record.config.webhook_id.clone(),
+        found: origin,
+    })?;
+    Ok(record)
 }
 
 const SELECT_WEBHOOK: &str =
@@ -142,13 +153,14 @@ fn config_json(config: &WebhookConfig) -> String {
 }
 
 fn fetch(tx: &rusqlite::Connection, id: &WebhookId) -> Result<Option<WebhookRecord>> {
-    Ok(tx
-        .query_row(
-            &format!("{SELECT_WEBHOOK} WHERE id = ?1"),
-            [id.as_str()],
-            record_from_row,
-        )
-        .optional()?)
+    tx.query_row(
+        &format!("{SELECT_WEBHOOK} WHERE id = ?1"),
+        [id.as_str()],
+        record_from_row,
+    )
+    .optional()?
+    .map(checked)
+    .transpose()
 }
 
 fn insert(tx: &Transaction<'_>, config: &WebhookConfig, origin: Origin) -> Result<WebhookRecord> {
@@ -168,10 +180,7 @@ fn insert(tx: &Transaction<'_>, config: &WebhookConfig, origin: Origin) -> Resul
         ],
     )?;
     // A new webhook receives what is recorded from now on; older events can be sent with replay.
-    tx.execute(
-        "INSERT OR REPLACE INTO sink_cursors (sink, seq, dropped) VALUES (?1, ?2, 0)",
-        params![webhook_sink(&id), last_seq(tx)?.0],
-    )?;
+    subscription::create_cursor(tx, &SinkName::webhook(&id))?;
     fetch(tx, &id)?.ok_or_else(|| StoreError::NotFound(format!("webhook {id}")))
 }
 
@@ -243,10 +252,7 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("webhook {id}")));
             }
-            tx.execute(
-                "DELETE FROM sink_cursors WHERE sink = ?1",
-                [webhook_sink(id)],
-            )?;
+            subscription::delete_cursor(tx, &SinkName::webhook(id))?;
             tx.execute(
                 "DELETE FROM delivery_attempts WHERE webhook_id = ?1",
                 [id.as_str()],
@@ -263,64 +269,30 @@ impl Store {
         self.read(|c| fetch(c, id)?.ok_or_else(|| StoreError::NotFound(format!("webhook {id}"))))
     }
 
+    /// Every webhook that can be read. One whose row this binary cannot make sense of is logged
+    /// and left out (not run, not listed; `GET /webhooks/{id}` names the problem), so that it
+    /// does not keep the appliance or the other webhooks from running.
     pub fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
-        self.read(|c| {
+        let raw = self.read(|c| {
             let mut stmt =
                 c.prepare_cached(&format!("{SELECT_WEBHOOK} ORDER BY created_at, id"))?;
             let rows = stmt.query_map([], record_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-    }
-
-    /// A sink's cursor, or `None` if the sink is unknown.
-    pub fn cursor(&self, sink: &str) -> Result<Option<Seq>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT seq FROM sink_cursors WHERE sink = ?1",
-                [sink],
-                |r| r.get(0).map(Seq),
-            )
-            .optional()?)
-        })
-    }
-
-    /// A sink's cursor, created at the newest event if the sink is new: like a new webhook, a new
-    /// sink receives what is recorded from now on.
-    pub fn ensure_cursor(&self, sink: &str) -> Result<Seq> {
-        self.write(Durability::Events, |tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO sink_cursors (sink, seq, dropped) VALUES (?1, ?2, 0)",
-                params![sink, last_seq(tx)?.0],
-            )?;
-            Ok(tx.query_row(
-                "SELECT seq FROM sink_cursors WHERE sink = ?1",
-                [sink],
-                |r| r.get(0).map(Seq),
-            )?)
-        })
-    }
-
-    /// Forgets a sink's cursor, so that events it never had no longer wait for it. True if it
-    /// existed.
-    pub fn delete_cursor(&self, sink: &str) -> Result<bool> {
-        self.write(Durability::Events, |tx| {
-            Ok(tx.execute("DELETE FROM sink_cursors WHERE sink = ?1", [sink])? > 0)
-        })
-    }
-
-    /// Moves a sink's cursor forward (never back) past events it has skipped.
-    pub fn advance_cursor(&self, sink: &str, seq: Seq) -> Result<()> {
-        self.write(Durability::Bookkeeping, |tx| advance(tx, sink, seq))
+        })?;
+        let mut records = Vec::with_capacity(raw.len());
+        for r in raw {
+            match checked(r) {
+                Ok(record) => records.push(record),
+                Err(e) => tracing::error!(error = %e, "a stored webhook is left out"),
+            }
+        }
+        Ok(records)
     }
 
     /// Makes a webhook deliver again every event still stored from `from` on.
     pub fn rewind_webhook(&self, id: &WebhookId, from: Seq) -> Result<()> {
         self.write(Durability::Events, |tx| {
-            let n = tx.execute(
-                "UPDATE sink_cursors SET seq = ?2 WHERE sink = ?1",
-                params![webhook_sink(id), from.0 - 1],
-            )?;
-            if n == 0 {
+            if !subscription::rewind_cursor(tx, &SinkName::webhook(id), from)? {
                 return Err(StoreError::NotFound(format!("webhook {id}")));
             }
             Ok(())
@@ -336,50 +308,6 @@ impl Store {
                 [id.as_str()],
             )?;
             Ok(())
-        })
-    }
-
-    /// Records an acknowledged batch and moves the cursor past it, in one transaction.
-    pub fn record_success(&self, id: &WebhookId, attempt: &Attempt) -> Result<()> {
-        self.write(Durability::Bookkeeping, |tx| {
-            insert_attempt(tx, id, attempt)?;
-            tx.execute(
-                "UPDATE webhooks SET attempts = attempts + 1, total_sent = total_sent + ?2,
-                 success_count = success_count + ?2 WHERE id = ?1",
-                params![id.as_str(), attempt.events],
-            )?;
-            advance(tx, &webhook_sink(id), attempt.last_seq)
-        })
-    }
-
-    /// Moves a batch whose retries ran out to the dead letters, and the cursor past it.
-    pub fn record_dead_letter(
-        &self,
-        id: &WebhookId,
-        attempt: &Attempt,
-        events_json: &str,
-    ) -> Result<()> {
-        self.write(Durability::Events, |tx| {
-            insert_attempt(tx, id, attempt)?;
-            tx.execute(
-                "UPDATE webhooks SET attempts = attempts + 1, failed_attempts = failed_attempts + 1,
-                 total_sent = total_sent + ?2, failed_count = failed_count + ?2 WHERE id = ?1",
-                params![id.as_str(), attempt.events],
-            )?;
-            tx.execute(
-                "INSERT INTO dead_letters (webhook_id, first_seq, last_seq, event_count, events, error, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    id.as_str(),
-                    attempt.first_seq.0,
-                    attempt.last_seq.0,
-                    attempt.events,
-                    events_json,
-                    attempt.error.as_deref().unwrap_or("failed"),
-                    now_text()
-                ],
-            )?;
-            advance(tx, &webhook_sink(id), attempt.last_seq)
         })
     }
 
@@ -499,26 +427,6 @@ impl Store {
         })
     }
 
-    /// Events after a sink's cursor that it will send (its filter applied), and those it lost to
-    /// the quota.
-    pub fn sink_backlog(&self, sink: &str, filter: EventFilter<'_>) -> Result<(u64, u64)> {
-        self.read(|c| {
-            let row: Option<(i64, i64)> = c
-                .query_row(
-                    "SELECT seq, dropped FROM sink_cursors WHERE sink = ?1",
-                    [sink],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let Some((cursor, dropped)) = row else {
-                return Ok((0, 0));
-            };
-            let sql = format!("SELECT COUNT(*) FROM events WHERE seq > ?1{}", filter.sql());
-            let backlog: i64 = c.query_row(&sql, [cursor], |r| r.get(0))?;
-            Ok((backlog as u64, dropped as u64))
-        })
-    }
-
     /// Keeps the newest `keep` attempts of each webhook: the log is for diagnosis, not an archive.
     pub fn trim_attempts(&self, keep: usize) -> Result<usize> {
         self.write(Durability::Bookkeeping, |tx| {
@@ -547,12 +455,47 @@ fn update(tx: &Transaction<'_>, id: &WebhookId, config: &WebhookConfig) -> Resul
     Ok(())
 }
 
-fn advance(tx: &Transaction<'_>, sink: &str, seq: Seq) -> Result<()> {
-    tx.execute(
-        "UPDATE sink_cursors SET seq = MAX(seq, ?2) WHERE sink = ?1",
-        params![sink, seq.0],
-    )?;
-    Ok(())
+/// What a webhook's acknowledgement records besides its cursor: the attempt and statistics of a
+/// delivered batch, or those of a batch whose retries ran out together with its dead letter.
+pub(super) fn write_receipt(tx: &Transaction<'_>, receipt: &Receipt) -> Result<()> {
+    match receipt {
+        Receipt::Cursor => Ok(()),
+        Receipt::Delivered { webhook, attempt } => {
+            insert_attempt(tx, webhook, attempt)?;
+            tx.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, total_sent = total_sent + ?2,
+                 success_count = success_count + ?2 WHERE id = ?1",
+                params![webhook.as_str(), attempt.events],
+            )?;
+            Ok(())
+        }
+        Receipt::DeadLettered {
+            webhook,
+            attempt,
+            events,
+        } => {
+            insert_attempt(tx, webhook, attempt)?;
+            tx.execute(
+                "UPDATE webhooks SET attempts = attempts + 1, failed_attempts = failed_attempts + 1,
+                 total_sent = total_sent + ?2, failed_count = failed_count + ?2 WHERE id = ?1",
+                params![webhook.as_str(), attempt.events],
+            )?;
+            tx.execute(
+                "INSERT INTO dead_letters (webhook_id, first_seq, last_seq, event_count, events, error, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    webhook.as_str(),
+                    attempt.first_seq.0,
+                    attempt.last_seq.0,
+                    attempt.events,
+                    events,
+                    attempt.error.as_deref().unwrap_or("failed"),
+                    now_text()
+                ],
+            )?;
+            Ok(())
+        }
+    }
 }
 
 fn insert_attempt(tx: &Transaction<'_>, id: &WebhookId, a: &Attempt) -> Result<()> {
@@ -573,4 +516,81 @@ fn insert_attempt(tx: &Transaction<'_>, id: &WebhookId, a: &Attempt) -> Result<(
         a.at
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::StorageConfig;
+
+    fn store_with(dir: &std::path::Path, ids: &[&str]) -> Store {
+        let config = StorageConfig {
+            dir: dir.to_owned(),
+            ..StorageConfig::default()
+        };
+        let store = Store::open(&config, Arc::default()).unwrap();
+        for id in ids {
+            let hook = WebhookConfig::new(id, "http://127.0.0.1:9/");
+            store.create_webhook(&hook, Origin::Api).unwrap();
+        }
+        store
+    }
+
+    fn id(s: &str) -> WebhookId {
+        WebhookId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_unknown_origin_is_an_error_naming_it_and_the_other_webhooks_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["good", "odd"]);
+        store
+            .writer()
+            .execute("UPDATE webhooks SET origin = 'fleet' WHERE id = 'odd'", [])
+            .unwrap();
+        let err = store.webhook(&id("odd")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::UnknownOrigin { webhook, found } if webhook == "odd" && found == "fleet"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"fleet\""), "{err}");
+        let listed: Vec<String> = store
+            .webhooks()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.config.webhook_id)
+            .collect();
+        assert_eq!(
+            listed,
+            ["good"],
+            "the unreadable one is left out, not made `api`"
+        );
+        store.delete_webhook(&id("odd")).unwrap();
+    }
+
+    #[test]
+    fn a_stored_secret_that_cannot_be_used_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &["hook"]);
+        assert!(store.webhook(&id("hook")).unwrap().signing_key().is_ok());
+        store
+            .writer()
+            .execute(
+                "UPDATE webhooks SET secret = 'whsec_AAAA' WHERE id = 'hook'",
+                [],
+            )
+            .unwrap();
+        let record = store.webhook(&id("hook")).unwrap();
+        let err = record.signing_key().unwrap_err();
+        assert!(
+            matches!(&err, StoreError::BadSecret { webhook, reason } if webhook == "hook" && reason.contains("got 3")),
+            "{err}"
+        );
+        store
+            .set_webhook_secret(&id("hook"), &SigningKey::generate_secret())
+            .unwrap();
+        assert!(store.webhook(&id("hook")).unwrap().signing_key().is_ok());
+    }
 }

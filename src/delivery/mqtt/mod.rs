@@ -1,9 +1,9 @@
 //! The MQTT bridge: a sink with the webhooks' guarantees, for home-automation and building systems.
 //!
 //! Guarantees, and the code that keeps them:
-//! * **At least once, in order.** The bridge reads the outbox from its own cursor (`mqtt` in
-//!   `sink_cursors`) and publishes each event, as the JSON object of a webhook's `events[]`, to
-//!   its type topic and its camera topic (see [`topics`]). The cursor moves only past events whose
+//! * **At least once, in order.** The bridge follows the outbox through its subscription (cursor
+//!   `mqtt`, see `store/subscription.rs`) and publishes each event, as the JSON object of a
+//!   webhook's `events[]`, to its type topic and its camera topic (see [`topics`]). The cursor moves only past events whose
 //!   two messages the broker acknowledged ([`inflight`]), so a crash or `kill -9` repeats at most the
 //!   events in flight, never skips one.
 //! * **The store is the queue.** While the broker is away nothing piles up in memory: the events
@@ -32,19 +32,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::shutdown::Shutdown;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 pub use config::{MqttConfig, MqttTlsConfig};
 use topics::Topics;
 
+use super::backoff::Backoff;
+use super::{Sink, SinkContext};
 use crate::camera::control::CameraControl;
 use crate::events::Seq;
 use crate::metrics::{Metrics, SinkLabel};
-use crate::store::sinks::MQTT_SINK;
-use crate::store::{now_text, Outbox, Store, StoreError};
+use crate::store::subscription::{Filter, Receipt, SinkCursor, SinkName, Subscription};
+use crate::store::{now_text, StoreError};
 
 /// A session that lasted this long resets the back-off: the broker was really back.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
@@ -99,7 +104,8 @@ pub struct MqttStats {
 struct Shared {
     config: MqttConfig,
     topics: Topics,
-    store: Store,
+    /// The bridge's stored cursor: the persister acknowledges through it, the stats read it.
+    cursor: SinkCursor,
     metrics: Arc<Metrics>,
     label: SinkLabel,
     cameras: Arc<dyn CameraControl>,
@@ -149,22 +155,55 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The running bridge.
 pub struct Bridge {
     shared: Arc<Shared>,
-    stop: CancellationToken,
+    stop: Shutdown,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Starts the bridge if `[mqtt]` is there and enabled. A disabled bridge keeps its cursor (events
+/// wait for it); a removed section retires it, so that nothing waits for a bridge that is gone.
+pub fn start(
+    config: Option<&MqttConfig>,
+    ctx: &SinkContext,
+) -> Result<Option<Arc<Bridge>>, MqttError> {
+    let filter = |m: &MqttConfig| Filter {
+        types: m.event_types.clone(),
+        cameras: None,
+    };
+    match config {
+        None => {
+            let store = ctx.outbox.store();
+            store.retire_sink(&SinkName::MQTT, "[mqtt] is gone from the config")?;
+            Ok(None)
+        }
+        Some(m) if !m.enabled => {
+            Subscription::open(&ctx.outbox, SinkName::MQTT, filter(m))?;
+            tracing::info!("mqtt.enabled = false: events wait in the store for the bridge");
+            Ok(None)
+        }
+        Some(m) => {
+            let subscription = Subscription::open(&ctx.outbox, SinkName::MQTT, filter(m))?;
+            let bridge = Bridge::start(
+                m.clone(),
+                subscription,
+                ctx.cameras.clone(),
+                ctx.metrics.clone(),
+            )?;
+            Ok(Some(bridge))
+        }
+    }
+}
+
 impl Bridge {
-    /// Starts the bridge from its stored cursor (created at the newest event if it has none).
-    /// Fails only on a TLS file that cannot be read; a broker that cannot be reached is retried.
-    pub fn start(
+    /// Starts the bridge from its subscription's position. Fails only on a TLS file that cannot
+    /// be read; a broker that cannot be reached is retried.
+    fn start(
         config: MqttConfig,
-        outbox: &Outbox,
+        subscription: Subscription,
         cameras: Arc<dyn CameraControl>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Bridge>, MqttError> {
         let tls = config.tls.as_ref().map(tls::client_config).transpose()?;
-        let store = outbox.store().clone();
-        let cursor = store.ensure_cursor(MQTT_SINK)?;
+        let cursor = subscription.position();
         let shared = Arc::new(Shared {
             topics: Topics::new(
                 &config.topic_prefix,
@@ -172,8 +211,8 @@ impl Bridge {
                 &config.discovery_prefix,
             ),
             config,
-            store,
-            label: metrics.sink(MQTT_SINK),
+            cursor: subscription.cursor().clone(),
+            label: metrics.sink(SinkName::MQTT.as_str()),
             metrics,
             cameras,
             tls,
@@ -181,8 +220,8 @@ impl Bridge {
             settled: watch::channel(cursor).0,
         });
         shared.set_connected(false);
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(run(shared.clone(), outbox.subscribe(), stop.clone()));
+        let stop = Shutdown::new();
+        let task = tokio::spawn(run(shared.clone(), subscription, stop.clone()));
         tracing::info!(broker = %shared.broker(), %cursor, "MQTT bridge started");
         Ok(Arc::new(Bridge {
             shared,
@@ -207,15 +246,12 @@ impl Bridge {
     pub fn refresh_backlog(&self) -> Result<(u64, u64), StoreError> {
         let s = &self.shared;
         let types = s.config.event_types.as_deref();
-        let (_, dropped) = s.store.sink_backlog(
-            MQTT_SINK,
-            crate::events::EventFilter {
-                types,
-                cameras: None,
-            },
-        )?;
+        let (_, dropped) = s.cursor.backlog(crate::events::EventFilter {
+            types,
+            cameras: None,
+        })?;
         let settled = *s.settled.borrow();
-        let backlog = s.store.count_after(settled, types)?;
+        let backlog = s.cursor.backlog_after(settled, types)?;
         s.metrics
             .backlog
             .get_or_create(&s.label)
@@ -227,7 +263,7 @@ impl Bridge {
         let s = &self.shared;
         let c = &s.counters;
         let (backlog, dropped) = self.refresh_backlog()?;
-        let cursor = s.store.cursor(MQTT_SINK)?.unwrap_or_default();
+        let cursor = s.cursor.stored()?.unwrap_or_default();
         Ok(MqttStats {
             enabled: true,
             connected: c.connected.load(Ordering::Relaxed),
@@ -252,7 +288,19 @@ impl Bridge {
             last_error: lock(&c.last_error).clone(),
         })
     }
+}
 
+impl Sink for Bridge {
+    fn name(&self) -> &str {
+        "mqtt"
+    }
+
+    fn shutdown(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(Bridge::shutdown(self))
+    }
+}
+
+impl Bridge {
     /// Publishes `offline`, disconnects, and stores the cursor. Events in flight stay unacknowledged
     /// and go again at the next start.
     pub async fn shutdown(&self) {
@@ -265,15 +313,19 @@ impl Bridge {
 }
 
 /// Sessions one after the other, with back-off between failures, until stopped.
-async fn run(shared: Arc<Shared>, mut head: watch::Receiver<Seq>, stop: CancellationToken) {
-    let persisting = CancellationToken::new();
+async fn run(shared: Arc<Shared>, mut subscription: Subscription, stop: Shutdown) {
+    let persisting = Shutdown::new();
     let persister = tokio::spawn(persist(shared.clone(), persisting.clone()));
     let mut changes = Some(shared.cameras.subscribe());
     let mut failures = 0u32;
+    let backoff = Backoff::new(
+        shared.config.reconnect_delay(),
+        shared.config.reconnect_max_delay(),
+    );
     loop {
-        let from = *shared.settled.borrow();
+        subscription.seek(*shared.settled.borrow());
         let began = Instant::now();
-        let end = session::run(&shared, from, &mut head, &mut changes, &stop).await;
+        let end = session::run(&shared, &mut subscription, &mut changes, &stop).await;
         shared.set_connected(false);
         shared.counters.in_flight.store(0, Ordering::Relaxed);
         let session::End::Lost { error, connected } = end else {
@@ -284,9 +336,7 @@ async fn run(shared: Arc<Shared>, mut head: watch::Receiver<Seq>, stop: Cancella
         }
         failures += 1;
         shared.lost(&error);
-        let wait =
-            crate::delivery::webhook::backoff(shared.config.reconnect_delay(), failures, None)
-                .min(shared.config.reconnect_max_delay());
+        let wait = backoff.wait(failures, None);
         tracing::warn!(
             broker = %shared.broker(),
             "MQTT {}: {error}; events wait in the store; next attempt in {:.1} s",
@@ -306,7 +356,7 @@ async fn run(shared: Arc<Shared>, mut head: watch::Receiver<Seq>, stop: Cancella
 /// Writes the settled position to the store as it moves. Writes coalesce: while one is being made,
 /// later acknowledgements only move the value the next one writes. A crash loses at most the last
 /// few positions, which means a few events sent twice, never one skipped.
-async fn persist(shared: Arc<Shared>, stop: CancellationToken) {
+async fn persist(shared: Arc<Shared>, stop: Shutdown) {
     let mut settled = shared.settled.subscribe();
     let mut stored = *settled.borrow_and_update();
     loop {
@@ -316,11 +366,7 @@ async fn persist(shared: Arc<Shared>, stop: CancellationToken) {
         };
         let seq = *settled.borrow_and_update();
         if seq > stored {
-            match shared
-                .store
-                .run(move |s| s.advance_cursor(MQTT_SINK, seq))
-                .await
-            {
+            match shared.cursor.acknowledge(seq, Receipt::Cursor).await {
                 Ok(()) => stored = seq,
                 Err(e) => tracing::error!(error = %e, "cannot store the MQTT cursor"),
             }

@@ -9,19 +9,20 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PubAckReason, Publish};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ClientError, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{broadcast, mpsc};
 
 use super::inflight::{Inflight, Purpose};
 use super::{discovery, topics, Shared};
 use crate::camera::control::CameraInfo;
-use crate::events::{Seq, StoredEvent};
+use crate::events::StoredEvent;
 use crate::store::now_ms;
+use crate::store::subscription::Subscription;
 
 /// Requests the client may queue for the event loop before `publish` waits.
 const REQUEST_CAPACITY: usize = 64;
@@ -57,16 +58,16 @@ struct Session<'a> {
     qos: QoS,
     /// Ours or the broker's limit, whichever is smaller.
     max_packet: usize,
-    stop: CancellationToken,
+    stop: Shutdown,
 }
 
-/// Runs one session from `from` until the connection is lost or `stop` is cancelled.
+/// Runs one session from the subscription's position until the connection is lost or `stop` is
+/// cancelled.
 pub(super) async fn run(
     shared: &Shared,
-    from: Seq,
-    head: &mut watch::Receiver<Seq>,
+    subscription: &mut Subscription,
     changes: &mut Option<broadcast::Receiver<CameraInfo>>,
-    stop: &CancellationToken,
+    stop: &Shutdown,
 ) -> End {
     let (client, eventloop) = AsyncClient::new(options(shared), REQUEST_CAPACITY);
     let (tx, events) = mpsc::unbounded_channel();
@@ -75,7 +76,7 @@ pub(super) async fn run(
         shared,
         client,
         events,
-        inflight: Inflight::new(from),
+        inflight: Inflight::new(subscription.position()),
         qos: if shared.config.qos == 0 {
             QoS::AtMostOnce
         } else {
@@ -85,7 +86,7 @@ pub(super) async fn run(
         stop: stop.clone(),
     };
     let end = match session.connect().await {
-        Ok(()) => match session.serve(head, changes).await {
+        Ok(()) => match session.serve(subscription, changes).await {
             Ok(never) => match never {},
             Err(end) => end,
         },
@@ -193,18 +194,18 @@ impl Session<'_> {
     /// The session's main loop; returns only to end the session.
     async fn serve(
         &mut self,
-        head: &mut watch::Receiver<Seq>,
+        subscription: &mut Subscription,
         changes: &mut Option<broadcast::Receiver<CameraInfo>>,
     ) -> Result<std::convert::Infallible, End> {
         let stop = self.stop.clone();
         loop {
-            self.fill(head).await?;
+            self.fill(subscription).await?;
             let room = self.has_room();
             tokio::select! {
                 _ = stop.cancelled() => return Err(self.goodbye().await),
                 event = self.events.recv() => { self.handle(event).await?; }
-                changed = head.changed(), if room => {
-                    if changed.is_err() {
+                changed = subscription.changed(), if room => {
+                    if !changed {
                         return Err(self.goodbye().await);
                     }
                 }
@@ -227,32 +228,13 @@ impl Session<'_> {
 
     /// Publishes events after what was read so far until the window is full or the outbox is read
     /// up to its head.
-    async fn fill(&mut self, head: &mut watch::Receiver<Seq>) -> Result<(), End> {
+    async fn fill(&mut self, subscription: &mut Subscription) -> Result<(), End> {
         let window = usize::from(self.shared.config.inflight);
-        loop {
-            let head_now = *head.borrow_and_update();
-            let after = self.inflight.read_upto();
-            if !self.has_room() || head_now <= after {
-                break;
-            }
+        while self.has_room() {
             let room = window - self.inflight.in_flight();
-            let types = self.shared.config.event_types.clone();
-            let read = self
-                .shared
-                .store
-                .run(move |s| {
-                    s.events_after(
-                        after,
-                        room,
-                        crate::events::EventFilter {
-                            types: types.as_deref(),
-                            cameras: None,
-                        },
-                    )
-                })
-                .await;
-            let events = match read {
-                Ok(events) => events,
+            let batch = match subscription.try_next(room).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
                 Err(e) => {
                     tracing::error!(error = %e, "MQTT bridge cannot read the outbox");
                     let stop = self.stop.clone();
@@ -262,14 +244,11 @@ impl Session<'_> {
                     }
                 }
             };
-            let complete = events.len() < room;
-            for event in &events {
+            for event in &batch.events {
                 self.publish_event(event).await?;
             }
-            if complete {
-                // Everything up to the head we saw has been read; filtered events need no answer.
-                self.inflight.read_to(head_now);
-            }
+            // Everything up to `upto` has been read; filtered events need no answer.
+            self.inflight.read_to(batch.upto);
         }
         self.settle();
         Ok(())
