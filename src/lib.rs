@@ -5,23 +5,23 @@
 //! Everything a sink delivers was first committed to the outbox.
 
 pub mod actions;
-pub mod api;
+mod api;
 pub mod app;
 pub mod camera;
 pub mod cmds;
 pub mod config;
-pub mod confine;
+mod confine;
 pub mod delivery;
-pub mod enrol;
+mod enrol;
 pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod metrics;
+mod metrics;
 pub mod pipeline;
 pub mod samples;
 pub mod shutdown;
 pub mod store;
-pub mod systemd;
+mod systemd;
 pub mod vision;
 
 pub use app::App;

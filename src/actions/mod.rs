@@ -12,7 +12,7 @@
 //! Without GPIO (no `/dev/gpiochip0`, or a build without the `rpi` feature) the appliance says so
 //! once and runs without the actions; their cursor is then removed so it holds nothing back.
 
-pub mod config;
+pub(crate) mod config;
 mod input;
 mod output;
 pub mod pins;

@@ -95,10 +95,6 @@ impl StreamSlots {
     pub fn in_use(&self) -> usize {
         self.inner.in_use.load(Ordering::Acquire)
     }
-
-    pub fn max(&self) -> usize {
-        self.inner.max
-    }
 }
 
 impl Drop for StreamPermit {

@@ -30,12 +30,12 @@
 //! It stops in reverse order of the start with the others, after the cameras and before the
 //! outbox, so its last acknowledgement is written before the store closes.
 
-pub mod backoff;
+pub(crate) mod backoff;
 mod config;
 pub mod http;
 pub mod mqtt;
-pub mod sign;
-pub mod webhook;
+pub(crate) mod sign;
+pub(crate) mod webhook;
 mod webhooks;
 
 use std::future::Future;

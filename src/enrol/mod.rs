@@ -5,8 +5,8 @@
 //! Both hold enrolment to the rule of a single photo: one clear face, or nothing is enrolled from
 //! it. A gallery that learned a stranger's face recognises the stranger as someone else forever.
 
-pub mod folder;
-pub mod video;
+pub(crate) mod folder;
+pub(crate) mod video;
 
-pub use folder::{enrol_folder, FolderReport, PersonReport};
-pub use video::{pick_faces, sniff_video, VideoError, VideoOptions, VideoReport};
+pub use folder::{enrol_folder, PersonReport};
+pub use video::{pick_faces, sniff_video, VideoError, VideoOptions};

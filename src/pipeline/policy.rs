@@ -245,7 +245,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..frames {
             let now = start + Duration::from_millis(100 * i as u64);
-            tracker.update(&obs(i), now);
+            tracker.update(&obs(i));
             policy.on_frame(tracker, now, &mut out);
         }
         out

@@ -271,7 +271,7 @@ impl CameraRun {
                 .frames_analysed
                 .fetch_add(1, Ordering::Relaxed);
             self.observe(&faces, &mut observations);
-            tracker.update(&observations, now);
+            tracker.update(&observations);
             policy.on_frame(&mut tracker, now, &mut events);
             self.publish_live(&frame, &observations);
             self.snapshot_strangers(&frame, &mut events);

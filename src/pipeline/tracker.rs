@@ -63,10 +63,8 @@ pub enum Verdict {
 
 #[derive(Debug, Clone)]
 pub struct Track {
-    pub id: u64,
     pub bbox: [f32; 4],
     pub score: f32,
-    pub first_seen: Instant,
     pub frames: u32,
     missed: u32,
     /// The identities of the last `window` frames this track was seen in.
@@ -103,16 +101,11 @@ impl Track {
             _ => Verdict::Undecided,
         }
     }
-
-    pub fn missed(&self) -> u32 {
-        self.missed
-    }
 }
 
 pub struct Tracker {
     config: TrackerConfig,
     tracks: Vec<Track>,
-    next_id: u64,
     /// Scratch: which observations found a track this frame (kept to avoid a per-frame allocation).
     taken: Vec<bool>,
 }
@@ -122,7 +115,6 @@ impl Tracker {
         Tracker {
             config,
             tracks: Vec::with_capacity(16),
-            next_id: 1,
             taken: Vec::with_capacity(16),
         }
     }
@@ -132,7 +124,7 @@ impl Tracker {
     }
 
     /// Folds one frame's faces into the tracks and drops tracks missed for too long.
-    pub fn update(&mut self, observations: &[Observation], now: Instant) {
+    pub fn update(&mut self, observations: &[Observation]) {
         self.taken.clear();
         self.taken.resize(observations.len(), false);
         for track in &mut self.tracks {
@@ -168,10 +160,8 @@ impl Tracker {
             let mut history = VecDeque::with_capacity(self.config.window);
             history.push_back(o.identity.clone());
             self.tracks.push(Track {
-                id: self.next_id,
                 bbox: o.bbox,
                 score: o.score,
-                first_seen: now,
                 frames: 1,
                 missed: 0,
                 history,
@@ -180,7 +170,6 @@ impl Tracker {
                 recognized_as: None,
                 stranger_alerted: false,
             });
-            self.next_id += 1;
         }
     }
 
@@ -189,10 +178,12 @@ impl Tracker {
         self.tracks.iter_mut().filter(|t| t.missed == 0)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.tracks.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.tracks.is_empty()
     }
@@ -236,29 +227,28 @@ mod tests {
     #[test]
     fn a_face_moving_slowly_stays_one_track_and_a_new_one_starts_another() {
         let mut t = Tracker::new(TrackerConfig::default());
-        let now = Instant::now();
         for step in 0..10 {
-            t.update(&[obs(100.0 + step as f32 * 5.0, None)], now);
+            t.update(&[obs(100.0 + step as f32 * 5.0, None)]);
         }
         assert_eq!(t.len(), 1);
         assert_eq!(t.visible().next().unwrap().frames, 10);
-        t.update(&[obs(150.0, None), obs(400.0, None)], now);
+        t.update(&[obs(150.0, None), obs(400.0, None)]);
         assert_eq!(t.len(), 2);
     }
 
     #[test]
     fn a_track_survives_a_few_missed_frames_then_ends() {
         let mut t = Tracker::new(TrackerConfig::default());
-        let now = Instant::now();
-        t.update(&[obs(100.0, None)], now);
+        t.update(&[obs(100.0, None)]);
         for _ in 0..5 {
-            t.update(&[], now);
+            t.update(&[]);
         }
         assert_eq!(t.len(), 1, "five missed frames are tolerated");
-        t.update(&[obs(102.0, None)], now);
-        assert_eq!(t.visible().next().unwrap().id, 1, "the same track resumes");
+        t.update(&[obs(102.0, None)]);
+        let resumed = t.visible().next().unwrap();
+        assert_eq!(resumed.frames, 2, "the same track resumes, not a new one");
         for _ in 0..6 {
-            t.update(&[], now);
+            t.update(&[]);
         }
         assert!(t.is_empty());
     }
@@ -267,16 +257,15 @@ mod tests {
     fn identity_is_a_vote_over_recent_frames() {
         let config = TrackerConfig::default();
         let mut t = Tracker::new(config);
-        let now = Instant::now();
-        t.update(&[obs(100.0, person("Ana", 0.7))], now);
-        t.update(&[obs(100.0, None)], now);
+        t.update(&[obs(100.0, person("Ana", 0.7))]);
+        t.update(&[obs(100.0, None)]);
         assert_eq!(
             t.visible().next().unwrap().verdict(&config),
             Verdict::Undecided
         );
-        t.update(&[obs(100.0, person("Ana", 0.8))], now);
-        t.update(&[obs(100.0, person("Bo", 0.9))], now);
-        t.update(&[obs(100.0, person("Ana", 0.75))], now);
+        t.update(&[obs(100.0, person("Ana", 0.8))]);
+        t.update(&[obs(100.0, person("Bo", 0.9))]);
+        t.update(&[obs(100.0, person("Ana", 0.75))]);
         match t.visible().next().unwrap().verdict(&config) {
             Verdict::Known(id) => {
                 assert_eq!(id.name, "Ana");
@@ -286,7 +275,7 @@ mod tests {
         }
         let mut u = Tracker::new(config);
         for _ in 0..3 {
-            u.update(&[obs(100.0, None)], now);
+            u.update(&[obs(100.0, None)]);
         }
         assert_eq!(
             u.visible().next().unwrap().verdict(&config),

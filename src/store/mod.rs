@@ -17,16 +17,16 @@
 //!   `integrity_check` in the background, readers that skip unreadable pages and report them
 //!   ([`damage`]), and `facecv salvage` to copy what is readable into a new file ([`salvage`]).
 
-pub mod cameras;
+pub(crate) mod cameras;
 mod config;
-pub mod damage;
-pub mod faces;
-pub mod migrations;
-pub mod outbox;
+pub(crate) mod damage;
+pub(crate) mod faces;
+pub(crate) mod migrations;
+pub(crate) mod outbox;
 mod quota;
-pub mod salvage;
-pub mod sinks;
-pub mod space;
+pub(crate) mod salvage;
+pub(crate) mod sinks;
+pub(crate) mod space;
 pub mod subscription;
 pub mod webhook;
 

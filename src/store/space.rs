@@ -49,11 +49,6 @@ impl Trouble {
             Trouble::Damaged => "damaged",
         }
     }
-    pub const ALL: [Trouble; 3] = [
-        Trouble::FilesystemFull,
-        Trouble::QuotaTakenByFiles,
-        Trouble::Damaged,
-    ];
 }
 
 /// The background integrity check's result.
@@ -131,6 +126,7 @@ impl Space {
         self.dir.join(RESERVE_FILE)
     }
 
+    #[cfg(test)]
     pub fn reserve_bytes(&self) -> u64 {
         self.reserve_bytes
     }

@@ -27,7 +27,7 @@ const ANCHORS: usize = GRID * GRID;
 const REGRESSORS: usize = 16;
 
 /// Keypoint indices in [`Detection::keypoints`].
-pub mod keypoint {
+pub(crate) mod keypoint {
     pub const RIGHT_EYE: usize = 0;
     pub const LEFT_EYE: usize = 1;
     pub const NOSE: usize = 2;

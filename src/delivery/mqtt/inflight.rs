@@ -78,10 +78,6 @@ impl Inflight {
         self.events.len()
     }
 
-    pub fn read_upto(&self) -> Seq {
-        self.read_upto
-    }
-
     /// The outbox has been read up to `seq` (events filtered out in between need no answer).
     pub fn read_to(&mut self, seq: Seq) {
         self.read_upto = self.read_upto.max(seq);

@@ -21,12 +21,12 @@
 //! The bridge speaks MQTT 5 (Mosquitto 2, EMQX, HiveMQ and Home Assistant's broker all do): 3.1.1
 //! has no way for a broker to refuse a message other than dropping it silently.
 
-pub mod config;
-pub mod discovery;
-pub mod inflight;
+pub(crate) mod config;
+pub(crate) mod discovery;
+pub(crate) mod inflight;
 mod session;
 mod tls;
-pub mod topics;
+pub(crate) mod topics;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
