@@ -13,6 +13,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use common::procfs::{self, Proc};
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -321,12 +323,8 @@ impl Appliance {
 
     /// VmRSS and VmHWM in KiB.
     fn memory(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
-        (
-            status_field(&status, "VmRSS:"),
-            status_field(&status, "VmHWM:"),
-        )
+        let m = procfs::memory(Proc::Pid(self.pid));
+        (m.rss_kib, m.hwm_kib)
     }
 
     /// SIGTERM, then waits; returns how long the shutdown took and the exit status.
@@ -360,15 +358,6 @@ impl Drop for Appliance {
     }
 }
 
-/// A `kB` field of `/proc/<pid>/status`.
-fn status_field(status: &str, name: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The last lines the appliance wrote to stderr.
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -389,7 +378,7 @@ impl RssPeak {
                 let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
                     return;
                 };
-                let rss = status_field(&status, "VmRSS:");
+                let rss = procfs::status_kib(&status, "VmRSS:");
                 p.fetch_max(rss, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -399,43 +388,6 @@ impl RssPeak {
     fn take(&self) -> u64 {
         self.0.swap(0, Ordering::Relaxed)
     }
-}
-
-/// CPU ticks used so far, per thread name, by process `pid` (threads alive now).
-fn cpu_by_thread(pid: &str) -> HashMap<String, u64> {
-    let mut out = HashMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        if let Some((comm, ticks)) = parse_stat(&stat) {
-            *out.entry(comm).or_insert(0) += ticks;
-        }
-    }
-    out
-}
-
-/// CPU ticks used so far by the whole process `pid`, dead threads included.
-fn cpu_total(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .map_or(0, |(_, t)| t)
-}
-
-/// `(comm, utime + stime)` from a `/proc/.../stat` line.
-fn parse_stat(stat: &str) -> Option<(String, u64)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_owned();
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    // After the comm: state is field 3 of the line, utime 14 and stime 15.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
 }
 
 fn clock_ticks() -> f64 {
@@ -449,7 +401,7 @@ fn clock_ticks() -> f64 {
 
 /// CPU seconds of the appliance (total and per thread name) and of this process over a phase.
 struct CpuMeter {
-    pid: String,
+    pid: Proc,
     hz: f64,
     app_total: u64,
     app_threads: HashMap<String, u64>,
@@ -458,11 +410,11 @@ struct CpuMeter {
 
 impl CpuMeter {
     fn start(pid: u32, hz: f64) -> CpuMeter {
-        let pid = pid.to_string();
+        let pid = Proc::Pid(pid);
         CpuMeter {
-            app_total: cpu_total(&pid),
-            app_threads: cpu_by_thread(&pid),
-            bench: cpu_total("self"),
+            app_total: procfs::cpu_total(pid),
+            app_threads: procfs::cpu_by_thread_name(pid),
+            bench: procfs::cpu_total(Proc::Me),
             pid,
             hz,
         }
@@ -470,8 +422,8 @@ impl CpuMeter {
 
     /// `(appliance s, [(thread, s)], bench s)`
     fn stop(&self) -> (f64, Vec<(String, f64)>, f64) {
-        let app = (cpu_total(&self.pid) - self.app_total) as f64 / self.hz;
-        let mut threads: Vec<(String, f64)> = cpu_by_thread(&self.pid)
+        let app = (procfs::cpu_total(self.pid) - self.app_total) as f64 / self.hz;
+        let mut threads: Vec<(String, f64)> = procfs::cpu_by_thread_name(self.pid)
             .into_iter()
             .map(|(name, t)| {
                 let before = self.app_threads.get(&name).copied().unwrap_or(0);
@@ -479,7 +431,7 @@ impl CpuMeter {
             })
             .collect();
         threads.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let bench = (cpu_total("self") - self.bench) as f64 / self.hz;
+        let bench = (procfs::cpu_total(Proc::Me) - self.bench) as f64 / self.hz;
         (app, threads, bench)
     }
 }
@@ -767,10 +719,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// The 1-minute load average: other work on the machine skews every figure here.
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".into())
+    procfs::load_average().map_or_else(|| "?".into(), |l| format!("{l:.2}"))
 }
 
 /// The type of the file system holding `path` (the longest matching mount point).

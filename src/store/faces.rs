@@ -26,12 +26,11 @@ pub struct StoredEmbedding {
 }
 
 fn record(r: &Row<'_>) -> rusqlite::Result<FaceRecord> {
-    let metadata: String = r.get(3)?;
     Ok(FaceRecord {
         id: r.get(0)?,
         name: r.get(1)?,
         embedding_model: r.get(2)?,
-        metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        metadata: super::json_column(r, 3)?,
         created_at: r.get(4)?,
         updated_at: r.get(5)?,
     })
@@ -128,14 +127,28 @@ impl Store {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS}, embedding FROM faces WHERE embedding_model = ?1 ORDER BY rowid"
             ))?;
+            // A damaged row costs its one enrolment, not the gallery: it is reported and left
+            // out, and the people around it are still recognised.
             let rows = stmt.query_map([model], |r| {
+                let id: String = r.get(0)?;
                 let blob: Vec<u8> = r.get(6)?;
-                Ok(StoredEmbedding {
-                    face: record(r)?,
-                    embedding: from_blob(&blob),
-                })
+                Ok(record(r)
+                    .map(|face| StoredEmbedding {
+                        face,
+                        embedding: from_blob(&blob),
+                    })
+                    .map_err(|e| (id, e)))
             })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut out = Vec::new();
+            for row in rows {
+                match row? {
+                    Ok(e) => out.push(e),
+                    Err((id, e)) => {
+                        tracing::error!(face = %id, error = %e, "an enrolled face cannot be read; it is left out of the gallery")
+                    }
+                }
+            }
+            Ok(out)
         })
     }
 }
@@ -179,5 +192,39 @@ mod tests {
         ));
         assert_eq!(store.delete_faces_by_name("Bo").unwrap(), 2);
         assert_eq!(store.face_count().unwrap(), (1, 1));
+    }
+
+    #[test]
+    fn damaged_metadata_is_an_error_naming_the_column_not_an_empty_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            dir: dir.path().to_owned(),
+            ..StorageConfig::default()
+        };
+        let store = Store::open(&config, Arc::default()).unwrap();
+        let mut meta = Map::new();
+        meta.insert("employee_id".into(), "E-7".into());
+        store
+            .add_faces("Ana", "m1", &[vec![0.6, 0.8]], &meta)
+            .unwrap();
+        store
+            .writer()
+            .execute(
+                "UPDATE faces SET metadata = '{\"employee_id\": ' WHERE name = 'Ana'",
+                [],
+            )
+            .unwrap();
+        store
+            .add_faces("Bo", "m1", &[vec![0.0, 1.0]], &Map::new())
+            .unwrap();
+        let err = store.faces(Some("Ana"), 10).unwrap_err();
+        assert!(err.to_string().contains("index: 3"), "{err}");
+        let gallery = store.embeddings("m1").unwrap();
+        let names: Vec<&str> = gallery.iter().map(|e| e.face.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["Bo"],
+            "the damaged row is left out, the others load"
+        );
     }
 }

@@ -377,13 +377,12 @@ impl Store {
                  FROM dead_letters WHERE webhook_id = ?1 AND (replay = 1 OR ?2 = 0) ORDER BY id LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![id.as_str(), pending_only, limit as i64], |r| {
-                let events: String = r.get(4)?;
                 Ok(DeadLetter {
                     id: r.get(0)?,
                     first_seq: Seq(r.get(1)?),
                     last_seq: Seq(r.get(2)?),
                     event_count: r.get(3)?,
-                    events: serde_json::from_str(&events).unwrap_or_default(),
+                    events: super::json_column(r, 4)?,
                     error: r.get(5)?,
                     created_at: r.get(6)?,
                     replay_pending: r.get(7)?,
