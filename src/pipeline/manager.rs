@@ -20,9 +20,7 @@
 //! rewrite the wiring plan.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -31,10 +29,11 @@ use tokio::sync::broadcast;
 use super::config::CameraConfig;
 use super::gallery::SharedGallery;
 use super::runner::{CameraCounters, CameraRun, LiveFrame};
+pub use super::status::CameraStatus;
+use super::status::{status_of, Entry, Running};
 use crate::camera::control::{CameraControl, CameraControlError, CameraInfo};
 use crate::camera::{ApiSources, SourceRefusal, SourceSpec};
 use crate::config::check::ConfigError;
-use crate::events::StopReason;
 use crate::shutdown::Shutdown;
 use crate::store::{Outbox, Store, StoreError};
 use crate::vision::{FaceEngine, VisionConfig, VisionError, VisionHealth};
@@ -73,74 +72,6 @@ pub enum CameraOrigin {
     Config,
     Api,
     Stream,
-}
-
-/// What the API shows of a camera.
-#[derive(Debug, Clone, Serialize)]
-pub struct CameraStatus {
-    pub camera_id: String,
-    pub source: String,
-    pub fps: f32,
-    pub autostart: bool,
-    /// `config`, `api` (remembered across restarts) or `stream`.
-    pub origin: CameraOrigin,
-    pub running: bool,
-    /// `running`, `reconnecting` (the source is unavailable: see `source_error`), `flapping` (it
-    /// keeps coming back and going again: see `restarts`, `next_retry_at`, `last_error`),
-    /// `stopped`, `refused` (stored by an earlier version with a source the API may no longer
-    /// use: see `reason`), or how it last ended: `ended`, `source_lost`, `error` (also when it
-    /// could not start, e.g. a damaged model: see `last_error`).
-    pub state: String,
-    /// While the state is `refused`: why the camera is not started.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub frames_captured: u64,
-    /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
-    pub frames_dropped: u64,
-    pub reconnects: u64,
-    pub frames_analysed: u64,
-    pub events_recorded: u64,
-    /// While the state is `reconnecting`: why the source cannot be read (e.g. "cannot open
-    /// /dev/video0: permission denied ...").
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_error: Option<String>,
-    /// Times the source came back since it last ran healthily (`reconnect.healthy_after`).
-    pub restarts: u64,
-    /// While capture waits to reopen the source: when it tries next (RFC 3339, UTC).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_retry_at: Option<String>,
-    /// Why the camera could not start (the model file and what is wrong with it, say), or why
-    /// its source was last lost while it flaps or reconnects.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
-
-/// A camera's run: the thread while it runs, the counters and the end reason after.
-struct Running {
-    /// The camera's child of the manager's `stop`; cancelling it stops this camera alone.
-    stop: Shutdown,
-    thread: Option<JoinHandle<()>>,
-    counters: Arc<CameraCounters>,
-    ended: Arc<Mutex<Option<StopReason>>>,
-}
-
-impl Running {
-    fn alive(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
-    }
-}
-
-struct Entry {
-    config: CameraConfig,
-    origin: CameraOrigin,
-    /// Start it with the appliance: `autostart`, or the API's last start or stop.
-    wanted: bool,
-    live: broadcast::Sender<Arc<LiveFrame>>,
-    running: Option<Running>,
-    /// Why the last start failed; cleared by the next start that works.
-    start_error: Option<String>,
-    /// Why a stored camera is kept but never started; see the module comment.
-    refused: Option<String>,
 }
 
 pub struct Cameras {
@@ -554,81 +485,6 @@ impl Cameras {
 
     pub fn gallery(&self) -> &SharedGallery {
         &self.gallery
-    }
-}
-
-fn status_of(entry: &Entry) -> CameraStatus {
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let zero = CameraCounters::default();
-    let counters = entry.running.as_ref().map_or(&zero, |r| &r.counters);
-    let source_error = counters
-        .source_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let flaps = counters
-        .flaps
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let (running, state) = match &entry.running {
-        None if entry.refused.is_some() => (false, "refused".to_owned()),
-        None if entry.start_error.is_some() => (false, "error".to_owned()),
-        None => (false, "stopped".to_owned()),
-        Some(r) => {
-            let alive = r.alive();
-            let state = if alive && flaps.flapping {
-                "flapping".to_owned()
-            } else if alive && source_error.is_some() {
-                "reconnecting".to_owned()
-            } else if alive {
-                "running".to_owned()
-            } else {
-                match *r.ended.lock().unwrap_or_else(|p| p.into_inner()) {
-                    Some(StopReason::Requested) | Some(StopReason::Shutdown) | None => {
-                        "stopped".to_owned()
-                    }
-                    Some(reason) => reason.as_str().to_owned(),
-                }
-            };
-            (alive, state)
-        }
-    };
-    // A stopped camera's last run may have ended while its source was away: that is history.
-    let source_error = source_error.filter(|_| running);
-    let analysis_error = counters
-        .analysis_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let last_error = entry.start_error.clone().or_else(|| {
-        flaps
-            .last_error
-            .clone()
-            .or(analysis_error)
-            .filter(|_| running)
-    });
-    CameraStatus {
-        camera_id: entry.config.camera_id.clone(),
-        source: entry.config.source_label(),
-        fps: entry.config.fps,
-        autostart: entry.config.autostart,
-        origin: entry.origin,
-        running,
-        state,
-        reason: entry.refused.clone().filter(|_| !running),
-        frames_captured: load(&counters.frames_captured),
-        frames_dropped: load(&counters.frames_dropped),
-        reconnects: load(&counters.reconnects),
-        frames_analysed: load(&counters.frames_analysed),
-        events_recorded: load(&counters.events_recorded),
-        source_error,
-        restarts: if running { flaps.restarts } else { 0 },
-        next_retry_at: flaps
-            .next_retry
-            .filter(|_| running)
-            .map(crate::events::format_timestamp),
-        last_error,
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod manager;
 pub(crate) mod policy;
 pub(crate) mod runner;
 pub(crate) mod snapshot;
+mod status;
 pub(crate) mod tracker;
 
 pub use config::{CameraConfig, ReconnectConfig};
