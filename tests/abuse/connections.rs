@@ -467,7 +467,13 @@ async fn a_reopened_stream_runs_and_every_end_is_announced() {
         .api
         .post("/api/v1/cameras/again/stop", Value::Null)
         .await;
-    assert_eq!(code, 200, "{body}");
+    if code != 200 {
+        // Seen once in CI (404) and not reproduced since: say what the appliance and the stream
+        // saw, so that a recurrence can be understood.
+        let (_, cameras) = bin.api.get("/api/v1/cameras").await;
+        let more = read_for(&mut second, Duration::from_secs(1)).await;
+        panic!("stop answered {code} {body}; cameras: {cameras}; the stream then: {more}");
+    }
     let text = read_until(&mut second, "event: end", Duration::from_secs(10))
         .await
         .expect("event: end after the camera stopped");
