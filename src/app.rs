@@ -78,6 +78,14 @@ impl App {
         let store = Store::open(&config.storage, metrics.clone())
             .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
         store.check_integrity_in_background();
+        // Before anything runs: a certificate that cannot be served stops the start here.
+        let tls = match config.api.tls_listen {
+            Some(_) => Some(
+                api::tls::Identity::load(&config.api, &config.storage.dir)
+                    .context("api.tls_listen: cannot load the HTTPS certificate")?,
+            ),
+            None => None,
+        };
         apply_config_webhooks(&store, &config)?;
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
         let webhooks = Webhooks::start(outbox.clone(), &config.delivery, metrics.clone())
@@ -126,7 +134,7 @@ impl App {
         let mut sinks: Vec<Arc<dyn Sink>> = vec![webhooks.clone()];
         sinks.extend(mqtt.clone().map(|m| m as Arc<dyn Sink>));
         sinks.extend(crate::actions::start(&config.actions, devices.pins, &ctx)?);
-        let (listeners, http_addr, https) = bind_api(&config).await?;
+        let (listeners, http_addr, https) = bind_api(&config, tls).await?;
         let api_stop = root.child_token();
         let state = Arc::new(api::State {
             store: store.clone(),
@@ -239,11 +247,11 @@ impl App {
     }
 }
 
-/// Binds the API's listeners, plain and HTTPS as configured, and loads (or on the first start
-/// makes) the HTTPS certificate. The HTTPS line names the URL and the fingerprint, for people
-/// checking what their browser shows.
+/// Binds the API's listeners, plain and HTTPS (serving `tls`) as configured. The HTTPS line names
+/// the URL and the fingerprint, for people checking what their browser shows.
 async fn bind_api(
     config: &Config,
+    tls: Option<api::tls::Identity>,
 ) -> anyhow::Result<(api::Listeners, Option<SocketAddr>, Option<api::HttpsInfo>)> {
     let api = &config.api;
     let http = if api.http {
@@ -255,22 +263,20 @@ async fn bind_api(
         None
     };
     let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
-    let Some(tls_listen) = api.tls_listen else {
+    let (Some(tls_listen), Some(identity)) = (api.tls_listen, tls) else {
         return Ok((api::Listeners { http, https: None }, http_addr, None));
     };
-    let identity = api::tls::Identity::load(api, &config.storage.dir)
-        .context("api.tls_listen: cannot load the HTTPS certificate")?;
     let l = tokio::net::TcpListener::bind(tls_listen)
         .await
         .with_context(|| format!("api.tls_listen: cannot listen on {tls_listen}"))?;
     let addr = l.local_addr()?;
-    let host = if addr.ip().is_unspecified() {
-        crate::api::tls::url_host()
+    let url = if addr.ip().is_unspecified() {
+        format!("https://{}:{}/", api::tls::url_host(), addr.port())
     } else {
-        addr.ip().to_string()
+        format!("https://{addr}/")
     };
     tracing::info!(
-        url = %format!("https://{host}:{}/", addr.port()),
+        url = %url,
         fingerprint = %identity.fingerprint,
         certificate = %identity.cert.display(),
         "HTTPS API listening; check that the browser shows this SHA-256 fingerprint"
