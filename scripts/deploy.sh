@@ -15,7 +15,7 @@
 #      /usr/lib/tmpfiles.d/facecv.conf, /usr/lib/modules-load.d/facecv.conf), create the user
 #      (systemd-sysusers) and /etc/facecv
 #   3. first install: /etc/facecv/facecv.toml from the tarball with a generated API token and
-#      `listen = "0.0.0.0:7000"` (an existing config is never overwritten). --no-token leaves the
+#      `listen = "0.0.0.0:7000"`, `tls_listen = "0.0.0.0:7443"` (an existing config is never overwritten). --no-token leaves the
 #      token out: an SD image is flashed onto many cards, so each sets its own on first boot
 #   4. switch /opt/facecv/current to the new release with one rename(2), daemon-reload, restart
 #   5. wait up to N seconds (--wait, default 30) for `GET /health` on 127.0.0.1:7000; if it does not
@@ -114,12 +114,13 @@ if [ ! -f "$conf" ]; then
   [ "$with_token" = 0 ] || token="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   sed -e "${token:+s|^# *token = .*|token = \"$token\"|}" \
       -e 's|^listen = "127.0.0.1:7000"|listen = "0.0.0.0:7000"|' \
+      -e 's|^tls_listen = "127.0.0.1:7443"|tls_listen = "0.0.0.0:7443"|' \
       "$new/etc/facecv/facecv.toml" >"$conf.new"
   [ -z "$token" ] || grep -q "^token = \"$token\"" "$conf.new" || { say "could not set the token in $conf"; exit 1; }
   chmod 0640 "$conf.new"
   if [ "$(id -u)" = 0 ] && getent group facecv >/dev/null; then chown root:facecv "$conf.new"; fi
   mv "$conf.new" "$conf"
-  say "created $conf${token:+ with a new API token}; the API listens on 0.0.0.0:7000"
+  say "created $conf${token:+ with a new API token}; the API listens on 0.0.0.0:7000 (HTTPS: 7443)"
 fi
 token="$(sed -n 's/^token *= *"\(.*\)"/\1/p' "$conf" | head -1)"
 

@@ -40,6 +40,7 @@ token="$(sed -n 's/^token=//p' <<<"$out")"
 [ "${#token}" -ge 32 ] || fail "no token printed: $out"
 grep -qx "token = \"$token\"" "$conf" || fail "token not written to the config"
 grep -qx 'listen = "0.0.0.0:7000"' "$conf" || fail "listen not switched to the LAN"
+grep -qx 'tls_listen = "0.0.0.0:7443"' "$conf" || fail "tls_listen not switched to the LAN"
 [ "$(stat -c %a "$conf")" = 640 ] || fail "config mode is $(stat -c %a "$conf"), want 640"
 
 # 2. Upgrade: current switches, the config (and its token) is kept.

@@ -48,7 +48,9 @@ pub struct Devices {
 }
 
 pub struct App {
+    /// The plain HTTP listener's address, or the HTTPS one's when plain HTTP is off.
     addr: SocketAddr,
+    https: Option<api::HttpsInfo>,
     store: Store,
     outbox: Outbox,
     cameras: Arc<Cameras>,
@@ -76,6 +78,14 @@ impl App {
         let store = Store::open(&config.storage, metrics.clone())
             .with_context(|| format!("opening the store in {}", config.storage.dir.display()))?;
         store.check_integrity_in_background();
+        // Before anything runs: a certificate that cannot be served stops the start here.
+        let tls = match config.api.tls_listen {
+            Some(_) => Some(
+                api::tls::Identity::load(&config.api, &config.storage.dir)
+                    .context("api.tls_listen: cannot load the HTTPS certificate")?,
+            ),
+            None => None,
+        };
         apply_config_webhooks(&store, &config)?;
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
         let webhooks = Webhooks::start(outbox.clone(), &config.delivery, metrics.clone())
@@ -124,10 +134,7 @@ impl App {
         let mut sinks: Vec<Arc<dyn Sink>> = vec![webhooks.clone()];
         sinks.extend(mqtt.clone().map(|m| m as Arc<dyn Sink>));
         sinks.extend(crate::actions::start(&config.actions, devices.pins, &ctx)?);
-        let listener = tokio::net::TcpListener::bind(config.api.listen)
-            .await
-            .with_context(|| format!("api.listen: cannot listen on {}", config.api.listen))?;
-        let addr = listener.local_addr()?;
+        let (listeners, http_addr, https) = bind_api(&config, tls).await?;
         let api_stop = root.child_token();
         let state = Arc::new(api::State {
             store: store.clone(),
@@ -149,18 +156,29 @@ impl App {
                 config.api.max_streams,
             )),
             stream_cameras: Default::default(),
+            https: https.clone(),
         });
-        if config.api.token.is_none() && !addr.ip().is_loopback() {
+        let lan = http_addr
+            .into_iter()
+            .chain(https.as_ref().map(|h| h.addr))
+            .find(|a| !a.ip().is_loopback());
+        if let (None, Some(addr)) = (&config.api.token, lan) {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
         }
-        let api = tokio::spawn(api::serve(listener, state, api_stop.clone()));
+        let api = tokio::spawn(api::serve(listeners, state, api_stop.clone()));
         let starting = cameras.clone();
         tokio::task::spawn_blocking(move || starting.start_autostart());
         crate::systemd::spawn_watchdog(store.clone(), root.clone());
         crate::systemd::ready();
+        let addr = match (http_addr, &https) {
+            (Some(a), _) => a,
+            (None, Some(h)) => h.addr,
+            (None, None) => unreachable!("the config check allows no API without a listener"),
+        };
         tracing::info!(%addr, store = %store.path().display(), "FaceCV Edge is running");
         Ok(App {
             addr,
+            https,
             store,
             outbox,
             mqtt,
@@ -173,9 +191,15 @@ impl App {
         })
     }
 
-    /// Where the API listens (useful when the config asked for port 0).
+    /// Where the API listens (useful when the config asked for port 0): the plain HTTP
+    /// listener, or the HTTPS one when `api.http = false`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTPS listener's address and certificate, with `api.tls_listen`.
+    pub fn https(&self) -> Option<&api::HttpsInfo> {
+        self.https.as_ref()
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -221,6 +245,52 @@ impl App {
         tracing::info!("FaceCV Edge stopped cleanly");
         Ok(())
     }
+}
+
+/// Binds the API's listeners, plain and HTTPS (serving `tls`) as configured. The HTTPS line names
+/// the URL and the fingerprint, for people checking what their browser shows.
+async fn bind_api(
+    config: &Config,
+    tls: Option<api::tls::Identity>,
+) -> anyhow::Result<(api::Listeners, Option<SocketAddr>, Option<api::HttpsInfo>)> {
+    let api = &config.api;
+    let http = if api.http {
+        let l = tokio::net::TcpListener::bind(api.listen)
+            .await
+            .with_context(|| format!("api.listen: cannot listen on {}", api.listen))?;
+        Some(l)
+    } else {
+        None
+    };
+    let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+    let (Some(tls_listen), Some(identity)) = (api.tls_listen, tls) else {
+        return Ok((api::Listeners { http, https: None }, http_addr, None));
+    };
+    let l = tokio::net::TcpListener::bind(tls_listen)
+        .await
+        .with_context(|| format!("api.tls_listen: cannot listen on {tls_listen}"))?;
+    let addr = l.local_addr()?;
+    let url = if addr.ip().is_unspecified() {
+        format!("https://{}:{}/", api::tls::url_host(), addr.port())
+    } else {
+        format!("https://{addr}/")
+    };
+    tracing::info!(
+        url = %url,
+        fingerprint = %identity.fingerprint,
+        certificate = %identity.cert.display(),
+        "HTTPS API listening; check that the browser shows this SHA-256 fingerprint"
+    );
+    let info = api::HttpsInfo {
+        addr,
+        fingerprint: identity.fingerprint,
+        source: identity.source,
+    };
+    let listeners = api::Listeners {
+        http,
+        https: Some((l, identity.acceptor)),
+    };
+    Ok((listeners, http_addr, Some(info)))
 }
 
 /// Webhooks in the config file are created or updated; ones that were in an earlier config file

@@ -179,3 +179,13 @@ pub fn salvage(from: &Path, to: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `facecv tls-fingerprint`: the SHA-256 fingerprint of the certificate the HTTPS API serves
+/// (the configured one, or the self-signed one in the store's folder), alone on one line for
+/// scripts (the SD image's first-boot message, `deploy.sh`). Reads only; makes nothing.
+pub fn tls_fingerprint(config: &Config) -> anyhow::Result<()> {
+    let (fingerprint, cert) = crate::api::tls::fingerprint_of(&config.api, &config.storage.dir)?;
+    tracing::debug!(cert = %cert.display(), "certificate read");
+    println!("{fingerprint}");
+    Ok(())
+}

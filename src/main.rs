@@ -63,6 +63,12 @@ enum Command {
         #[arg(long, env = "FACECV_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the SHA-256 fingerprint of the HTTPS certificate (as browsers show it), read from
+    /// api.tls_cert or the one made in storage.dir on the first start.
+    TlsFingerprint {
+        #[arg(long, env = "FACECV_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +90,9 @@ fn main() -> ExitCode {
         Command::Salvage { from, to } => facecv::cmds::salvage(&from, &to),
         Command::Enroll { dir, config } => {
             load(config.as_ref()).and_then(|c| facecv::cmds::enroll(&c, &dir))
+        }
+        Command::TlsFingerprint { config } => {
+            load(config.as_ref()).and_then(|c| facecv::cmds::tls_fingerprint(&c))
         }
     };
     match result {

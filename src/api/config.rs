@@ -10,8 +10,23 @@ use crate::config::check::{check_range, ConfigError};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
+    /// The plain HTTP listener: FaceCV's clients and the scripts' health checks.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// `false` switches the plain listener off (`listen` is then unused); HTTPS must be on.
+    #[serde(default = "default_http")]
+    pub http: bool,
+    /// The HTTPS listener (same routes, token and limits), for people and the console; absent:
+    /// no HTTPS. Without `tls_cert`/`tls_key` it serves a self-signed certificate made on first
+    /// start and kept in `<storage.dir>/tls/`.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    /// A certificate chain (PEM, the server's first) to serve instead of the self-signed one.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`; both or neither.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// Without a token the API answers loopback peers only; with one, every request must carry it.
     #[serde(default)]
     pub token: Option<String>,
@@ -47,6 +62,9 @@ pub struct ApiConfig {
 fn default_listen() -> SocketAddr {
     "127.0.0.1:7000".parse().expect("a literal address")
 }
+fn default_http() -> bool {
+    true
+}
 fn default_max_body_kb() -> u32 {
     1024
 }
@@ -66,6 +84,10 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: default_listen(),
+            http: default_http(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
             token: None,
             max_body_kb: default_max_body_kb(),
             max_upload_mb: default_max_upload_mb(),
@@ -88,6 +110,7 @@ impl ApiConfig {
                 ));
             }
         }
+        self.validate_listeners()?;
         check_range("max_body_kb", self.max_body_kb.into(), 1.0, 65536.0, " KiB")?;
         check_range(
             "max_upload_mb",
@@ -111,6 +134,46 @@ impl ApiConfig {
             check_media_dir(media)?;
         }
         Ok(())
+    }
+}
+
+impl ApiConfig {
+    /// At least one listener; a certificate only with the listener that serves it, and whole.
+    /// The files themselves are read (and the key matched to the certificate) when the API
+    /// starts, by `tls::Identity::load`, which names the file that is wrong.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
+        if !self.http && self.tls_listen.is_none() {
+            return Err(ConfigError::invalid(
+                "http",
+                "false switches plain HTTP off, and without tls_listen the API would not listen \
+                 at all; set tls_listen or http = true",
+            ));
+        }
+        if let Some(tls) = self.tls_listen {
+            if self.http && tls.port() != 0 && tls == self.listen {
+                return Err(ConfigError::invalid(
+                    "tls_listen",
+                    format!("{tls} is also `listen`; HTTPS needs a port of its own"),
+                ));
+            }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err(ConfigError::invalid(
+                "tls_key",
+                "tls_cert is set: set tls_key to its private key too (or neither, for the \
+                 self-signed certificate)",
+            )),
+            (None, Some(_)) => Err(ConfigError::invalid(
+                "tls_cert",
+                "tls_key is set: set tls_cert to its certificate too (or neither, for the \
+                 self-signed certificate)",
+            )),
+            (Some(_), Some(_)) if self.tls_listen.is_none() => Err(ConfigError::invalid(
+                "tls_cert",
+                "is set but tls_listen is not: nothing would serve it; set tls_listen",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -19,10 +19,13 @@ mod people;
 mod server;
 pub(crate) mod stream_cameras;
 mod streams;
+pub mod tls;
 mod webhooks;
+mod wire;
 
 pub use config::ApiConfig;
 pub use engine::ApiEngine;
+pub use server::Listeners;
 pub use streams::stream_webhook_limit;
 
 use std::convert::Infallible;
@@ -37,7 +40,6 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
 
 use crate::delivery::mqtt::Bridge;
 use crate::delivery::Webhooks;
@@ -75,12 +77,23 @@ pub struct State {
     pub stream_webhooks: limits::StreamSlots,
     /// Which cameras live streams hold, so that the last one to leave stops what they started.
     pub(crate) stream_cameras: stream_cameras::StreamCameras,
+    /// The HTTPS listener and its certificate, for `/health`; `None` without `api.tls_listen`.
+    pub https: Option<HttpsInfo>,
 }
 
-/// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
+/// What `/health` says about HTTPS: where, and which certificate, so that a script or a person
+/// can check the fingerprint a browser shows.
+#[derive(Debug, Clone)]
+pub struct HttpsInfo {
+    pub addr: SocketAddr,
+    pub fingerprint: String,
+    pub source: tls::CertSource,
+}
+
+/// Serves the API on `listeners` until `stop` is cancelled, then lets requests in flight finish.
 /// Connection limits and read timeouts: [`server`].
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: Shutdown) {
-    server::serve(listener, state, stop).await
+pub async fn serve(listeners: Listeners, state: Arc<State>, stop: Shutdown) {
+    server::serve(listeners, state, stop).await
 }
 
 async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {

@@ -44,6 +44,13 @@ pub fn health(state: &State) -> ApiResult {
         "delivery": { "running": state.webhooks.running() },
         "mqtt": { "connected": state.mqtt.as_ref().is_some_and(|m| m.connected()) },
         "vision": vision,
+        // Where HTTPS is, and the certificate's fingerprint to check the browser's against.
+        // Public knowledge (every TLS client is shown the certificate), so no secret here.
+        "https": state.https.as_ref().map(|h| json!({
+            "port": h.addr.port(),
+            "fingerprint_sha256": h.fingerprint,
+            "certificate": h.source.as_str(),
+        })),
     }))
 }
 

@@ -20,6 +20,11 @@
 //!   too large, URI too long) itself, with an empty body; [`Wire`] turns that answer into the API's
 //!   JSON error.
 //!
+//! * **HTTPS counts the same.** The HTTPS listener shares the table and the busy slots: a
+//!   connection takes its place before its TLS handshake, which must finish within
+//!   [`tls::HANDSHAKE_TIMEOUT`], and a connection still in its handshake is idle, so it is the
+//!   first to make room.
+//!
 //! The numbers, for a 1-4 GB Raspberry Pi: an idle connection costs a task, hyper's read buffer
 //! (8 KiB, at most [`MAX_BUF`]) and a socket: ~20 KiB, so 512 connections are
 //! ~10 MB at worst and 512 + 32 descriptors fit the unit's `LimitNOFILE=4096` with room for the
@@ -29,12 +34,9 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::Request;
@@ -42,12 +44,14 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
-use super::{ApiError, State};
+use super::wire::Wire;
+use super::{tls, ApiError, State};
 use crate::metrics::ApiMetrics;
 use crate::shutdown::Shutdown;
 
@@ -63,7 +67,7 @@ const FD_RESERVE: usize = 256;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head (request line and headers): a larger one gets 431. Browsers send
 /// < 2 KiB; 16 KiB leaves room for long tokens and cookies of a reverse proxy.
-const MAX_HEAD: usize = 16 * 1024;
+pub(super) const MAX_HEAD: usize = 16 * 1024;
 /// hyper's read buffer limit per connection (its default is ~400 KiB): bounds what a client that
 /// sends without pause can make one connection hold while the handler reads the body.
 const MAX_BUF: usize = 32 * 1024;
@@ -72,12 +76,59 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// What a client told "busy" is asked to wait.
 const BUSY_RETRY_AFTER_S: u32 = 2;
 
-/// Serves the API on `listener` until `stop` is cancelled, then lets requests in flight finish.
-pub async fn serve(listener: TcpListener, state: Arc<State>, stop: Shutdown) {
+/// The API's sockets: plain HTTP, HTTPS, or both (the config allows no API without either).
+pub struct Listeners {
+    pub http: Option<TcpListener>,
+    pub https: Option<(TcpListener, TlsAcceptor)>,
+}
+
+/// What the accept loops of both listeners share: one bound on connections for the process.
+struct Shared {
+    table: Arc<ConnTable>,
+    busy: Arc<Semaphore>,
+    graceful: GracefulShutdown,
+    state: Arc<State>,
+    stop: Shutdown,
+}
+
+/// Serves the API on `listeners` until `stop` is cancelled, then lets requests in flight finish.
+pub async fn serve(listeners: Listeners, state: Arc<State>, stop: Shutdown) {
     let limit = connection_limit();
-    let table = Arc::new(ConnTable::new(limit, state.metrics.api.clone()));
-    let busy = Arc::new(Semaphore::new(BUSY_CONNECTIONS));
-    let graceful = GracefulShutdown::new();
+    let shared = Shared {
+        table: Arc::new(ConnTable::new(limit, state.metrics.api.clone())),
+        busy: Arc::new(Semaphore::new(BUSY_CONNECTIONS)),
+        graceful: GracefulShutdown::new(),
+        state,
+        stop,
+    };
+    let http = async {
+        if let Some(l) = listeners.http {
+            accept_loop(l, None, &shared).await;
+        }
+    };
+    let https = async {
+        if let Some((l, acceptor)) = listeners.https {
+            accept_loop(l, Some(acceptor), &shared).await;
+        }
+    };
+    tokio::join!(http, https);
+    if tokio::time::timeout(DRAIN_TIMEOUT, shared.graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some API requests did not finish before shutdown");
+    }
+}
+
+/// Accepts on one listener until the API stops; `tls` makes it the HTTPS one.
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: &Shared) {
+    let Shared {
+        table,
+        busy,
+        graceful,
+        state,
+        stop,
+    } = shared;
     loop {
         // Without a free place, an idle connection or a busy slot, leave clients in the backlog
         // rather than accept and drop them.
@@ -101,22 +152,50 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: Shutdown) {
             },
         };
         let _ = stream.set_nodelay(true);
+        let conn = Accepted {
+            stream,
+            peer,
+            tls: tls.clone(),
+            stop: stop.clone(),
+        };
         if let Some(place) = table.admit() {
-            serve_one(&graceful, stream, peer, state.clone(), place);
+            serve_one(graceful.watcher(), conn, state.clone(), place);
         } else if let Ok(permit) = busy.clone().try_acquire_owned() {
             state.metrics.api.connections_busy.inc();
             tokio::spawn(async move {
-                serve_busy(stream, peer).await;
+                serve_busy(conn).await;
                 drop(permit);
             });
         }
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some API requests did not finish before shutdown");
+}
+
+/// A socket hyper can serve: a TCP stream, or a TLS stream over one.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// An accepted connection, before its TLS handshake if it came to the HTTPS listener.
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    /// The API's stop: a handshake still under way when it comes is abandoned.
+    stop: Shutdown,
+}
+
+impl Accepted {
+    /// The socket to serve HTTP on, after the TLS handshake if there is one; `None` when the
+    /// handshake failed, ran out of `handshake_timeout` or the API stopped meanwhile.
+    async fn open(self, handshake_timeout: Duration) -> Option<Box<dyn Io>> {
+        let Some(acceptor) = self.tls else {
+            return Some(Box::new(self.stream));
+        };
+        tokio::select! {
+            tls = tls::handshake(&acceptor, self.stream, self.peer, handshake_timeout) => {
+                tls.map(|t| Box::new(t) as Box<dyn Io>)
+            }
+            _ = self.stop.cancelled() => None,
+        }
     }
 }
 
@@ -131,13 +210,8 @@ fn http1() -> hyper::server::conn::http1::Builder {
     b
 }
 
-fn serve_one(
-    graceful: &GracefulShutdown,
-    stream: TcpStream,
-    peer: SocketAddr,
-    state: Arc<State>,
-    place: Place,
-) {
+fn serve_one(watcher: Watcher, accepted: Accepted, state: Arc<State>, place: Place) {
+    let peer = accepted.peer;
     let conn = place.conn.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
@@ -154,15 +228,19 @@ fn serve_one(
             }))
         }
     });
-    let io = TokioIo::new(Wire::new(stream, Some(place.conn.clone())));
-    let conn = graceful.watch(http1().serve_connection(io, service));
+    let wire_conn = place.conn.clone();
+    let served = async move {
+        let Some(io) = accepted.open(tls::HANDSHAKE_TIMEOUT).await else {
+            return;
+        };
+        let io = TokioIo::new(Wire::new(io, Some(wire_conn)));
+        if let Err(e) = watcher.watch(http1().serve_connection(io, service)).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    };
     tokio::spawn(async move {
         tokio::select! {
-            result = conn => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            }
+            _ = served => {}
             _ = place.conn.shed.cancelled() => {
                 tracing::debug!(%peer, "idle connection closed to make room for a new one");
             }
@@ -200,7 +278,11 @@ impl hyper::body::Body for Tracked {
     }
 }
 
-async fn serve_busy(stream: TcpStream, peer: SocketAddr) {
+async fn serve_busy(accepted: Accepted) {
+    let peer = accepted.peer;
+    let Some(io) = accepted.open(Duration::from_secs(2)).await else {
+        return;
+    };
     let service = service_fn(|_req: Request<Incoming>| async {
         let busy = ApiError::Busy {
             code: "too_many_connections",
@@ -216,7 +298,7 @@ async fn serve_busy(stream: TcpStream, peer: SocketAddr) {
     builder
         .keep_alive(false)
         .header_read_timeout(Duration::from_secs(2));
-    let io = TokioIo::new(Wire::new(stream, None));
+    let io = TokioIo::new(Wire::new(io, None));
     if let Err(e) = builder.serve_connection(io, service).await {
         tracing::debug!(%peer, error = %e, "busy connection ended with an error");
     }
@@ -258,7 +340,7 @@ fn connection_limit() -> usize {
 
 /// One served connection, as the table sees it.
 #[derive(Debug)]
-struct Conn {
+pub(super) struct Conn {
     /// Requests whose response is not finished yet (a live stream is one for as long as it lasts).
     in_flight: AtomicUsize,
     /// When the client last sent a byte or a response finished, in ms since the table started.
@@ -270,7 +352,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn touch(&self) {
+    pub(super) fn touch(&self) {
         let now = self.epoch.elapsed().as_millis() as u64;
         self.last_active.store(now, Ordering::Relaxed);
     }
@@ -383,182 +465,9 @@ impl Drop for InFlight {
     }
 }
 
-/// A connection's socket as hyper sees it: notes when the client last sent something, and turns
-/// hyper's own empty-bodied error answers into the API's JSON error (see [`json_for_hyper_error`]).
-pub(crate) struct Wire<S> {
-    inner: S,
-    conn: Option<Arc<Conn>>,
-    /// Bytes to send before anything else: the JSON answer that replaced hyper's.
-    pending: Vec<u8>,
-}
-
-impl<S> Wire<S> {
-    fn new(inner: S, conn: Option<Arc<Conn>>) -> Self {
-        Wire {
-            inner,
-            conn,
-            pending: Vec::new(),
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> Wire<S> {
-    /// Writes out `pending`; ready once it is all gone.
-    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.pending.is_empty() {
-            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.pending))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            self.pending.drain(..n);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        let before = buf.filled().len();
-        let result = Pin::new(&mut me.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            if let Some(c) = &me.conn {
-                c.touch();
-            }
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        std::task::ready!(me.poll_pending(cx))?;
-        match find_hyper_error(buf) {
-            Some((0, status)) => {
-                tracing::debug!(status, "a request hyper could not parse; answered in JSON");
-                me.pending = json_for_hyper_error(status);
-                Poll::Ready(Ok(buf.len()))
-            }
-            // What comes before it first (the end of an earlier response).
-            Some((at, _)) => Pin::new(&mut me.inner).poll_write(cx, &buf[..at]),
-            None => Pin::new(&mut me.inner).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        std::task::ready!(me.poll_pending(cx))?;
-        Pin::new(&mut me.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        std::task::ready!(me.poll_pending(cx))?;
-        Pin::new(&mut me.inner).poll_shutdown(cx)
-    }
-}
-
-/// Where in `buf` hyper's automatic error answer starts, and its status. hyper writes it when it
-/// cannot parse a request head (`proto/h1/role.rs`, `Server::on_error`): 400, 414 or 431, a head
-/// with `content-length: 0` and no `content-type`, as the last bytes before it closes. Every
-/// answer of the API has a `content-type`, and none has a bare CRLF-framed head inside its body
-/// (JSON escapes line breaks), so the match cannot take a response of ours for it.
-fn find_hyper_error(buf: &[u8]) -> Option<(usize, u16)> {
-    if !buf.ends_with(b"\r\n\r\n") {
-        return None;
-    }
-    let at = buf.windows(9).rposition(|w| w == b"HTTP/1.1 ")?;
-    let head = std::str::from_utf8(&buf[at..buf.len() - 4]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.get(9..12)?.parse().ok()?;
-    if !matches!(status, 400 | 414 | 431) {
-        return None;
-    }
-    let mut empty = false;
-    for line in lines {
-        let (name, value) = line.split_once(':')?;
-        let name = name.trim().to_ascii_lowercase();
-        if name == "content-type" {
-            return None;
-        }
-        if name == "content-length" {
-            empty = value.trim() == "0";
-        }
-    }
-    empty.then_some((at, status))
-}
-
-/// The API's JSON error in place of hyper's answer with `status`.
-fn json_for_hyper_error(status: u16) -> Vec<u8> {
-    let (reason, code, message) = match status {
-        431 => (
-            "Request Header Fields Too Large",
-            "headers_too_large",
-            format!("the request head is larger than {MAX_HEAD} bytes or has too many headers"),
-        ),
-        414 => (
-            "URI Too Long",
-            "uri_too_long",
-            "the request's URI is too long".to_owned(),
-        ),
-        _ => (
-            "Bad Request",
-            "bad_request",
-            "the request is not valid HTTP/1.1 (a malformed request line, URI or header)"
-                .to_owned(),
-        ),
-    };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HYPER_400: &[u8] =
-        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 17:00:00 GMT\r\n\r\n";
-
-    #[test]
-    fn hypers_own_answer_is_found_and_only_it() {
-        assert_eq!(find_hyper_error(HYPER_400), Some((0, 400)));
-        let earlier = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        let mut after = earlier.to_vec();
-        after.extend_from_slice(HYPER_400);
-        assert_eq!(find_hyper_error(&after), Some((earlier.len(), 400)));
-        // The API's own answers always name their content type.
-        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 0\r\n\r\n";
-        assert_eq!(find_hyper_error(ours), None);
-        assert_eq!(
-            find_hyper_error(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"),
-            None
-        );
-        assert_eq!(find_hyper_error(b"data: {}\n\n"), None);
-    }
-
-    #[test]
-    fn the_replacement_is_the_json_error() {
-        let text = String::from_utf8(json_for_hyper_error(431)).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 431 "));
-        assert!(head.contains(&format!("content-length: {}", body.len())));
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(v["error"]["code"], "headers_too_large");
-    }
 
     #[test]
     fn the_idlest_connection_makes_room() {

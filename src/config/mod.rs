@@ -149,6 +149,17 @@ mod tests {
             c.api.listen.ip().is_loopback(),
             "LAN only once a token is set"
         );
+        let https = c.api.tls_listen.expect("the board serves HTTPS");
+        assert!(
+            https.ip().is_loopback(),
+            "HTTPS on the LAN only with a token"
+        );
+        assert_eq!(https.port(), 7443);
+        assert!(c.api.http, "port 7000 stays for FaceCV's clients");
+        assert!(
+            c.api.tls_cert.is_none(),
+            "the self-signed certificate by default"
+        );
         assert!(c.api.token.is_none());
         assert_eq!(c.storage.dir, Path::new("/var/lib/facecv"));
         assert_eq!(
@@ -243,5 +254,22 @@ mod tests {
         assert!(with(file).unwrap_err().contains("not a folder"));
         assert!(with("/var/lib/facecv/not-made-yet").is_ok());
         assert!(with("").is_err());
+    }
+
+    #[test]
+    fn the_listeners_and_the_certificate_are_checked_together() {
+        let err = |toml: &str| Config::from_toml(toml).unwrap_err().to_string();
+        assert!(err("[api]\nhttp = false\n").starts_with("api.http: "));
+        let https_only = Config::from_toml("[api]\nhttp = false\ntls_listen = \"0.0.0.0:7443\"\n");
+        assert!(https_only.is_ok());
+        assert!(err("[api]\ntls_listen = \"127.0.0.1:7000\"\n").starts_with("api.tls_listen: "));
+        let cert_only =
+            "[api]\ntls_listen = \"127.0.0.1:7443\"\ntls_cert = \"/etc/facecv/cert.pem\"\n";
+        assert!(err(cert_only).starts_with("api.tls_key: "));
+        let key_only =
+            "[api]\ntls_listen = \"127.0.0.1:7443\"\ntls_key = \"/etc/facecv/key.pem\"\n";
+        assert!(err(key_only).starts_with("api.tls_cert: "));
+        let unserved = "[api]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"\n";
+        assert!(err(unserved).contains("tls_listen"));
     }
 }

@@ -268,6 +268,8 @@ def check_rewrite(r: Recipe) -> None:
     tcfg = tomllib.loads(tok)
     if tcfg["api"].get("token") != "a-token-of-24-characters" or tcfg["api"]["listen"] != "0.0.0.0:7000":
         fail("FACECV_TOKEN_REWRITE no longer sets api.token and listen = 0.0.0.0:7000 in systemd/facecv.toml")
+    if tcfg["api"].get("tls_listen") != "0.0.0.0:7443":
+        fail("FACECV_TOKEN_REWRITE no longer sets tls_listen = 0.0.0.0:7443 in systemd/facecv.toml")
     if len(problems) == before:
         ok(f"unit and config rewritten: ExecStart /usr/bin/facecv, models {cfg['vision']['models_dir']}, "
            f"library {lib}; FACECV_API_TOKEN sets token and listen")

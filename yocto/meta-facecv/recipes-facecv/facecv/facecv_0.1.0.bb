@@ -83,7 +83,7 @@ export BINDGEN_EXTRA_CLANG_ARGS = "--target=${TARGET_SYS} --sysroot=${STAGING_DI
 
 # The API answers loopback clients only until it has a token. Setting FACECV_API_TOKEN (16+
 # characters, e.g. from `openssl rand -hex 24`) writes it into /etc/facecv/facecv.toml and opens
-# the API on 0.0.0.0:7000. It then sits in the image and the build's logs: for a fleet, prefer a
+# the API on 0.0.0.0:7000 (HTTPS on 0.0.0.0:7443). It then sits in the image and the build's logs: for a fleet, prefer a
 # bbappend that installs a per-device config, or set it on the device (yocto/README.md).
 FACECV_API_TOKEN ??= ""
 python () {
@@ -104,6 +104,7 @@ FACECV_PATH_REWRITE = "\
 FACECV_TOKEN_REWRITE = "\
     -e 's|^# token = .*|token = \"${FACECV_API_TOKEN}\"|' \
     -e 's|^listen = \"127.0.0.1:7000\"|listen = \"0.0.0.0:7000\"|' \
+    -e 's|^tls_listen = \"127.0.0.1:7443\"|tls_listen = \"0.0.0.0:7443\"|' \
 "
 
 do_install() {
