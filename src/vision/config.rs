@@ -42,10 +42,12 @@ impl Default for VisionConfig {
     }
 }
 
-/// Where the shipped models are when the config does not say: `./models` in a checkout, else
-/// beside the installed binary (`<bin>/models`, `<bin>/../share/facecv/models`), else the system's
-/// `/usr/share/facecv/models` (the Yocto and Debian layouts).
-fn default_models_dir() -> PathBuf {
+/// Where the shipped models are looked for when the config does not say, in order: `./models`
+/// (a checkout's working directory), beside the installed binary (`<bin>/models`,
+/// `<bin>/../share/facecv/models`, the tarball's layout), the system's `/usr/share/facecv/models`
+/// (the Yocto and Debian layouts), then the `models/` of the checkout the binary was built from, so
+/// that `target/*/facecv` finds them from any folder, as it finds `lib/<arch>/` (`runtime/library.rs`).
+pub fn models_dir_candidates() -> Vec<PathBuf> {
     let mut candidates = vec![PathBuf::from("models")];
     if let Some(bin) = std::env::current_exe()
         .ok()
@@ -55,10 +57,17 @@ fn default_models_dir() -> PathBuf {
         candidates.push(bin.join("../share/facecv/models"));
     }
     candidates.push(PathBuf::from("/usr/share/facecv/models"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("models"));
     candidates
-        .iter()
+}
+
+/// The first of [`models_dir_candidates`] that holds the default embedder; when none does,
+/// `./models`, and a model that cannot be read there says where else it was looked for
+/// (`model::load`).
+fn default_models_dir() -> PathBuf {
+    models_dir_candidates()
+        .into_iter()
         .find(|d| d.join(EmbedderKind::default().default_model()).is_file())
-        .cloned()
         .unwrap_or_else(|| PathBuf::from("models"))
 }
 

@@ -57,11 +57,15 @@ pub enum VisionError {
     Config { key: String, message: String },
 
     /// A model file could not be read.
-    #[error("{key}: cannot read model {path}: {source}")]
+    /// The cause is part of the message and deliberately not a `source`, so that an error chain
+    /// printed whole (`{:#}`) says it once. `looked_in` names the folders searched when a relative
+    /// path was not found.
+    #[error("{key}: cannot read model {path}: {cause}{looked_in}")]
     ModelRead {
         key: String,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
+        looked_in: String,
     },
 
     /// A model file does not have the digest pinned for it (shipped, or in its folder's

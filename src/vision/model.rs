@@ -133,13 +133,33 @@ pub struct ModelFile {
     pub info: ModelInfo,
 }
 
+/// For a relative model path that is not there, where it was read from and where the default
+/// `vision.models_dir` is searched: the usual cause is a command run outside the checkout or the
+/// install, and the fix is to run it elsewhere or to set `vision.models_dir`.
+fn looked_in(path: &Path, cause: &std::io::Error) -> String {
+    if !path.is_relative() || cause.kind() != std::io::ErrorKind::NotFound {
+        return String::new();
+    }
+    let cwd = std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string());
+    let dirs: Vec<String> = super::config::models_dir_candidates()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    format!(
+        " (relative to the working directory {cwd}; without vision.models_dir the models are \
+         looked for in {}; set vision.models_dir to the folder that holds them)",
+        dirs.join(", ")
+    )
+}
+
 /// Read `path`, verify its digest if it is one of [`KNOWN_MODELS`], and parse its tensors.
 /// `key` is the config key that named the file, so that every error points at what to fix.
 pub fn load(path: &Path, key: &str) -> Result<ModelFile, VisionError> {
-    let bytes = std::fs::read(path).map_err(|source| VisionError::ModelRead {
+    let bytes = std::fs::read(path).map_err(|cause| VisionError::ModelRead {
         key: key.to_string(),
         path: path.to_path_buf(),
-        source,
+        looked_in: looked_in(path, &cause),
+        cause,
     })?;
     let sha256 = hex(&Sha256::digest(&bytes));
     if let Some((expected, pinned_by)) = pinned_digest(path)? {

@@ -39,6 +39,15 @@ use crate::vision::VisionError;
 /// The signature every model is run through (our models have one).
 const SIGNATURE: usize = 0;
 
+/// `kLiteRtEnvOptionTagMinLoggerSeverity` (`litert_environment_options.h`), and the severities
+/// of `LiteRtLogSeverity` (`litert/c/litert_logging.h`: verbose 0, info 1, ... silent 4).
+const ENV_OPTION_MIN_LOGGER_SEVERITY: u32 = 25;
+const LITERT_LOG_VERBOSE: i64 = 0;
+const LITERT_LOG_INFO: i64 = 1;
+const LITERT_LOG_ERROR: i64 = 3;
+/// `kLiteRtAnyTypeInt` (`litert/c/litert_any.h`).
+const ANY_TYPE_INT: u32 = 2;
+
 /// LiteRT's side of a loaded library: its functions, the process's environment, and how
 /// `threads` reaches XNNPACK.
 pub(super) struct LiteRt {
@@ -65,9 +74,11 @@ impl LiteRt {
             return Ok(None);
         };
         let mut env = null_mut();
+        let options = [min_logger_severity(litert_log_severity())];
         // SAFETY: `LiteRtCreateEnvironment(int, const LiteRtEnvOption*, LiteRtEnvironment*)`
-        // accepts no options as (0, NULL); `env` is an out-parameter.
-        let status = unsafe { (fns.create_environment)(0, null(), &mut env) };
+        // reads `options.len()` options, which live until it returns; `env` is an out-parameter.
+        let status =
+            unsafe { (fns.create_environment)(options.len() as i32, options.as_ptr(), &mut env) };
         check(status, "LiteRtCreateEnvironment")?;
         non_null(env, "LiteRtCreateEnvironment")?;
         Ok(Some(LiteRt {
@@ -439,6 +450,34 @@ impl<T> Handle for *mut T {
 }
 
 /// A LiteRT status as our error, naming the call that returned it.
+/// How much of LiteRT's own logging reaches stderr, following ours: its INFO and WARNING lines
+/// (accelerator probing, "NPU accelerator could not be loaded", ...) are noise in every CLI run
+/// and service log unless someone asked for debug output (`LOG_LEVEL=DEBUG`, or `RUST_LOG`
+/// naming this module); its errors always get through. The library exports no logger API
+/// (`LiteRtSetMinLoggerSeverity` is internal), so the environment option is the one way in.
+/// TFLite's own one-line "Created TensorFlow Lite XNNPACK delegate" notice is not LiteRT's logger
+/// and is not covered by it.
+fn litert_log_severity() -> i64 {
+    if tracing::enabled!(tracing::Level::TRACE) {
+        LITERT_LOG_VERBOSE
+    } else if tracing::enabled!(tracing::Level::DEBUG) {
+        LITERT_LOG_INFO
+    } else {
+        LITERT_LOG_ERROR
+    }
+}
+
+/// The environment option that sets LiteRT's logger to `severity`.
+fn min_logger_severity(severity: i64) -> c::EnvOption {
+    // SAFETY: `LiteRtEnvOption` is plain C data (an enum tag and a tagged union of numbers and
+    // pointers) for which all zeroes is a valid value (tag 0, type "none").
+    let mut option: c::EnvOption = unsafe { std::mem::zeroed() };
+    option.tag = ENV_OPTION_MIN_LOGGER_SEVERITY;
+    option.value.type_ = ANY_TYPE_INT;
+    option.value.__bindgen_anon_1.int_value = severity;
+    option
+}
+
 fn check(status: c::Status, call: &'static str) -> Result<(), VisionError> {
     if status == kLiteRtStatusOk {
         return Ok(());
