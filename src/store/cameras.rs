@@ -78,21 +78,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use serde_json::json;
-
-    use super::*;
-    use crate::store::StorageConfig;
 
     #[test]
     fn cameras_are_stored_replaced_switched_and_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig {
-            dir: dir.path().to_owned(),
-            ..StorageConfig::default()
-        };
-        let store = Store::open(&config, Arc::default()).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let door = json!({"camera_id": "door", "source": "synthetic"});
         store.put_camera("door", &door, true).unwrap();
         store

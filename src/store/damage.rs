@@ -209,21 +209,15 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
     use crate::events::EventType;
     use crate::store::Outbox;
-    use crate::store::StorageConfig;
 
     #[test]
     fn the_check_at_open_keeps_its_budget_and_a_full_check_finds_nothing_on_a_sound_store() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig {
-            dir: dir.path().to_owned(),
-            ..StorageConfig::default()
-        };
-        let store = Store::open(&config, Arc::default()).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let outbox = Outbox::start(store.clone()).unwrap();
         for _ in 0..20 {
             let events = (0..1000)

@@ -155,19 +155,13 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::store::StorageConfig;
 
     #[test]
     fn faces_are_enrolled_listed_counted_and_deleted() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig {
-            dir: dir.path().to_owned(),
-            ..StorageConfig::default()
-        };
-        let store = Store::open(&config, Arc::default()).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let mut meta = Map::new();
         meta.insert("department".into(), "Engineering".into());
         let added = store
@@ -197,11 +191,7 @@ mod tests {
     #[test]
     fn damaged_metadata_is_an_error_naming_the_column_not_an_empty_object() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig {
-            dir: dir.path().to_owned(),
-            ..StorageConfig::default()
-        };
-        let store = Store::open(&config, Arc::default()).unwrap();
+        let store = crate::store::open_for_test(dir.path());
         let mut meta = Map::new();
         meta.insert("employee_id".into(), "E-7".into());
         store

@@ -411,6 +411,16 @@ fn used_bytes(conn: &Connection) -> Result<u64> {
     Ok(((pages - free).max(0) * size) as u64)
 }
 
+/// A store with the default settings in `dir`, for the unit tests of the store's modules.
+#[cfg(test)]
+pub(crate) fn open_for_test(dir: &Path) -> Store {
+    let config = StorageConfig {
+        dir: dir.to_owned(),
+        ..StorageConfig::default()
+    };
+    Store::open(&config, Arc::default()).expect("a store in a temp folder")
+}
+
 /// A JSON column read into `T`. The store writes these only from values that serialised, so a
 /// column that does not parse is damage: it is an error naming the column, never an empty value
 /// that would, say, replay a dead letter as no events at all.

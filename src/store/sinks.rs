@@ -519,17 +519,11 @@ fn insert_attempt(tx: &Transaction<'_>, id: &WebhookId, a: &Attempt) -> Result<(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::store::StorageConfig;
 
     fn store_with(dir: &std::path::Path, ids: &[&str]) -> Store {
-        let config = StorageConfig {
-            dir: dir.to_owned(),
-            ..StorageConfig::default()
-        };
-        let store = Store::open(&config, Arc::default()).unwrap();
+        let store = crate::store::open_for_test(dir);
         for id in ids {
             let hook = WebhookConfig::new(id, "http://127.0.0.1:9/");
             store.create_webhook(&hook, Origin::Api).unwrap();

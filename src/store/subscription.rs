@@ -398,17 +398,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::store::StorageConfig;
 
     fn open(dir: &std::path::Path) -> (Store, Outbox) {
-        let config = StorageConfig {
-            dir: dir.to_owned(),
-            ..StorageConfig::default()
-        };
-        let store = Store::open(&config, Arc::default()).unwrap();
+        let store = crate::store::open_for_test(dir);
         let outbox = Outbox::start(store.clone()).unwrap();
         (store, outbox)
     }
