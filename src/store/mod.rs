@@ -421,6 +421,14 @@ pub(crate) fn open_for_test(dir: &Path) -> Store {
     Store::open(&config, Arc::default()).expect("a store in a temp folder")
 }
 
+/// [`open_for_test`] with its outbox started.
+#[cfg(test)]
+pub(crate) fn open_with_outbox_for_test(dir: &Path) -> (Store, Outbox) {
+    let store = open_for_test(dir);
+    let outbox = Outbox::start(store.clone()).expect("the outbox of a temp store");
+    (store, outbox)
+}
+
 /// A JSON column read into `T`. The store writes these only from values that serialised, so a
 /// column that does not parse is damage: it is an error naming the column, never an empty value
 /// that would, say, replay a dead letter as no events at all.

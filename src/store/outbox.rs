@@ -424,11 +424,7 @@ mod tests {
     use crate::store::sinks::Origin;
     use crate::store::webhook::WebhookConfig;
 
-    fn open(dir: &std::path::Path) -> (Store, Outbox) {
-        let store = crate::store::open_for_test(dir);
-        let outbox = Outbox::start(store.clone()).unwrap();
-        (store, outbox)
-    }
+    use crate::store::open_with_outbox_for_test as open;
 
     fn some(n: usize) -> Vec<NewEvent> {
         (0..n)

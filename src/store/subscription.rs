@@ -401,11 +401,7 @@ mod tests {
 
     use super::*;
 
-    fn open(dir: &std::path::Path) -> (Store, Outbox) {
-        let store = crate::store::open_for_test(dir);
-        let outbox = Outbox::start(store.clone()).unwrap();
-        (store, outbox)
-    }
+    use crate::store::open_with_outbox_for_test as open;
 
     async fn record(outbox: &Outbox, t: EventType, n: usize) {
         let events = (0..n).map(|_| crate::samples::sample(t, "cam")).collect();
