@@ -51,17 +51,10 @@ vm_tools || { say "$vm_error"; exit 1; }
 vm_dir="$(mktemp -d)"
 cleanup() {
   vm_kill
-  if [ "$keep" = 1 ]; then say "kept $vm_dir"; else rm -rf "$vm_dir"; fi
+  vm_remove_dir
 }
 trap cleanup EXIT
-fail() {
-  say "FAIL: $*"
-  if [ -f "$vm_dir/console.log" ]; then
-    say "console (last 40 lines):"
-    vm_console_tail 40 >&2
-  fi
-  exit 1
-}
+fail() { vm_fail "$@"; }
 
 vm_prepare "$img" "$grow" || fail "$vm_error"
 t0=$SECONDS

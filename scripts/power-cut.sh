@@ -82,17 +82,10 @@ stop_producers() {
 cleanup() {
   vm_kill
   stop_producers
-  if [ "$keep" = 1 ]; then say "kept $vm_dir"; else rm -rf "$vm_dir"; fi
+  vm_remove_dir
 }
 trap cleanup EXIT
-fail() {
-  say "FAIL: $*"
-  if [ -f "${vm_console:-/nonexistent}" ]; then
-    say "console of the last boot (last 40 lines):"
-    vm_console_tail 40 >&2
-  fi
-  exit 1
-}
+fail() { vm_fail "$@"; }
 
 api() { curl -sS -m 30 -H "Authorization: Bearer $vm_token" "$@"; }
 

@@ -15,7 +15,8 @@
 #   vm_kill / vm_poweroff         pull the plug (SIGKILL) / a clean shutdown
 #
 # Functions return non-zero with the reason in `vm_error`; the caller decides how to fail
-# (vm_console_tail shows what the VM said).
+# (vm_console_tail shows what the VM said; vm_fail says why and shows it). On exit the caller's
+# cleanup calls vm_kill, then vm_remove_dir (kept when the caller set keep=1).
 #
 # The network is qemu's user-mode stack with `restrict=on`: the guest gets DHCP and the two
 # forwarded ports from 127.0.0.1 and nothing else, no route to the host or anywhere beyond it.
@@ -141,6 +142,21 @@ vm_kill() {
   kill -KILL "$vm_pid" 2>/dev/null || true
   wait "$vm_pid" 2>/dev/null || true
   vm_pid=""
+}
+
+# Says FAIL and why (through the caller's `say`), then the last 40 lines of the console, and exits 1.
+vm_fail() {
+  say "FAIL: $*"
+  if [ -f "${vm_console:-/nonexistent}" ]; then
+    say "console of the last boot (last 40 lines):"
+    vm_console_tail 40 >&2
+  fi
+  exit 1
+}
+
+# Removes the work folder, or keeps it (and says where) when the caller set keep=1.
+vm_remove_dir() {
+  if [ "${keep:-0}" = 1 ]; then say "kept $vm_dir"; else rm -rf "$vm_dir"; fi
 }
 
 # A clean shutdown through systemd; qemu is stopped after 120 s if the guest does not power off.
