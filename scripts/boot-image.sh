@@ -76,6 +76,13 @@ vm_ssh 'set -x; systemctl status facecv --no-pager --lines=5; systemctl is-enabl
   stat -c "%U:%G %a %n" /etc/facecv/facecv.toml; df -h / /boot/firmware; uname -r' 2>&1 \
   || fail "ssh into the VM failed"
 vm_ssh systemctl is-active --quiet facecv || fail "facecv.service is not active"
+# The first boot made the certificate and showed its fingerprint before the service started; the
+# service must serve that one (it keeps what it finds in its state folder).
+shown="$(vm_console_text | sed -n 's/.*facecv-firstboot: console .* certificate SHA-256 \([0-9A-F:]\{95\}\).*/\1/p' | head -1)"
+[ -n "$shown" ] || fail "the first boot showed no certificate fingerprint on the console"
+grep -q "\"fingerprint_sha256\":\"$shown\"" <<<"$body" \
+  || fail "the console showed fingerprint $shown, /health says otherwise: $body"
+echo "== the certificate's fingerprint, shown at first boot and in /health: $shown"
 echo "== GET /health with the token"
 echo "$body"
 

@@ -20,7 +20,7 @@
 #   4. switch /opt/facecv/current to the new release with one rename(2), daemon-reload, restart
 #   5. wait up to N seconds (--wait, default 30) for `GET /health` on 127.0.0.1:7000; if it does not
 #      answer, switch back to the previous release (and its units) and restart that, then fail
-#   6. print the API token and the board's URL
+#   6. print the API token, the board's URLs and the HTTPS certificate's fingerprint
 # In --local mode steps 2's systemd-sysusers/tmpfiles, 4's systemctl and 5's curl are skipped; the
 # health check is --health-cmd (default: the new binary's `check-config` on the installed config),
 # so a test can force a failure and watch the rollback.
@@ -160,6 +160,8 @@ if wait_healthy; then
   say "release $version is running${previous:+ (was $previous)}"
   echo "version=$version"
   echo "token=${token:-}"
+  # On a board the service has made (or read) its certificate by now; a local install never ran it.
+  [ "$local_mode" = 1 ] || echo "fingerprint=$("$base/current/bin/facecv" tls-fingerprint --config "$conf" 2>/dev/null || true)"
   exit 0
 fi
 say "release $version did not answer /health within ${wait_s}s"
@@ -192,6 +194,11 @@ echo "$out"
 token="$(sed -n 's/^token=//p' <<<"$out")"
 if [ -n "$host" ]; then
   board="${host#*@}"
+  fingerprint="$(sed -n 's/^fingerprint=//p' <<<"$out")"
+  if [ -n "$fingerprint" ]; then
+    echo "Console: https://$board:7443  (sign in with the token; the certificate is self-signed:"
+    echo "  accept it only if the browser shows SHA-256 $fingerprint)"
+  fi
   if [ -n "$token" ]; then
     echo "API: http://$board:7000  (Authorization: Bearer $token)"
     echo "  curl -H 'Authorization: Bearer $token' http://$board:7000/health"

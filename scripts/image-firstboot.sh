@@ -7,7 +7,9 @@
 #   - /boot/firmware/wpa_supplicant.conf (if present) configures Wi-Fi on wlan0 (the Zero 2 W has no
 #     Ethernet)
 #   - the API token in /etc/facecv/facecv.toml
-#   - the URL and token on the console, in the journal and in /boot/firmware/facecv.txt
+#   - the HTTPS certificate (self-signed, for this card's new hostname), made now as the service
+#     would make it, so that its fingerprint can be shown before the service ever started
+#   - the URLs, token and fingerprint on the console, in the journal and in /boot/firmware/facecv.txt
 # Every card flashed from one image would otherwise share these secrets, so none is in the image.
 # Each step keeps what an earlier, interrupted run made; the marker is written last.
 #
@@ -84,19 +86,34 @@ api_token() {
   sed -n 's/^token *= *"\(.*\)"/\1/p' "$conf" | head -1
 }
 
+# Made as the service's user in the service's state folder (StateDirectory=facecv, 0700), after
+# the hostname is set, so the certificate names facecv-XXXXXX.local.
+tls_fingerprint() {
+  install -d -o facecv -g facecv -m 0700 /var/lib/facecv
+  runuser -u facecv -- /opt/facecv/current/bin/facecv tls-fingerprint --create --config "$conf"
+}
+
 grow_root || say "the root filesystem keeps its size (not fatal)"
 device_id
 ssh_setup
 wifi_setup || say "Wi-Fi setup failed (not fatal)"
 token="$(api_token)"
 url="http://$host.local:7000"
+console="https://$host.local:7443"
+if ! fingerprint="$(tls_fingerprint)"; then
+  fingerprint="(not made: see journalctl -u facecv-firstboot; facecv tls-fingerprint on the board)"
+fi
 
 if mountpoint -q "$firm"; then
   cat >"$firm/facecv.txt.new" <<EOF
 FaceCV Edge on $host (device id $id)
 
-API:   $url   (or http://<the board's address>:7000)
-Token: $token
+Console: $console   (or https://<the board's address>:7443)
+         sign in with the token below. The certificate is self-signed: before accepting it,
+         check that the browser shows this SHA-256 fingerprint:
+         $fingerprint
+API:     $url   (plain HTTP, for FaceCV's clients and scripts)
+Token:   $token
   curl -H 'Authorization: Bearer $token' $url/health
 
 ssh host keys:
@@ -110,12 +127,14 @@ EOF
 fi
 # The login prompt shows the URL; the token is on the card and in the journal (adm group).
 mkdir -p /etc/issue.d
-echo "FaceCV Edge: $url  (API token: $firm/facecv.txt on the card)" >/etc/issue.d/facecv.issue
+echo "FaceCV Edge: $console  (certificate SHA-256 $fingerprint; API token: $firm/facecv.txt on the card)" >/etc/issue.d/facecv.issue
 
 say "device $id, hostname $host"
+say "console $console certificate SHA-256 $fingerprint"
 say "API $url token $token"
 # /dev/console is the last console= of cmdline.txt (the serial port on a Pi): the screen gets it too.
 if [ -c /dev/tty1 ]; then
-  printf '\nFaceCV Edge: %s\nAPI token:   %s\n\n' "$url" "$token" >/dev/tty1 2>/dev/null || true
+  printf '\nFaceCV Edge console: %s\nCertificate SHA-256: %s\nAPI: %s  token: %s\n\n' \
+    "$console" "$fingerprint" "$url" "$token" >/dev/tty1 2>/dev/null || true
 fi
 touch "$marker"

@@ -182,8 +182,12 @@ pub fn salvage(from: &Path, to: &Path) -> anyhow::Result<()> {
 
 /// `facecv tls-fingerprint`: the SHA-256 fingerprint of the certificate the HTTPS API serves
 /// (the configured one, or the self-signed one in the store's folder), alone on one line for
-/// scripts (the SD image's first-boot message, `deploy.sh`). Reads only; makes nothing.
-pub fn tls_fingerprint(config: &Config) -> anyhow::Result<()> {
+/// scripts (the SD image's first-boot message, `deploy.sh`). Reads only, unless `create` asks for
+/// the self-signed certificate to be made now when there is none (as `serve` makes it).
+pub fn tls_fingerprint(config: &Config, create: bool) -> anyhow::Result<()> {
+    if create {
+        crate::api::tls::Identity::load(&config.api, &config.storage.dir)?;
+    }
     let (fingerprint, cert) = crate::api::tls::fingerprint_of(&config.api, &config.storage.dir)?;
     tracing::debug!(cert = %cert.display(), "certificate read");
     println!("{fingerprint}");

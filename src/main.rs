@@ -68,6 +68,10 @@ enum Command {
     TlsFingerprint {
         #[arg(long, env = "FACECV_CONFIG")]
         config: Option<PathBuf>,
+        /// Make the self-signed certificate first when there is none yet, as `serve` would (the SD
+        /// image's first boot shows the fingerprint before the service has ever started).
+        #[arg(long)]
+        create: bool,
     },
 }
 
@@ -91,8 +95,8 @@ fn main() -> ExitCode {
         Command::Enroll { dir, config } => {
             load(config.as_ref()).and_then(|c| facecv::cmds::enroll(&c, &dir))
         }
-        Command::TlsFingerprint { config } => {
-            load(config.as_ref()).and_then(|c| facecv::cmds::tls_fingerprint(&c))
+        Command::TlsFingerprint { config, create } => {
+            load(config.as_ref()).and_then(|c| facecv::cmds::tls_fingerprint(&c, create))
         }
     };
     match result {

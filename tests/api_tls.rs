@@ -409,6 +409,46 @@ async fn the_token_host_and_origin_rules_hold_over_https() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
+/// `facecv tls-fingerprint --create` makes the certificate `serve` would make (the SD image's
+/// first boot shows its fingerprint before the service ever ran), once: later runs, with or
+/// without `--create`, print the same fingerprint, and `serve` keeps that certificate.
+#[test]
+fn the_cli_makes_the_certificate_once_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("facecv.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\ntls_listen = \"127.0.0.1:7443\"\n\n[storage]\ndir = \"{}\"\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
+            .args(["tls-fingerprint", "--config"])
+            .arg(&config)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let made = run(&["--create"]);
+    assert_eq!(made.len(), 32 * 3 - 1, "{made}");
+    assert!(dir.path().join("store/tls").is_dir());
+    assert_eq!(
+        run(&["--create"]),
+        made,
+        "a second --create keeps the certificate"
+    );
+    assert_eq!(run(&[]), made);
+}
+
 /// The real binary with only HTTPS (`api.http = false`): the fingerprint it logs at start is the
 /// one `facecv tls-fingerprint` prints and the one its port serves.
 #[tokio::test]

@@ -267,7 +267,7 @@ pub fn fingerprint_of(
     let mut hint = hint(source, storage_dir);
     if source == CertSource::SelfSigned {
         hint = "the self-signed certificate is made on the first start of `facecv serve` with \
-                api.tls_listen set"
+                api.tls_listen set, or now with `facecv tls-fingerprint --create`"
             .into();
     }
     let chain = read_chain(&cert, &hint)?;
