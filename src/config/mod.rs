@@ -211,6 +211,10 @@ mod tests {
             "api.max_streams: must be between 1 and 64, got 0"
         );
         assert_eq!(
+            err("[api]\nsession_ttl_minutes = 0\n"),
+            "api.session_ttl_minutes: must be between 1 and 43200 minutes, got 0"
+        );
+        assert_eq!(
             err("[storage]\nquota_mb = 2000000\n"),
             "storage.quota_mb: must be between 1 and 1048576 MiB, got 2000000"
         );
