@@ -13,7 +13,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the body is not valid JSON: {0}")]
     InvalidJson(String),
-    #[error("this API needs \"Authorization: Bearer <token>\" with the appliance's api.token")]
+    #[error(
+        "this API needs \"Authorization: Bearer <token>\" with the appliance's API token (or a \
+         console sign-in)"
+    )]
     Unauthorized,
     #[error("no api.token is configured, so the API answers only clients on this machine")]
     Forbidden,

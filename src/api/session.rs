@@ -266,10 +266,13 @@ pub(super) fn identify(
     peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Result<Caller, ApiError> {
+    // Decoded as the router decodes it, so that what is public here is what the routes serve; a
+    // path that does not decode is no page (the router answers it, once the caller is known).
     let path = req.uri().path().trim_end_matches('/');
-    let decoded = super::path_segments(path)?;
-    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    let public = is_public(&segments);
+    let public = super::path_segments(path).is_ok_and(|decoded| {
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+        is_public(&segments)
+    });
     if !state.token.is_set() {
         if !super::is_loopback(peer.ip()) {
             return Err(ApiError::Forbidden);
