@@ -18,12 +18,12 @@ mod mqtt;
 mod ops;
 mod people;
 mod server;
-pub mod session;
+mod session;
 pub(crate) mod stream_cameras;
 mod streams;
 mod system;
 pub mod tls;
-pub mod token;
+pub(crate) mod token;
 mod webhooks;
 mod wire;
 
