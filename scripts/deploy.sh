@@ -123,6 +123,11 @@ if [ ! -f "$conf" ]; then
   say "created $conf${token:+ with a new API token}; the API listens on 0.0.0.0:7000 (HTTPS: 7443)"
 fi
 token="$(sed -n 's/^token *= *"\(.*\)"/\1/p' "$conf" | head -1)"
+# A token rotated from the console sits in the state folder and wins over the config's, as it
+# does in the service: the health check below must use it, or a healthy release is rolled back.
+if [ -s "$root/var/lib/facecv/api-token" ]; then
+  token="$(head -n 1 "$root/var/lib/facecv/api-token")"
+fi
 
 switch_to() { # release version: one rename(2), so `current` is never missing
   ln -sfn "releases/$1" "$base/current.new"

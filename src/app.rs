@@ -86,6 +86,12 @@ impl App {
             ),
             None => None,
         };
+        // The state folder's token wins over the config's; a damaged file stops the start here.
+        let token = Arc::new(
+            api::ApiToken::load(config.api.token.as_deref(), &config.storage.dir)
+                .context("api.token")?,
+        );
+        log_token_source(&token);
         apply_config_webhooks(&store, &config)?;
         let outbox = Outbox::start(store.clone()).context("starting the outbox")?;
         let webhooks = Webhooks::start(outbox.clone(), &config.delivery, metrics.clone())
@@ -157,12 +163,21 @@ impl App {
             )),
             stream_cameras: Default::default(),
             https: https.clone(),
+            token: token.clone(),
+            sessions: api::Sessions::new(std::time::Duration::from_secs(
+                u64::from(config.api.session_ttl_minutes) * 60,
+            )),
+            system: api::SystemInfo::new(
+                config.file.clone(),
+                config.redacted_json(),
+                device_id(&config),
+            ),
         });
         let lan = http_addr
             .into_iter()
             .chain(https.as_ref().map(|h| h.addr))
             .find(|a| !a.ip().is_loopback());
-        if let (None, Some(addr)) = (&config.api.token, lan) {
+        if let (false, Some(addr)) = (token.is_set(), lan) {
             tracing::warn!(%addr, "no api.token: the API will answer only clients on this machine");
         }
         let api = tokio::spawn(api::serve(listeners, state, api_stop.clone()));
@@ -291,6 +306,29 @@ async fn bind_api(
         https: Some((l, identity.acceptor)),
     };
     Ok((listeners, http_addr, Some(info)))
+}
+
+/// Says which token is in force, so that an operator who edits `api.token` while a rotated one
+/// sits in the state folder learns why the edit changes nothing.
+fn log_token_source(token: &api::ApiToken) {
+    use api::token::TokenSource;
+    match token.source() {
+        TokenSource::State => tracing::info!(
+            file = %token.file().display(),
+            "API token: the one rotated from the console, in the state folder (it wins over \
+             api.token; delete the file to use the config file's)"
+        ),
+        TokenSource::Config => tracing::info!("API token: api.token of the config file"),
+        TokenSource::None => tracing::info!("API token: none; the API answers this machine only"),
+    }
+}
+
+/// The appliance's one id: MQTT's (`mqtt.device_id`, the host name by default), also without MQTT.
+fn device_id(config: &Config) -> String {
+    match &config.mqtt {
+        Some(m) => m.device_id.clone(),
+        None => crate::delivery::mqtt::default_device_id(),
+    }
 }
 
 /// Webhooks in the config file are created or updated; ones that were in an earlier config file

@@ -180,6 +180,21 @@ pub fn salvage(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// For `facecv check-config`: which API token `serve` would use, read as `serve` reads it (a
+/// damaged `<storage.dir>/api-token` fails here as it would fail the start).
+pub fn api_token_in_force(config: &Config) -> anyhow::Result<String> {
+    use crate::api::token::{ApiToken, TokenSource};
+    let token = ApiToken::load(config.api.token.as_deref(), &config.storage.dir)?;
+    Ok(match token.source() {
+        TokenSource::State => format!(
+            "token from {} (rotated from the console; it wins over api.token)",
+            token.file().display()
+        ),
+        TokenSource::Config => "token set".into(),
+        TokenSource::None => "token not set: loopback clients only".into(),
+    })
+}
+
 /// `facecv tls-fingerprint`: the SHA-256 fingerprint of the certificate the HTTPS API serves
 /// (the configured one, or the self-signed one in the store's folder), alone on one line for
 /// scripts (the SD image's first-boot message, `deploy.sh`). Reads only, unless `create` asks for

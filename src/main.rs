@@ -173,13 +173,9 @@ fn check_config(path: &PathBuf) -> anyhow::Result<()> {
         println!("  {line}");
     }
     println!(
-        "  api.listen = {} (token {})",
+        "  api.listen = {} ({})",
         config.api.listen,
-        if config.api.token.is_some() {
-            "set"
-        } else {
-            "not set: loopback clients only"
-        }
+        facecv::cmds::api_token_in_force(&config)?
     );
     println!(
         "  storage.dir = {} (quota {} MiB, fsync {:?})",

@@ -57,6 +57,10 @@ pub struct ApiConfig {
     /// The default, 64 Mi px, lets 48-64 MP phone photos (8000x6000, 9248x6936) through.
     #[serde(default = "default_max_image_pixels")]
     pub max_image_pixels: u64,
+    /// How long a console sign-in lasts, in minutes (1 to 43200, 30 days); the session ends then
+    /// whatever its use, and the browser is asked for the token again.
+    #[serde(default = "default_session_ttl_minutes")]
+    pub session_ttl_minutes: u32,
 }
 
 fn default_listen() -> SocketAddr {
@@ -79,6 +83,11 @@ fn default_max_streams() -> u32 {
 fn default_max_image_pixels() -> u64 {
     crate::vision::ImageLimits::DEFAULT_MAX_PIXELS
 }
+/// Twelve hours: a working day at the door without signing in again, and a laptop left signed in
+/// overnight is not for long.
+fn default_session_ttl_minutes() -> u32 {
+    720
+}
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -95,6 +104,7 @@ impl Default for ApiConfig {
             media_dir: None,
             max_streams: default_max_streams(),
             max_image_pixels: default_max_image_pixels(),
+            session_ttl_minutes: default_session_ttl_minutes(),
         }
     }
 }
@@ -103,12 +113,7 @@ impl ApiConfig {
     /// The checks of `[api]`, with keys relative to it (`max_body_kb`).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(token) = &self.token {
-            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(ConfigError::invalid(
-                    "token",
-                    "must be at least 16 printable characters without spaces",
-                ));
-            }
+            check_token(token).map_err(|problem| ConfigError::invalid("token", problem))?;
         }
         self.validate_listeners()?;
         check_range("max_body_kb", self.max_body_kb.into(), 1.0, 65536.0, " KiB")?;
@@ -120,6 +125,13 @@ impl ApiConfig {
             " MiB",
         )?;
         check_range("max_streams", self.max_streams.into(), 1.0, 64.0, "")?;
+        check_range(
+            "session_ttl_minutes",
+            self.session_ttl_minutes.into(),
+            1.0,
+            43200.0,
+            " minutes",
+        )?;
         // Below 1 Mpx ordinary photos are refused; above 256 Mpx one upload keeps the engine for
         // tens of seconds on a Pi.
         let max_image_pixels = self.max_image_pixels as f64;
@@ -135,6 +147,15 @@ impl ApiConfig {
         }
         Ok(())
     }
+}
+
+/// What makes a usable API token, in the config file (`api.token`) and in the state folder's
+/// `api-token` alike: long enough not to be guessed, and nothing a header would mangle.
+pub(crate) fn check_token(token: &str) -> Result<(), &'static str> {
+    if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be at least 16 printable characters without spaces");
+    }
+    Ok(())
 }
 
 impl ApiConfig {

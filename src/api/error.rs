@@ -13,10 +13,16 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the body is not valid JSON: {0}")]
     InvalidJson(String),
-    #[error("this API needs \"Authorization: Bearer <token>\" with the appliance's api.token")]
+    #[error(
+        "this API needs \"Authorization: Bearer <token>\" with the appliance's API token (or a \
+         console sign-in)"
+    )]
     Unauthorized,
     #[error("no api.token is configured, so the API answers only clients on this machine")]
     Forbidden,
+    /// A sign-in with a token that is not the one in force.
+    #[error("that is not the appliance's API token")]
+    InvalidToken,
     #[error("{0} not found")]
     NotFound(String),
     #[error("method {0} is not allowed here")]
@@ -64,6 +70,14 @@ pub enum ApiError {
         message: String,
         retry_after: u32,
     },
+    /// The client itself asked too often (failed sign-ins): 429 with `Retry-After`, unlike
+    /// [`ApiError::Busy`], which is the appliance's resource being full (503).
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after: u32,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -82,6 +96,7 @@ impl ApiError {
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -99,6 +114,7 @@ impl ApiError {
             ApiError::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Busy { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code),
+            ApiError::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, *code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -115,7 +131,7 @@ impl ApiError {
         }
         let mut response = super::json_response(status, &json!({ "error": error }));
         match &self {
-            ApiError::Busy { retry_after, .. } => {
+            ApiError::Busy { retry_after, .. } | ApiError::TooMany { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(http::header::RETRY_AFTER, (*retry_after).into());

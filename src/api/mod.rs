@@ -3,6 +3,7 @@
 //! `server` owns the accept loop and graceful shutdown; `route` maps a path to a handler; handlers
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
+mod attempts;
 mod cameras;
 mod config;
 mod engine;
@@ -17,16 +18,22 @@ mod mqtt;
 mod ops;
 mod people;
 mod server;
+mod session;
 pub(crate) mod stream_cameras;
 mod streams;
+mod system;
 pub mod tls;
+pub(crate) mod token;
 mod webhooks;
 mod wire;
 
 pub use config::ApiConfig;
 pub use engine::ApiEngine;
 pub use server::Listeners;
+pub use session::Sessions;
 pub use streams::stream_webhook_limit;
+pub use system::SystemInfo;
+pub use token::ApiToken;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -79,6 +86,12 @@ pub struct State {
     pub(crate) stream_cameras: stream_cameras::StreamCameras,
     /// The HTTPS listener and its certificate, for `/health`; `None` without `api.tls_listen`.
     pub https: Option<HttpsInfo>,
+    /// The token in force (the state folder's or `api.token`), changeable by a rotation.
+    pub token: Arc<ApiToken>,
+    /// The console's sign-in sessions.
+    pub sessions: Sessions,
+    /// What `GET /api/v1/system` tells.
+    pub system: SystemInfo,
 }
 
 /// What `/health` says about HTTPS: where, and which certificate, so that a script or a person
@@ -96,11 +109,15 @@ pub async fn serve(listeners: Listeners, state: Arc<State>, stop: Shutdown) {
     server::serve(listeners, state, stop).await
 }
 
-async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let result = match authorize(&state, peer, &req) {
-        Ok(()) => route(state, req).await,
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(session::Peer(peer));
+            route(state, req).await
+        }
         Err(e) => {
             drain_refused(&state, req).await;
             Err(e)
@@ -119,16 +136,17 @@ async fn drain_refused(state: &State, req: Request<Incoming>) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), read_body(state, req)).await;
 }
 
-/// Who may ask (a loopback peer without a token, the token's holder with one), then whether a
-/// browser was made to ask (`guard`).
-fn authorize(state: &State, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), ApiError> {
-    match &state.config.token {
-        None if is_loopback(peer.ip()) => {}
-        None => return Err(ApiError::Forbidden),
-        Some(token) if guard::bearer_matches(req.headers(), token) => {}
-        Some(_) => return Err(ApiError::Unauthorized),
-    }
-    guard::check(req, state.config.token.is_some())
+/// Who may ask (a loopback peer without a token; with one, its holder or a signed-in browser;
+/// anyone for the console's pages: `session`), then whether a browser was made to ask (`guard`,
+/// for every path).
+fn authorize(
+    state: &State,
+    peer: SocketAddr,
+    req: &Request<Incoming>,
+) -> Result<session::Caller, ApiError> {
+    let caller = session::identify(state, peer, req)?;
+    guard::check(req, state.token.is_set())?;
+    Ok(caller)
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -170,6 +188,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
             faces::route(state_ref, req, rest, false).await
         }
         ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
+        ["api", "v1", "session"] => session::route(state_ref, req).await,
+        ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),
     }
 }
@@ -311,6 +331,11 @@ pub(crate) fn text_response(
         .header(CONTENT_TYPE, content_type)
         .body(Full::new(body.into()).boxed())
         .expect("a static status and content type make a valid response")
+}
+
+/// An empty body (204 answers).
+pub(crate) fn empty_body() -> Body {
+    Full::new(Bytes::new()).boxed()
 }
 
 pub(crate) fn ok_json(value: &impl serde::Serialize) -> ApiResult {

@@ -212,8 +212,12 @@ fn http1() -> hyper::server::conn::http1::Builder {
 
 fn serve_one(watcher: Watcher, accepted: Accepted, state: Arc<State>, place: Place) {
     let peer = accepted.peer;
+    let over_https = accepted.tls.is_some();
     let conn = place.conn.clone();
-    let service = service_fn(move |req: Request<Incoming>| {
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if over_https {
+            req.extensions_mut().insert(super::session::OverHttps);
+        }
         let state = state.clone();
         let in_flight = InFlight::new(conn.clone());
         async move {

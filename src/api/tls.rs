@@ -379,7 +379,7 @@ pub fn url_host() -> String {
     }
 }
 
-fn hostname() -> Option<String> {
+pub(super) fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into a valid local buffer.
     if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {

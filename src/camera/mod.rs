@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::shutdown::Shutdown;
 
@@ -119,7 +119,7 @@ impl CameraError {
 }
 
 /// Where a camera's frames come from. Deserialised from the config's `[camera.source]` table.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
     /// A V4L2 device (USB cameras, CSI cameras with a V4L2 driver). The driver may give another

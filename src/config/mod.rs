@@ -11,10 +11,11 @@
 //! only; nothing but the binary's edges imports it.
 
 pub mod check;
+mod redact;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use check::prefixed;
 pub use check::ConfigError;
@@ -32,9 +33,12 @@ use crate::vision::VisionConfig;
 /// store in a folder beside the working directory.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file this was read from (absolute); `None` for the embedded default or a text.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default)]
@@ -79,7 +83,9 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text)
+        let mut config = Self::from_toml(&text)?;
+        config.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
+        Ok(config)
     }
 
     pub fn embedded_default() -> Self {
@@ -203,6 +209,10 @@ mod tests {
         assert_eq!(
             err("[api]\nmax_streams = 0\n"),
             "api.max_streams: must be between 1 and 64, got 0"
+        );
+        assert_eq!(
+            err("[api]\nsession_ttl_minutes = 0\n"),
+            "api.session_ttl_minutes: must be between 1 and 43200 minutes, got 0"
         );
         assert_eq!(
             err("[storage]\nquota_mb = 2000000\n"),

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::policy::PolicyConfig;
 use crate::camera::CameraId;
 use crate::camera::{parse_source, ApiSources, SourceRefusal, SourceSpec};
 use crate::config::check::ConfigError;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CameraConfig {
     pub camera_id: String,
@@ -41,7 +41,7 @@ pub struct CameraConfig {
 /// `[cameras.reconnect]`: the back-off of a live source (cameras, commands) that goes away, and
 /// how often a flapping one is told to receivers. Every value in seconds; see `camera::Backoff`
 /// and `pipeline::flap` for why these defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReconnectConfig {
     /// The first wait before reopening, 0.1 to 60; each loss doubles it (with ±20% jitter).

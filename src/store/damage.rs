@@ -78,6 +78,35 @@ pub(super) fn quick_check_at_open(store: &Store) {
     }
 }
 
+/// What a `quick_check` on demand found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuickCheck {
+    Ok,
+    /// The problems SQLite listed (at most [`MAX_ERRORS`]).
+    Damaged(Vec<String>),
+    /// The budget ran out first: nothing is known.
+    OutOfTime,
+}
+
+/// A `quick_check` within `budget`; damage found is logged and marks the store degraded.
+pub(super) fn quick_check(store: &Store, budget: Duration) -> Result<QuickCheck> {
+    match integrity_check(store.path(), Some(budget)) {
+        Ok(r) if r == "ok" => Ok(QuickCheck::Ok),
+        Ok(problems) => {
+            found_damage(store, &problems);
+            Ok(QuickCheck::Damaged(
+                problems.split("; ").map(str::to_owned).collect(),
+            ))
+        }
+        Err(e) if is_interrupted(&e) => Ok(QuickCheck::OutOfTime),
+        Err(e) if e.is_corrupt() => {
+            found_damage(store, &e.to_string());
+            Ok(QuickCheck::Damaged(vec![e.to_string()]))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub(super) fn spawn_integrity_check(store: Store) {
     let spawned = std::thread::Builder::new()
         .name("store-check".into())

@@ -39,6 +39,7 @@ use crate::events::Seq;
 use crate::metrics::Metrics;
 
 pub use config::{FsyncPolicy, StorageConfig};
+pub use damage::QuickCheck;
 pub use outbox::Outbox;
 use space::Space;
 pub use space::StoreHealth;
@@ -343,6 +344,12 @@ impl Store {
     /// `facecv check-config` and the background check use it.
     pub fn integrity_check(&self) -> Result<String> {
         damage::integrity_check(&self.inner.path, None)
+    }
+
+    /// SQLite's `quick_check` on its own connection, within `budget`, asked for by a person (the
+    /// console's System page); damage found marks the store degraded as the start's checks do.
+    pub fn quick_check(&self, budget: std::time::Duration) -> Result<QuickCheck> {
+        damage::quick_check(self, budget)
     }
 
     /// A cheap read that proves the store answers (the systemd watchdog's probe): it touches no

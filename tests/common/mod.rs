@@ -2,6 +2,7 @@
 //! the appliance started in-process or as the real binary, and a small JSON client for its API.
 #![allow(dead_code)]
 
+pub mod console;
 pub mod crash;
 pub mod damage;
 pub mod mqtt;

@@ -114,8 +114,9 @@ fn default_stranger_off_delay() -> u32 {
     30
 }
 
-/// The host name, kept to the topic-safe alphabet; `facecv` if there is none.
-fn default_device_id() -> String {
+/// The host name, kept to the topic-safe alphabet; `facecv` if there is none. Also the
+/// appliance's id where MQTT is not configured (the console's System page), so it has one id.
+pub fn default_device_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let id: String = host
         .trim()

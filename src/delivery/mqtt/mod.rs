@@ -40,7 +40,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{MqttConfig, MqttTlsConfig};
+pub use config::{default_device_id, MqttConfig, MqttTlsConfig};
 use topics::Topics;
 
 use super::backoff::Backoff;
