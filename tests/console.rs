@@ -182,9 +182,8 @@ async fn what_is_not_embedded_is_not_found() {
 }
 
 /// With a token, the pages hold no secret and load without it; the API behind them does not.
-/// Needs `authorize()` to let console paths through (helper A's part of issue 11).
+/// `authorize()` lets console paths through; `/api/` keeps needing the token.
 #[tokio::test]
-#[ignore = "needs the session work's authorize() (issue 11, helper A); un-ignore at the merge"]
 async fn pages_need_no_token_but_the_api_does() {
     let (_dir, app) = start_with_token().await;
     for path in PAGES.iter().chain(&["/assets/js/app.js"]) {
