@@ -236,7 +236,7 @@ async fn start_with_token() -> (tempfile::TempDir, Binary) {
         config,
         port,
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while binary
         .api
         .try_raw(Method::GET, "/health", "")

@@ -57,7 +57,7 @@ impl Appliance {
     }
 
     pub async fn wait_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let r = tokio::time::timeout(
                 Duration::from_secs(1),

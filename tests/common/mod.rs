@@ -569,7 +569,7 @@ impl Binary {
             .spawn()
             .expect("start the facecv binary");
         let api = Api::new(SocketAddr::from(([127, 0, 0, 1], port)));
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let up = tokio::time::timeout(
                 Duration::from_secs(1),
