@@ -64,6 +64,14 @@ pub enum ApiError {
         message: String,
         retry_after: u32,
     },
+    /// A limit the client is held to (a live view past `api.max_streams`): 429 with
+    /// `Retry-After`, as for `Busy`.
+    #[error("{message}")]
+    Limited {
+        code: &'static str,
+        message: String,
+        retry_after: u32,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -99,6 +107,7 @@ impl ApiError {
             ApiError::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Busy { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, *code),
+            ApiError::Limited { code, .. } => (StatusCode::TOO_MANY_REQUESTS, *code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -115,7 +124,7 @@ impl ApiError {
         }
         let mut response = super::json_response(status, &json!({ "error": error }));
         match &self {
-            ApiError::Busy { retry_after, .. } => {
+            ApiError::Busy { retry_after, .. } | ApiError::Limited { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(http::header::RETRY_AFTER, (*retry_after).into());

@@ -3,6 +3,7 @@
 //! `server` owns the accept loop and graceful shutdown; `route` maps a path to a handler; handlers
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
+mod camera_enrol;
 mod cameras;
 mod config;
 mod engine;
@@ -13,6 +14,7 @@ mod faces;
 mod form;
 mod guard;
 pub(crate) mod limits;
+mod live;
 mod mqtt;
 mod ops;
 mod people;
