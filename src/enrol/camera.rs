@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::rank::{judge, others, rank, Pick, Verdict};
+use super::rank::{judge, others, quality, sharpest, Pick, Verdict};
 use super::video::VideoReport;
 use crate::camera::Frame;
 use crate::vision::Face;
@@ -161,19 +161,14 @@ impl ShotCollector {
                 single: self.candidates.len(),
             });
         }
-        // Ranked among all the candidates, so that the quality is relative to the sharpest seen.
-        rank(&mut self.candidates);
-        let mut shots = Vec::with_capacity(self.shots);
-        for pick in self.candidates.iter().take(self.shots) {
-            let i = self
-                .best
-                .iter()
-                .position(|s| s.pick.frame_index == pick.frame_index)
-                .expect("the best candidates keep their frames");
-            let mut shot = self.best.swap_remove(i);
-            shot.pick = pick.clone();
-            shots.push(shot);
+        // The shots kept are the best by the provisional order, which is the final one; their
+        // quality is told relative to the sharpest candidate seen, as a video's is.
+        let sharpest = sharpest(&self.candidates);
+        let mut shots = std::mem::take(&mut self.best);
+        for shot in &mut shots {
+            shot.pick.quality = quality(&shot.pick, sharpest);
         }
+        shots.sort_by(|a, b| b.pick.quality.total_cmp(&a.pick.quality));
         self.report.picked = shots.iter().map(|s| s.pick.clone()).collect();
         Ok((self.report, shots))
     }

@@ -94,17 +94,25 @@ pub fn others(candidates: &[Pick], same_person: f32) -> usize {
 /// Orders candidates best first and fills in their `quality`; sharpness counts relative to the
 /// sharpest of this set, as absolute values depend on the camera and the light.
 pub fn rank(candidates: &mut [Pick]) {
-    let sharpest = candidates
-        .iter()
-        .map(|c| c.sharpness)
-        .fold(f32::EPSILON, f32::max);
+    let sharpest = sharpest(candidates);
     for c in candidates.iter_mut() {
-        let width = (c.bbox[2] - c.bbox[0]) as f32;
-        c.quality = c.detection_confidence
-            * (width / FULL_SIZE_PX).min(1.0)
-            * (c.sharpness / sharpest).sqrt();
+        c.quality = quality(c, sharpest);
     }
     candidates.sort_by(|a, b| b.quality.total_cmp(&a.quality));
+}
+
+/// The sharpness the others are measured against.
+pub fn sharpest(candidates: &[Pick]) -> f32 {
+    candidates
+        .iter()
+        .map(|c| c.sharpness)
+        .fold(f32::EPSILON, f32::max)
+}
+
+/// A candidate's quality in a set whose sharpest candidate has `sharpest`.
+pub fn quality(c: &Pick, sharpest: f32) -> f32 {
+    let width = (c.bbox[2] - c.bbox[0]) as f32;
+    c.detection_confidence * (width / FULL_SIZE_PX).min(1.0) * (c.sharpness / sharpest).sqrt()
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
