@@ -251,3 +251,88 @@ impl LiveFeed {
         Ok(Bytes::from(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> Frame {
+        let mut f = Frame::new();
+        f.resize(64, 48).fill(120);
+        f
+    }
+
+    fn face() -> (Face, Observation) {
+        let bbox = [10.0, 10.0, 40.0, 40.0];
+        let face = Face {
+            bbox,
+            score: 0.9,
+            keypoints: [[0.0; 2]; 6],
+            embedding: None,
+        };
+        let o = Observation {
+            bbox,
+            score: 0.9,
+            identity: None,
+        };
+        (face, o)
+    }
+
+    #[test]
+    fn pictures_are_made_only_while_someone_watches_at_the_fastest_rate_asked() {
+        let tap = Arc::new(LiveTap::default());
+        assert!(tap.view(5).is_none(), "no run, no view");
+        let mut feed = tap.start_run();
+        let (f, o) = face();
+        let (f, o) = ([f], [o]);
+        feed.on_frame(&frame(), &f, &o, 40);
+        assert_eq!(tap.frames_encoded(), 0, "nobody watches");
+
+        let slow = tap.view(2).unwrap();
+        let mut fast = tap.view(99).unwrap();
+        assert_eq!((tap.viewers(), tap.wanted_fps()), (2, MAX_FPS));
+        feed.on_frame(&frame(), &f, &o, 40);
+        assert_eq!(tap.frames_encoded(), 1, "once for both viewers");
+        assert!(fast.pictures.has_changed().unwrap());
+        let jpeg = fast.pictures.borrow_and_update().clone().unwrap().jpeg;
+        let img = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (64, 48));
+        let edge = img.get_pixel(8, 25).0;
+        assert!(edge[0] > 180 && edge[2] < 90, "an amber line: {edge:?}");
+        // Too soon for 10 a second: skipped.
+        feed.on_frame(&frame(), &f, &o, 40);
+        assert_eq!(tap.frames_encoded(), 1);
+        drop(fast);
+        assert_eq!((tap.viewers(), tap.wanted_fps()), (1, 2));
+        drop(slow);
+        assert_eq!((tap.viewers(), tap.wanted_fps()), (0, 0));
+
+        let viewer = tap.view(5).unwrap();
+        drop(feed);
+        assert!(viewer.pictures.has_changed().is_err(), "the run ended");
+        assert!(tap.view(5).is_none());
+    }
+
+    #[test]
+    fn one_watcher_at_a_time_and_none_after_its_hold_is_dropped() {
+        let tap = Arc::new(LiveTap::default());
+        let mut feed = tap.start_run();
+        let seen = Arc::new(AtomicU32::new(0));
+        let counter = seen.clone();
+        let hold = tap
+            .watch(Box::new(move |_, faces, min_px| {
+                assert_eq!((faces.len(), min_px), (1, 40));
+                counter.fetch_add(1, Ordering::Relaxed);
+            }))
+            .unwrap();
+        assert!(tap.watch(Box::new(|_, _, _| {})).is_err());
+        let (f, o) = face();
+        let (f, o) = ([f], [o]);
+        feed.on_frame(&frame(), &f, &o, 40);
+        drop(hold);
+        feed.on_frame(&frame(), &f, &o, 40);
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
+        assert_eq!(tap.frames_encoded(), 0, "enrolment encodes nothing");
+        assert!(tap.watch(Box::new(|_, _, _| {})).is_ok());
+    }
+}
