@@ -422,4 +422,12 @@ async fn an_installer_enrols_at_the_door_and_watches_the_camera_live() {
         .next_jpeg()
         .await
         .expect("a picture after the restart");
+
+    // The appliance stopping ends the live view cleanly too, and does not wait for the viewer.
+    let stopped = tokio::task::spawn_blocking(move || {
+        let mut bin = bin;
+        bin.sigterm()
+    });
+    while viewer.next_jpeg().await.is_some() {}
+    assert!(stopped.await.unwrap().success());
 }
