@@ -60,7 +60,7 @@ fn refusal(r: SourceRefusal) -> ApiError {
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
     let method = req.method().clone();
     match (rest, &method) {
-        // Before the camera routes: a camera cannot be called `devices`.
+        // Before the camera routes; `devices` is no camera id (`camera::CameraId`).
         (["devices"], &Method::GET) => devices().await,
         ([id, "live.mjpg"], &Method::GET) => super::live::mjpeg(state, &req, id),
         ([id, "snapshot.jpg"], &Method::GET) => super::live::snapshot(state, id).await,
