@@ -31,6 +31,10 @@ const FRESH: Duration = Duration::from_secs(1);
 /// How long a snapshot waits for the camera's next analysed frame: a debug build on a Raspberry
 /// Pi analyses one in well under this.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+/// While a camera delivers nothing (its source lost), the last picture is sent again this often:
+/// a client that left is noticed only when something is written to it, and until then it holds
+/// its place under `api.max_streams`.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The camera's tap, if the camera exists (404) and runs (409 `camera_not_running`).
 pub(super) fn running_tap(state: &State, id: &str) -> Result<Arc<LiveTap>, ApiError> {
@@ -101,6 +105,7 @@ pub(super) fn mjpeg(state: &State, req: &Request<Incoming>, id: &str) -> ApiResu
         period: Duration::from_secs(1) / fps,
         next_due: tokio::time::Instant::now(),
         pending: None,
+        last: None,
         first: true,
         done: false,
     };
@@ -125,6 +130,8 @@ struct Watch {
     next_due: tokio::time::Instant,
     /// The JPEG whose part header was just sent.
     pending: Option<Bytes>,
+    /// The last picture sent, to send again after [`KEEP_ALIVE`] without a new one.
+    last: Option<Bytes>,
     first: bool,
     done: bool,
 }
@@ -144,6 +151,7 @@ async fn next_part(mut w: Watch) -> Option<(Part, Watch)> {
         biased;
         _ = w.stopping.cancelled() => None,
         p = next_picture(&mut w.viewer, w.next_due) => p,
+        _ = tokio::time::sleep(KEEP_ALIVE), if w.last.is_some() => w.last.clone(),
     };
     let Some(jpeg) = picture else {
         w.done = true;
@@ -157,6 +165,7 @@ async fn next_part(mut w: Watch) -> Option<(Part, Watch)> {
         jpeg.len()
     );
     w.first = false;
+    w.last = Some(jpeg.clone());
     w.pending = Some(jpeg);
     Some((Ok(Frame::data(Bytes::from(head))), w))
 }
