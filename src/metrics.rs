@@ -84,6 +84,9 @@ pub struct Metrics {
     /// Times a camera's source came back since it last ran healthily, and 1 while it flaps.
     pub camera_restarts: Family<CameraLabel, Gauge>,
     pub camera_flapping: Family<CameraLabel, Gauge>,
+    /// Live views open on a camera, and the pictures its live view encoded (what they cost).
+    pub live_viewers: Family<CameraLabel, Gauge>,
+    pub live_frames_encoded: Family<CameraLabel, Counter>,
     /// The API's connections and live streams against their limits.
     pub api: ApiMetrics,
 }
@@ -125,6 +128,16 @@ impl Metrics {
             "1 while a camera's source keeps coming back and going again",
             self.camera_flapping.clone(),
         );
+        registry.register(
+            "live_viewers",
+            "Live views (and snapshots waiting for a picture) open on a camera",
+            self.live_viewers.clone(),
+        );
+        registry.register(
+            "live_frames_encoded",
+            "Annotated pictures a camera's live view encoded as JPEG, once for all its viewers",
+            self.live_frames_encoded.clone(),
+        );
     }
 
     pub fn new() -> Self {
@@ -151,6 +164,8 @@ impl Metrics {
             vision_ok: Gauge::default(),
             camera_restarts: Family::default(),
             camera_flapping: Family::default(),
+            live_viewers: Family::default(),
+            live_frames_encoded: Family::default(),
             api: ApiMetrics::default(),
             registry: Registry::default(),
         };

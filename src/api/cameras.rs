@@ -3,6 +3,9 @@
 //! Cameras added here are remembered in the store and come back after a restart, running if they
 //! were; cameras of the config file can be started and stopped for now but are changed in the
 //! file (see `pipeline::manager`).
+//!
+//! Also here: the V4L2 devices present (`devices`), and the console's live view, snapshots
+//! (`live.rs`) and enrolment from a camera (`camera_enrol.rs`).
 
 use http::{Method, Request};
 use hyper::body::Incoming;
@@ -57,6 +60,14 @@ fn refusal(r: SourceRefusal) -> ApiError {
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
     let method = req.method().clone();
     match (rest, &method) {
+        // Before the camera routes; `devices` is no camera id (`camera::CameraId`).
+        (["devices"], &Method::GET) => devices().await,
+        ([id, "live.mjpg"], &Method::GET) => super::live::mjpeg(state, &req, id),
+        ([id, "snapshot.jpg"], &Method::GET) => super::live::snapshot(state, id).await,
+        ([id, "enrol"], &Method::POST) => super::camera_enrol::enrol(state, req, id).await,
+        (["devices"] | [_, "live.mjpg" | "snapshot.jpg" | "enrol"], _) => {
+            Err(ApiError::MethodNotAllowed(method))
+        }
         ([], &Method::GET) => ok_json(&state.cameras.list()),
         ([], &Method::POST) => add(state, req).await,
         ([id], &Method::GET) | ([id, "status"], &Method::GET) => {
@@ -76,6 +87,14 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiR
         ([] | [_] | [_, "start" | "stop" | "status"], _) => Err(ApiError::MethodNotAllowed(method)),
         _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
     }
+}
+
+/// `GET /api/v1/cameras/devices`: the V4L2 capture devices present (opening each one blocks).
+async fn devices() -> ApiResult {
+    let devices = tokio::task::spawn_blocking(crate::camera::list_devices)
+        .await
+        .map_err(|_| ApiError::Unavailable)?;
+    ok_json(&json!({ "devices": devices }))
 }
 
 /// Camera starts load models and stops join a thread: both block.

@@ -25,7 +25,7 @@ const DEFAULT_COUNT: usize = 5;
 /// The most frames one video may enrol: more views of the same few seconds add little.
 const MAX_COUNT: usize = 20;
 /// FaceCV's default `quality_threshold`, here the detector confidence a face needs.
-const DEFAULT_MIN_CONFIDENCE: f32 = 0.7;
+pub(super) const DEFAULT_MIN_CONFIDENCE: f32 = 0.7;
 
 fn video_error(e: VideoError) -> ApiError {
     match e {

@@ -70,8 +70,8 @@ pub enum ApiError {
         message: String,
         retry_after: u32,
     },
-    /// The client itself asked too often (failed sign-ins): 429 with `Retry-After`, unlike
-    /// [`ApiError::Busy`], which is the appliance's resource being full (503).
+    /// A limit the client is held to (failed sign-ins, a live view past `api.max_streams`): 429
+    /// with `Retry-After`, unlike [`ApiError::Busy`], the appliance's resource being full (503).
     #[error("{message}")]
     TooMany {
         code: &'static str,

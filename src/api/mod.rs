@@ -4,6 +4,7 @@
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
 mod attempts;
+mod camera_enrol;
 mod cameras;
 mod config;
 mod console;
@@ -15,6 +16,7 @@ mod faces;
 mod form;
 mod guard;
 pub(crate) mod limits;
+mod live;
 mod mqtt;
 mod ops;
 mod people;

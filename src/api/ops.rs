@@ -86,9 +86,27 @@ pub fn metrics(state: &State) -> ApiResult {
         let gauge = &state.metrics.camera_flapping;
         gauge.get_or_create(&label).set(flapping.into());
     }
+    live_metrics(state);
     Ok(text_response(
         http::StatusCode::OK,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
         state.metrics.encode(),
     ))
+}
+
+/// The live views' figures, read from each camera's tap (see `pipeline::live`); cleared first, so
+/// that a deleted camera's series goes with it.
+fn live_metrics(state: &State) {
+    let m = &state.metrics;
+    m.live_viewers.clear();
+    m.live_frames_encoded.clear();
+    for (camera, tap) in state.cameras.live_taps() {
+        let label = crate::metrics::CameraLabel { camera };
+        m.live_viewers
+            .get_or_create(&label)
+            .set(tap.viewers().into());
+        m.live_frames_encoded
+            .get_or_create(&label)
+            .inc_by(tap.frames_encoded());
+    }
 }

@@ -22,6 +22,13 @@ impl CameraId {
                 format!("must not be . or contain .., got {s:?}"),
             ));
         }
+        // `/api/v1/cameras/devices` lists the V4L2 devices: a camera of that id could not be reached.
+        if s == "devices" {
+            return Err(ConfigError::invalid(
+                "camera_id",
+                "\"devices\" is reserved (GET /api/v1/cameras/devices lists the V4L2 devices)",
+            ));
+        }
         Ok(CameraId(s.to_owned()))
     }
 
@@ -43,7 +50,9 @@ mod tests {
     #[test]
     fn camera_ids_name_no_other_folder() {
         assert!(CameraId::parse("gate-2.north_side").is_ok());
-        for bad in ["", ".", "..", "a..b", "../x", "a/b", "a\u{0}b", "a b"] {
+        for bad in [
+            "", ".", "..", "a..b", "../x", "a/b", "a\u{0}b", "a b", "devices",
+        ] {
             assert!(CameraId::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -12,6 +12,7 @@
 mod admit;
 mod capture;
 pub mod control;
+mod devices;
 mod file;
 mod frame;
 mod id;
@@ -32,6 +33,7 @@ use crate::shutdown::Shutdown;
 
 pub use admit::{ApiSources, SourceRefusal};
 pub use capture::{Backoff, Capture, CaptureEvent, CaptureStats, SourceState};
+pub use devices::{list_devices, VideoDevice};
 pub(crate) use file::y4m_frames;
 pub use file::FileSource;
 pub use frame::{

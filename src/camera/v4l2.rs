@@ -130,7 +130,7 @@ impl V4l2Source {
     }
 }
 
-fn open_error(path: &Path, e: &io::Error) -> CameraError {
+pub(super) fn open_error(path: &Path, e: &io::Error) -> CameraError {
     let reason = match (e.kind(), e.raw_os_error()) {
         (io::ErrorKind::NotFound, _) | (_, Some(libc::ENODEV)) => {
             "no such device (is the camera plugged in? `v4l2-ctl --list-devices` lists them)".into()

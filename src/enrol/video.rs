@@ -7,24 +7,20 @@
 //! appliance does not carry; they are refused before anything is read (`ffmpeg -i in.mp4 -f
 //! yuv4mpegpipe out.y4m` converts one).
 //!
-//! "Best" is the product of the detector's confidence, the face's size (up to [`FULL_SIZE_PX`],
-//! past which the embedder sees no more detail) and its sharpness relative to the sharpest
-//! candidate (variance of the Laplacian, the usual focus measure): a large, sharp, frontal face
-//! makes a better reference than a small or blurred one. A video in which the candidates are not
-//! all the same person (by the gallery's own match threshold) is refused as a whole.
+//! Frames are judged and ranked by `rank.rs`, as frames from a running camera are; a video in
+//! which the candidates are not all the same person is refused as a whole.
 
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::rank::{judge, others, rank, Pick, Verdict};
 use crate::camera::{CameraError, FileSource, Frame, Source};
 use crate::vision::{Face, FaceEngine, VisionError, MAX_FACES};
 
 /// Frames analysed at most, spread evenly over the video: enough to find good views of a face in
 /// a few seconds of video, few enough to answer in seconds on a Raspberry Pi.
 pub const MAX_SAMPLES: usize = 40;
-/// A face this wide or wider counts as full size in the quality score.
-pub const FULL_SIZE_PX: f32 = 160.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VideoError {
@@ -93,19 +89,7 @@ pub struct VideoOptions {
     pub same_person: f32,
 }
 
-/// A frame chosen for enrolment.
-#[derive(Debug, Clone, Serialize)]
-pub struct Pick {
-    pub frame_index: usize,
-    pub bbox: [i32; 4],
-    pub detection_confidence: f32,
-    pub sharpness: f32,
-    pub quality: f32,
-    #[serde(skip)]
-    pub embedding: Vec<f32>,
-}
-
-/// What the video held and what was chosen.
+/// What the video (or the camera) showed and what was chosen.
 #[derive(Debug, Clone, Serialize)]
 pub struct VideoReport {
     pub frames: usize,
@@ -146,19 +130,11 @@ pub fn pick_faces(
         }
         report.sampled += 1;
         engine.analyze(&frame.rgb, frame.width, frame.height, &mut faces)?;
-        let clear: Vec<&Face> = faces
-            .iter()
-            .filter(|f| f.score >= opts.min_confidence)
-            .collect();
-        match clear.as_slice() {
-            [] => report.no_face += 1,
-            [face] => match &face.embedding {
-                Some(e) if face.bbox[2] - face.bbox[0] >= min_px as f32 => {
-                    candidates.push(candidate(i, frame, face, e.as_slice().to_vec()));
-                }
-                _ => report.too_small += 1,
-            },
-            _ => report.multiple_faces += 1,
+        match judge(i, frame, &faces, opts.min_confidence, min_px) {
+            Verdict::NoFace => report.no_face += 1,
+            Verdict::MultipleFaces => report.multiple_faces += 1,
+            Verdict::TooSmall => report.too_small += 1,
+            Verdict::Candidate(pick) => candidates.push(pick),
         }
         Ok(())
     })?;
@@ -193,14 +169,7 @@ fn check(
             }
         });
     }
-    let anchor = candidates
-        .iter()
-        .max_by(|a, b| a.detection_confidence.total_cmp(&b.detection_confidence))
-        .expect("not empty");
-    let others = candidates
-        .iter()
-        .filter(|c| cosine(&c.embedding, &anchor.embedding) < opts.same_person)
-        .count();
+    let others = others(candidates, opts.same_person);
     if others > 0 {
         return Err(VideoError::MultiplePeople {
             others,
@@ -208,71 +177,6 @@ fn check(
         });
     }
     Ok(())
-}
-
-/// Orders candidates best first; sharpness counts relative to the sharpest of this video, as
-/// absolute values depend on the camera and the light.
-fn rank(candidates: &mut [Pick]) {
-    let sharpest = candidates
-        .iter()
-        .map(|c| c.sharpness)
-        .fold(f32::EPSILON, f32::max);
-    for c in candidates.iter_mut() {
-        let width = (c.bbox[2] - c.bbox[0]) as f32;
-        c.quality = c.detection_confidence
-            * (width / FULL_SIZE_PX).min(1.0)
-            * (c.sharpness / sharpest).sqrt();
-    }
-    candidates.sort_by(|a, b| b.quality.total_cmp(&a.quality));
-}
-
-fn candidate(index: usize, frame: &Frame, face: &Face, embedding: Vec<f32>) -> Pick {
-    Pick {
-        frame_index: index,
-        bbox: face.bbox.map(|v| v.round() as i32),
-        detection_confidence: face.score,
-        sharpness: sharpness(frame, face.bbox),
-        quality: 0.0,
-        embedding,
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    // Embeddings are L2-normalised: the dot product is the cosine.
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Variance of the 4-neighbour Laplacian of the luma inside `bbox`: high for a face in focus.
-pub fn sharpness(frame: &Frame, bbox: [f32; 4]) -> f32 {
-    let (w, h) = (frame.width as i64, frame.height as i64);
-    // A video may be 1 or 2 pixels wide or high (y4m allows it): no pixel has four neighbours.
-    if w < 3 || h < 3 {
-        return 0.0;
-    }
-    let x1 = (bbox[0] as i64).clamp(1, w - 2);
-    let x2 = (bbox[2] as i64).clamp(1, w - 2);
-    let y1 = (bbox[1] as i64).clamp(1, h - 2);
-    let y2 = (bbox[3] as i64).clamp(1, h - 2);
-    let luma = |x: i64, y: i64| {
-        let i = ((y * w + x) * 3) as usize;
-        let p = &frame.rgb[i..i + 3];
-        (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) as f32 / 256.0
-    };
-    let (mut n, mut sum, mut sq) = (0f32, 0f32, 0f32);
-    for y in y1..y2 {
-        for x in x1..x2 {
-            let l = luma(x - 1, y) + luma(x + 1, y) + luma(x, y - 1) + luma(x, y + 1)
-                - 4.0 * luma(x, y);
-            n += 1.0;
-            sum += l;
-            sq += l * l;
-        }
-    }
-    if n == 0.0 {
-        return 0.0;
-    }
-    let mean = sum / n;
-    sq / n - mean * mean
 }
 
 /// Calls `f` with every frame of the video in order; returns how many there were.
@@ -320,27 +224,5 @@ mod tests {
         assert!(mp4.to_string().contains("MP4"), "{mp4}");
         assert_eq!(mp4.code(), "unsupported_video");
         assert!(sniff_video(b"").is_err());
-    }
-
-    #[test]
-    fn a_sharp_edge_scores_higher_than_a_flat_patch() {
-        let mut frame = Frame::new();
-        let rgb = frame.resize(20, 20);
-        for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-            px.fill(if (i % 20) < 10 { 0 } else { 255 });
-        }
-        let edge = sharpness(&frame, [2.0, 2.0, 18.0, 18.0]);
-        frame.rgb.fill(90);
-        let flat = sharpness(&frame, [2.0, 2.0, 18.0, 18.0]);
-        assert!(edge > 100.0 && flat == 0.0, "{edge} {flat}");
-    }
-
-    #[test]
-    fn frames_too_small_for_a_laplacian_score_zero() {
-        let mut frame = Frame::new();
-        for (w, h) in [(1, 1), (2, 40), (40, 2)] {
-            frame.resize(w, h).fill(200);
-            assert_eq!(sharpness(&frame, [0.0, 0.0, w as f32, h as f32]), 0.0);
-        }
     }
 }

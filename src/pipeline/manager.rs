@@ -28,6 +28,7 @@ use tokio::sync::broadcast;
 
 use super::config::CameraConfig;
 use super::gallery::SharedGallery;
+use super::live::LiveTap;
 use super::runner::{CameraCounters, CameraRun, LiveFrame};
 pub use super::status::CameraStatus;
 use super::status::{status_of, Entry, Running};
@@ -183,6 +184,7 @@ impl Cameras {
                 origin,
                 wanted,
                 live,
+                tap: Arc::default(),
                 running: None,
                 start_error: None,
                 refused,
@@ -330,7 +332,7 @@ impl Cameras {
     /// runtime or a corrupt model is reported here, to the caller, and stays in the camera's
     /// status (`error`, with `last_error`) until a start works.
     pub fn start(&self, id: &str) -> Result<(), CamerasError> {
-        let (config, live, origin) = {
+        let (config, live, tap, origin) = {
             let mut cameras = self.lock();
             let entry = cameras
                 .get_mut(id)
@@ -339,9 +341,14 @@ impl Cameras {
                 return Ok(());
             }
             entry.running = None;
-            (entry.config.clone(), entry.live.clone(), entry.origin)
+            (
+                entry.config.clone(),
+                entry.live.clone(),
+                entry.tap.clone(),
+                entry.origin,
+            )
         };
-        let launched = self.launch(config, live, origin);
+        let launched = self.launch(config, live, &tap, origin);
         let mut cameras = self.lock();
         let entry = cameras.get_mut(id);
         match launched {
@@ -368,6 +375,7 @@ impl Cameras {
         &self,
         config: CameraConfig,
         live: broadcast::Sender<Arc<LiveFrame>>,
+        tap: &Arc<LiveTap>,
         origin: CameraOrigin,
     ) -> Result<Running, CamerasError> {
         let id = config.camera_id.clone();
@@ -387,6 +395,7 @@ impl Cameras {
             gallery: self.gallery.clone(),
             outbox: self.outbox.clone(),
             live,
+            live_view: tap.start_run(),
             stop: stop.clone(),
             cameras: self.stop.clone(),
             counters: counters.clone(),
@@ -473,6 +482,23 @@ impl Cameras {
             .get(id)
             .ok_or_else(|| CamerasError::NotFound(id.into()))?;
         Ok(entry.live.subscribe())
+    }
+
+    /// A camera's live view and frame tap (see `pipeline::live`).
+    pub fn live_tap(&self, id: &str) -> Result<Arc<LiveTap>, CamerasError> {
+        let cameras = self.lock();
+        let entry = cameras
+            .get(id)
+            .ok_or_else(|| CamerasError::NotFound(id.into()))?;
+        Ok(entry.tap.clone())
+    }
+
+    /// Every camera's live tap, for the metrics.
+    pub fn live_taps(&self) -> Vec<(String, Arc<LiveTap>)> {
+        self.lock()
+            .iter()
+            .map(|(id, e)| (id.clone(), e.tap.clone()))
+            .collect()
     }
 
     pub fn config(&self, id: &str) -> Result<CameraConfig, CamerasError> {

@@ -2,8 +2,10 @@
 //! events. Everything after `match` is here; the stages before it live in `camera` and `vision`.
 
 pub(crate) mod config;
+mod draw;
 pub(crate) mod flap;
 pub(crate) mod gallery;
+pub(crate) mod live;
 pub(crate) mod manager;
 pub(crate) mod policy;
 pub(crate) mod runner;

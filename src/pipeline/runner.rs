@@ -3,7 +3,8 @@
 //!
 //! It blocks (capture, inference, the outbox's commit) and so runs outside the async runtime. It
 //! allocates nothing per frame once warm: the frame, the faces and the observations are reused;
-//! only events, which are rare, allocate.
+//! only events, which are rare, allocate, and the live view's pictures while someone watches
+//! (`live.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use tokio::sync::broadcast;
 use super::config::CameraConfig;
 use super::flap::Lifecycle;
 use super::gallery::SharedGallery;
+use super::live::LiveFeed;
 use super::policy::Policy;
 use super::tracker::{Identity, Observation, Tracker, TrackerConfig};
 use crate::camera::{
@@ -109,6 +111,9 @@ pub struct CameraRun {
     pub gallery: SharedGallery,
     pub outbox: Outbox,
     pub live: broadcast::Sender<Arc<LiveFrame>>,
+    /// The live view's pictures and enrolment's frame tap; idle (two atomic loads a frame) while
+    /// nobody watches or enrols.
+    pub live_view: LiveFeed,
     /// This camera's own child of `cameras`: cancelled to stop this camera alone, and with
     /// `cameras`. Its capture takes a child of it, so a cancel also interrupts the source.
     pub stop: Shutdown,
@@ -216,6 +221,7 @@ impl CameraRun {
         let mut tracker = Tracker::new(TrackerConfig::default());
         let mut policy = Policy::new(self.config.policy.clone());
         let period = Duration::from_secs_f32(1.0 / self.config.fps);
+        let enrol_min_px = self.engine.config().enrol.min_face_px;
         let mut next_due = Instant::now();
         loop {
             if self.stop.is_cancelled() {
@@ -274,6 +280,8 @@ impl CameraRun {
             tracker.update(&observations);
             policy.on_frame(&mut tracker, now, &mut events);
             self.publish_live(&frame, &observations);
+            self.live_view
+                .on_frame(&frame, &faces, &observations, enrol_min_px);
             self.snapshot_strangers(&frame, &mut events);
             if !events.is_empty() {
                 self.record_with_frame_time(std::mem::take(&mut events), &frame);

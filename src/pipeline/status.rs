@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::config::CameraConfig;
+use super::live::LiveTap;
 use super::manager::CameraOrigin;
 use super::runner::{CameraCounters, LiveFrame};
 use crate::events::StopReason;
@@ -75,6 +76,8 @@ pub(super) struct Entry {
     /// Start it with the appliance: `autostart`, or the API's last start or stop.
     pub(super) wanted: bool,
     pub(super) live: broadcast::Sender<Arc<LiveFrame>>,
+    /// The live view and the frame tap, for as long as the camera is defined.
+    pub(super) tap: Arc<LiveTap>,
     pub(super) running: Option<Running>,
     /// Why the last start failed; cleared by the next start that works.
     pub(super) start_error: Option<String>,
