@@ -170,6 +170,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
             faces::route(state_ref, req, rest, false).await
         }
         ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
+        ["api", "v1", "people", rest @ ..] => people::route(state_ref, req, rest).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),
     }
 }

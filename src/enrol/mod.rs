@@ -2,11 +2,16 @@
 //! installer's `facecv enroll --dir` and FaceCV's `POST /faces/offline` share [`folder`]), and a
 //! short video of one person ([`video`], FaceCV's `POST /video_face/`).
 //!
+//! Every path, these and the API's single photos, keeps the same pictures of each face and
+//! stores them through one function ([`shot`]).
+//!
 //! Both hold enrolment to the rule of a single photo: one clear face, or nothing is enrolled from
 //! it. A gallery that learned a stranger's face recognises the stranger as someone else forever.
 
 pub(crate) mod folder;
+pub(crate) mod shot;
 pub(crate) mod video;
 
 pub use folder::{enrol_folder, PersonReport};
+pub use shot::Shot;
 pub use video::{pick_faces, sniff_video, VideoError, VideoOptions};

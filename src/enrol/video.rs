@@ -17,6 +17,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::shot::{self, Shot};
 use crate::camera::{CameraError, FileSource, Frame, Source};
 use crate::vision::{Face, FaceEngine, VisionError, MAX_FACES};
 
@@ -103,6 +104,9 @@ pub struct Pick {
     pub quality: f32,
     #[serde(skip)]
     pub embedding: Vec<f32>,
+    /// The aligned face as the embedder saw it, JPEG (kept from the first pass, ~5 KB).
+    #[serde(skip)]
+    crop: Vec<u8>,
 }
 
 /// What the video held and what was chosen.
@@ -118,12 +122,13 @@ pub struct VideoReport {
 }
 
 /// Reads the video at `path` (named with the extension [`sniff_video`] gave) and picks the best
-/// frames of its one person.
+/// frames of its one person; returns what was seen and the picked faces with their pictures,
+/// best first.
 pub fn pick_faces(
     engine: &mut FaceEngine,
     path: &Path,
     opts: VideoOptions,
-) -> Result<VideoReport, VideoError> {
+) -> Result<(VideoReport, Vec<Shot>), VideoError> {
     // Two passes: the first counts the frames so that the samples spread over the whole video
     // without holding every decoded frame in memory.
     let frames = for_each_frame(path, |_, _| Ok(()))?;
@@ -154,7 +159,10 @@ pub fn pick_faces(
             [] => report.no_face += 1,
             [face] => match &face.embedding {
                 Some(e) if face.bbox[2] - face.bbox[0] >= min_px as f32 => {
-                    candidates.push(candidate(i, frame, face, e.as_slice().to_vec()));
+                    let embedding = e.as_slice().to_vec();
+                    let (crop, side) = engine.crop_of(&frame.rgb, frame.width, frame.height, face);
+                    let crop = shot::jpeg(crop, side, side)?;
+                    candidates.push(candidate(i, frame, face, embedding, crop));
                 }
                 _ => report.too_small += 1,
             },
@@ -166,8 +174,34 @@ pub fn pick_faces(
     check(&report, &candidates, opts, min_px)?;
     rank(&mut candidates);
     candidates.truncate(opts.count);
+    let shots = photos(path, &candidates)?;
     report.picked = candidates;
-    Ok(report)
+    Ok((report, shots))
+}
+
+/// A third pass: the photos of the picked frames, read again rather than every candidate's frame
+/// held in memory through the first (40 frames of 1080p would be 250 MB).
+fn photos(path: &Path, picked: &[Pick]) -> Result<Vec<Shot>, VideoError> {
+    let mut shots: Vec<Option<Shot>> = vec![None; picked.len()];
+    for_each_frame(path, |i, frame| {
+        for (slot, pick) in shots.iter_mut().zip(picked) {
+            if pick.frame_index == i {
+                let photo = shot::photo(&frame.rgb, frame.width, frame.height)?;
+                *slot = Some(Shot {
+                    embedding: pick.embedding.clone(),
+                    images: crate::store::faces::FaceImages {
+                        crop: pick.crop.clone(),
+                        photo,
+                    },
+                });
+            }
+        }
+        Ok(())
+    })?;
+    shots
+        .into_iter()
+        .map(|s| s.ok_or_else(|| VideoError::Decode("the video changed while it was read".into())))
+        .collect()
 }
 
 /// Refuses a video with no usable face, or with more than one person in it.
@@ -226,7 +260,7 @@ fn rank(candidates: &mut [Pick]) {
     candidates.sort_by(|a, b| b.quality.total_cmp(&a.quality));
 }
 
-fn candidate(index: usize, frame: &Frame, face: &Face, embedding: Vec<f32>) -> Pick {
+fn candidate(index: usize, frame: &Frame, face: &Face, embedding: Vec<f32>, crop: Vec<u8>) -> Pick {
     Pick {
         frame_index: index,
         bbox: face.bbox.map(|v| v.round() as i32),
@@ -234,6 +268,7 @@ fn candidate(index: usize, frame: &Frame, face: &Face, embedding: Vec<f32>) -> P
         sharpness: sharpness(frame, face.bbox),
         quality: 0.0,
         embedding,
+        crop,
     }
 }
 
