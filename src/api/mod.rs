@@ -17,6 +17,7 @@ mod mqtt;
 mod ops;
 mod people;
 mod server;
+mod snapshots;
 pub(crate) mod stream_cameras;
 mod streams;
 pub mod tls;
@@ -122,6 +123,9 @@ async fn drain_refused(state: &State, req: Request<Incoming>) {
 /// Who may ask (a loopback peer without a token, the token's holder with one), then whether a
 /// browser was made to ask (`guard`).
 fn authorize(state: &State, peer: SocketAddr, req: &Request<Incoming>) -> Result<(), ApiError> {
+    if snapshots::signed_snapshot(state, req) {
+        return guard::check(req, true); // a signed snapshot link stands for the token
+    }
     match &state.config.token {
         None if is_loopback(peer.ip()) => {}
         None => return Err(ApiError::Forbidden),
@@ -158,6 +162,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
             }
             events::trigger(state_ref, req).await
         }
+        ["api", "v1", "events", id, what] => snapshots::route(state_ref, req, id, what).await,
         ["api", "v1", "cameras", rest @ ..] => cameras::route(state_ref, req, rest).await,
         ["api", "v1", "face_recognition_insightface" | "face_recognition_deepface", "recognize", "webcam", "stream"] =>
         {

@@ -28,6 +28,7 @@ pub(crate) mod salvage;
 pub(crate) mod sinks;
 pub(crate) mod space;
 pub mod subscription;
+pub(crate) mod timeline;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};
