@@ -277,6 +277,8 @@ pub(crate) mod parsers {
             events::check_trigger(bytes),
             webhooks::check_test(bytes),
             webhooks::check_replay(bytes),
+            people::check_rename(bytes),
+            snapshots::check_enrol(bytes),
         ]
     }
 

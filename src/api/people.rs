@@ -84,6 +84,11 @@ struct Rename {
     name: String,
 }
 
+/// A rename body read and checked as [`rename`] does, for the fuzzer.
+pub(super) fn check_rename(bytes: &[u8]) -> Result<(), ApiError> {
+    check_name(&super::parse_json::<Rename>(bytes)?.name).map(drop)
+}
+
 /// `PUT /api/v1/people/{name}` `{"name": "<new>"}`: every face of the person takes the new
 /// name, and the cameras recognise them by it from the next frame.
 async fn rename(state: &State, req: Request<Incoming>, from: &str) -> ApiResult {

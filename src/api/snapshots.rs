@@ -102,6 +102,11 @@ struct Enrol {
     metadata: Map<String, Value>,
 }
 
+/// An enrolment body read and checked as [`enrol`] does, for the fuzzer.
+pub(super) fn check_enrol(bytes: &[u8]) -> Result<(), ApiError> {
+    check_name(&super::parse_json::<Enrol>(bytes)?.name).map(drop)
+}
+
 /// `POST /api/v1/events/{id}/enrol` `{"name", "metadata"}`: the one face of the event's
 /// snapshot enrolled under `name`, answered as `POST /api/v1/faces` answers.
 async fn enrol(state: &State, req: Request<Incoming>, id: &str) -> ApiResult {

@@ -272,6 +272,38 @@ mod tests {
         assert_eq!(left, 1, "an event dropped takes its names with it");
     }
 
+    /// The upgrade to v5 on a large store (it indexes the commit times and who every stored
+    /// recognition named). Run by hand:
+    /// `cargo test --lib store::migrations::tests::upgrading_a_million -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn upgrading_a_million_events_to_v5() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = Connection::open(dir.path().join("old.db")).unwrap();
+        migrate_to(&mut old, 4).unwrap();
+        old.execute_batch(
+            r#"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+               INSERT INTO events (id, type, camera, json, time)
+               SELECT printf('evt_%032x', i),
+                      CASE WHEN i % 50 = 0 THEN 'face_recognized' ELSE 'face_detected' END,
+                      'door',
+                      '{"event_type":"face_recognized","data":{"recognized_faces":[{"name":"person '
+                        || (i % 100) || '","confidence":0.9,"bbox":[1,2,3,4],"metadata":{}}],"recognized_count":1}}',
+                      1700000000000 + i * 100 FROM n;"#,
+        )
+        .unwrap();
+        let t = std::time::Instant::now();
+        migrate(&mut old).unwrap();
+        let named: i64 = old
+            .query_row("SELECT COUNT(*) FROM event_people", [], |r| r.get(0))
+            .unwrap();
+        println!(
+            "upgraded in {:?}; {named} recognitions indexed",
+            t.elapsed()
+        );
+        assert_eq!(named, 20_000);
+    }
+
     #[test]
     fn a_newer_database_is_refused() {
         let dir = tempfile::tempdir().unwrap();

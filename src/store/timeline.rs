@@ -380,4 +380,85 @@ mod tests {
             .unwrap();
         assert_eq!((seqs(&rest), rest.next), (vec![1], None));
     }
+
+    /// The figures for a timeline on a large store: a million events, one in fifty a recognition
+    /// of one of 100 people, one in a thousand a stranger. Run by hand:
+    /// `cargo test --lib store::timeline::tests::a_million -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn a_million_events_read_as_a_timeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_for_test(dir.path());
+        let t = std::time::Instant::now();
+        store
+            .writer()
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+                 INSERT INTO events (id, type, camera, json, time)
+                 SELECT printf('evt_%032x', i),
+                        CASE WHEN i % 1000 = 0 THEN 'stranger_alert'
+                             WHEN i % 50 = 0 THEN 'face_recognized' ELSE 'face_detected' END,
+                        'door', '{}', 1700000000000 + i * 100 FROM n;
+                 INSERT INTO event_people (name, seq)
+                 SELECT 'person ' || (seq / 50 % 100), seq FROM events WHERE type = 'face_recognized';",
+            )
+            .unwrap();
+        println!("filled in {:?}", t.elapsed());
+        let strangers = [EventType::StrangerAlert];
+        let cases: [(&str, TimelineQuery<'_>); 5] = [
+            (
+                "newest 100",
+                TimelineQuery {
+                    limit: 100,
+                    ..query(Order::Desc)
+                },
+            ),
+            (
+                "a person's newest 100",
+                TimelineQuery {
+                    limit: 100,
+                    person: Some("person 7"),
+                    ..query(Order::Desc)
+                },
+            ),
+            (
+                "an hour a week back",
+                TimelineQuery {
+                    limit: 100,
+                    since_ms: Some(1700000000000 + 40_000_000),
+                    until_ms: Some(1700000000000 + 43_600_000),
+                    ..query(Order::Desc)
+                },
+            ),
+            (
+                "strangers, newest 100",
+                TimelineQuery {
+                    limit: 100,
+                    filter: EventFilter {
+                        types: Some(&strangers),
+                        cameras: None,
+                    },
+                    ..query(Order::Desc)
+                },
+            ),
+            (
+                "a person's oldest 100",
+                TimelineQuery {
+                    limit: 100,
+                    person: Some("person 7"),
+                    ..query(Order::Asc)
+                },
+            ),
+        ];
+        for (what, q) in cases {
+            let t = std::time::Instant::now();
+            let page = store.timeline(&q).unwrap();
+            println!(
+                "{what}: {} events in {:?}, next {:?}",
+                page.events.len(),
+                t.elapsed(),
+                page.next
+            );
+        }
+    }
 }
