@@ -20,9 +20,9 @@ use crate::events::EventId;
 use crate::pipeline::snapshot::{self, SnapshotLinks};
 
 /// Whether `req` reads a snapshot with a valid, unexpired signature: such a request needs no
-/// token (`authorize`). Only `GET`/`HEAD` of exactly `/api/v1/events/<id>/snapshot.jpg`.
+/// token (`authorize`). Only a `GET` of exactly `/api/v1/events/<id>/snapshot.jpg`.
 pub(super) fn signed_snapshot(state: &State, req: &Request<Incoming>) -> bool {
-    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+    if *req.method() != Method::GET {
         return false;
     }
     let Some(links) = state.cameras.snapshots().1 else {
