@@ -238,7 +238,21 @@ async fn strangers_and_recognitions_keep_snapshots_a_stranger_is_named_from_one_
         ["face_recognized", "attendance_recorded"],
         "{salley:#}"
     );
-    let only = events(&api, "person=John%20Salley&event_type=attendance_recorded").await;
+    // Renamed, their past comes with them.
+    let (code, v) = api
+        .put(
+            "/api/v1/people/John%20Salley",
+            json!({"name": "John R. Salley"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let renamed = events(&api, "order=desc&person=John%20R.%20Salley").await;
+    assert_eq!(renamed["events"], salley["events"]);
+    let only = events(
+        &api,
+        "person=John%20R.%20Salley&event_type=attendance_recorded",
+    )
+    .await;
     assert_eq!(only["events"].as_array().unwrap().len(), 1);
     assert!(events(&api, "person=Nobody").await["events"]
         .as_array()

@@ -207,7 +207,8 @@ impl Store {
 
     /// Gives every face of `from` the name `to`; returns how many. `NotFound` when nobody is
     /// called `from`, `Conflict` when somebody is already called `to`: two people are never
-    /// merged by a rename.
+    /// merged by a rename. The timeline's index follows (their past recognitions are found
+    /// under the new name); the recorded events keep the name they were recorded with.
     pub fn rename_person(&self, from: &str, to: &str) -> Result<usize> {
         self.write(Durability::Events, |tx| {
             if from != to {
@@ -220,13 +221,18 @@ impl Store {
                     return Err(StoreError::Conflict(format!("person {to:?}")));
                 }
             }
-            match tx.execute(
+            let n = tx.execute(
                 "UPDATE faces SET name = ?2, updated_at = ?3 WHERE name = ?1",
                 params![from, to, now_text()],
-            )? {
-                0 => Err(StoreError::NotFound(format!("person {from:?}"))),
-                n => Ok(n),
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("person {from:?}")));
             }
+            tx.execute(
+                "UPDATE OR REPLACE event_people SET name = ?2 WHERE name = ?1",
+                params![from, to],
+            )?;
+            Ok(n)
         })
     }
 
