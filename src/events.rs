@@ -241,18 +241,6 @@ impl NewEvent {
         self.data.event_type()
     }
 
-    /// The people it names: the recognised faces' names, or the attendance's; what the
-    /// timeline's `person` filter finds it by.
-    pub fn people(&self) -> Vec<&str> {
-        match &self.data {
-            EventData::FaceRecognized {
-                recognized_faces, ..
-            } => recognized_faces.iter().map(|f| f.name.as_str()).collect(),
-            EventData::AttendanceRecorded { name, .. } => vec![name.as_str()],
-            _ => Vec::new(),
-        }
-    }
-
     /// Serialises the event as receivers will see it, under the given stable id.
     pub fn to_json(&self, id: &EventId) -> String {
         #[derive(Serialize)]

@@ -207,8 +207,7 @@ impl Store {
 
     /// Gives every face of `from` the name `to`; returns how many. `NotFound` when nobody is
     /// called `from`, `Conflict` when somebody is already called `to`: two people are never
-    /// merged by a rename. The timeline's index follows (their past recognitions are found
-    /// under the new name); the recorded events keep the name they were recorded with.
+    /// merged by a rename. Recorded events keep the name they were recorded with.
     pub fn rename_person(&self, from: &str, to: &str) -> Result<usize> {
         self.write(Durability::Events, |tx| {
             if from != to {
@@ -228,10 +227,6 @@ impl Store {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("person {from:?}")));
             }
-            tx.execute(
-                "UPDATE OR REPLACE event_people SET name = ?2 WHERE name = ?1",
-                params![from, to],
-            )?;
             Ok(n)
         })
     }

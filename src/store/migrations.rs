@@ -94,15 +94,11 @@ const STEPS: &[&str] = &[
         updated_at TEXT NOT NULL
     );
     "#,
-    // v5: the console's pictures and timeline.
-    // * The aligned crop and the photo of each enrolled face, in the database rather than in
-    //   files: written in the face's own transaction and removed with it (a trigger), so a power
-    //   cut never leaves a face without its images or images without a face; counted by the
-    //   quota as the store's own pages; carried by a salvage like any table. `bytes` keeps the
-    //   bound on their total (`store::faces`) a sum over a column, not over the blobs.
-    // * Who each recognition or attendance named, indexed, so that a person's timeline is read
-    //   newest first without scanning the events; filled from the events already stored.
-    // * The commit time indexed, for the timeline's `since`/`until`.
+    // v5: the pictures of each enrolled face (the aligned crop and the photo it came from), in
+    // the database rather than in files: written in the face's own transaction and removed with
+    // it (a trigger), so a power cut never leaves a face without its pictures or pictures without
+    // a face; counted by the quota as the store's own pages; carried by a salvage like any
+    // table. `bytes` keeps the bound on their total (`store::faces`) a sum over a column.
     r#"
     CREATE TABLE face_images (
         face_id TEXT PRIMARY KEY,          -- faces.id
@@ -113,25 +109,6 @@ const STEPS: &[&str] = &[
     CREATE TRIGGER face_images_go_with_their_face AFTER DELETE ON faces BEGIN
         DELETE FROM face_images WHERE face_id = OLD.id;
     END;
-    CREATE TABLE event_people (
-        name TEXT NOT NULL,
-        seq  INTEGER NOT NULL,             -- events.seq
-        PRIMARY KEY (name, seq)
-    ) WITHOUT ROWID;
-    CREATE INDEX event_people_by_seq ON event_people (seq);
-    CREATE TRIGGER event_people_go_with_their_event AFTER DELETE ON events BEGIN
-        DELETE FROM event_people WHERE seq = OLD.seq;
-    END;
-    INSERT OR IGNORE INTO event_people (name, seq)
-        SELECT json_extract(f.value, '$.name'), e.seq
-        FROM events e, json_each(e.json, '$.data.recognized_faces') f
-        WHERE e.type = 'face_recognized' AND json_valid(e.json)
-          AND json_extract(f.value, '$.name') IS NOT NULL;
-    INSERT OR IGNORE INTO event_people (name, seq)
-        SELECT json_extract(e.json, '$.data.name'), e.seq FROM events e
-        WHERE e.type = 'attendance_recorded' AND json_valid(e.json)
-          AND json_extract(e.json, '$.data.name') IS NOT NULL;
-    CREATE INDEX events_by_time ON events (time);
     "#,
 ];
 
@@ -227,81 +204,6 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, LATEST);
-    }
-
-    #[test]
-    fn an_upgrade_to_v5_indexes_who_the_stored_events_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut old = Connection::open(dir.path().join("old.db")).unwrap();
-        migrate_to(&mut old, 4).unwrap();
-        let rows = [
-            (
-                "evt_1",
-                "face_recognized",
-                r#"{"data":{"recognized_faces":[{"name":"Ana"},{"name":"Bo"}]}}"#,
-            ),
-            ("evt_2", "attendance_recorded", r#"{"data":{"name":"Ana"}}"#),
-            ("evt_3", "stranger_alert", r#"{"data":{}}"#),
-            ("evt_4", "face_recognized", "not json"),
-        ];
-        for (id, t, json) in rows {
-            old.execute(
-                "INSERT INTO events (id, type, camera, json, time) VALUES (?1, ?2, 'cam', ?3, 1)",
-                [id, t, json],
-            )
-            .unwrap();
-        }
-        migrate(&mut old).unwrap();
-        let mut stmt = old
-            .prepare("SELECT name, seq FROM event_people ORDER BY name, seq")
-            .unwrap();
-        let named: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert_eq!(
-            named,
-            [("Ana".into(), 1), ("Ana".into(), 2), ("Bo".into(), 1)],
-            "a damaged event is passed over, not a failed upgrade"
-        );
-        old.execute("DELETE FROM events WHERE seq = 1", []).unwrap();
-        let left: i64 = old
-            .query_row("SELECT COUNT(*) FROM event_people", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 1, "an event dropped takes its names with it");
-    }
-
-    /// The upgrade to v5 on a large store (it indexes the commit times and who every stored
-    /// recognition named). Run by hand:
-    /// `cargo test --lib store::migrations::tests::upgrading_a_million -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn upgrading_a_million_events_to_v5() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut old = Connection::open(dir.path().join("old.db")).unwrap();
-        migrate_to(&mut old, 4).unwrap();
-        old.execute_batch(
-            r#"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
-               INSERT INTO events (id, type, camera, json, time)
-               SELECT printf('evt_%032x', i),
-                      CASE WHEN i % 50 = 0 THEN 'face_recognized' ELSE 'face_detected' END,
-                      'door',
-                      '{"event_type":"face_recognized","data":{"recognized_faces":[{"name":"person '
-                        || (i % 100) || '","confidence":0.9,"bbox":[1,2,3,4],"metadata":{}}],"recognized_count":1}}',
-                      1700000000000 + i * 100 FROM n;"#,
-        )
-        .unwrap();
-        let t = std::time::Instant::now();
-        migrate(&mut old).unwrap();
-        let named: i64 = old
-            .query_row("SELECT COUNT(*) FROM event_people", [], |r| r.get(0))
-            .unwrap();
-        println!(
-            "upgraded in {:?}; {named} recognitions indexed",
-            t.elapsed()
-        );
-        assert_eq!(named, 20_000);
     }
 
     #[test]

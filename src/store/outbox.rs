@@ -242,8 +242,6 @@ fn insert_group(store: &Store, group: &[Pending]) -> Result<(Vec<Vec<Recorded>>,
         let mut stmt = tx.prepare_cached(
             "INSERT INTO events (id, type, camera, json, time) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        let mut named =
-            tx.prepare_cached("INSERT OR IGNORE INTO event_people (name, seq) VALUES (?1, ?2)")?;
         let mut out = Vec::with_capacity(group.len());
         for ((events, _), texts) in group.iter().zip(&prepared) {
             let mut recorded = Vec::with_capacity(events.len());
@@ -255,12 +253,8 @@ fn insert_group(store: &Store, group: &[Pending]) -> Result<(Vec<Vec<Recorded>>,
                     json,
                     now
                 ])?;
-                let seq = tx.last_insert_rowid();
-                for name in event.people() {
-                    named.execute(params![name, seq])?;
-                }
                 recorded.push(Recorded {
-                    seq: Seq(seq),
+                    seq: Seq(tx.last_insert_rowid()),
                     id: id.clone(),
                 });
             }

@@ -2,15 +2,19 @@
 //! event by its id. Sinks read the outbox in order through `outbox.rs`; this is the console's
 //! and scripts' view, and it stays fast on a store of millions of events:
 //!
-//! * a person's events come from `event_people` (name, seq), an index filled when the event is
-//!   recorded (migration v5), read as a range;
-//! * `since` and `until` become bounds on `seq` through the index on the commit time, two
-//!   lookups; the times are then checked on every row, so nothing outside them is returned.
-//!   Commit times follow `seq` except across a step of the clock backwards (a board without a
-//!   real-time clock setting its time late); events recorded just before such a step may be
-//!   passed over by a time filter, never shown outside it;
-//! * other filters (types, cameras) are a scan along `seq`, bounded to [`MAX_SCAN`] numbers a
-//!   read: a read that found fewer than it could return hands back a cursor to go on from.
+//! * `since` and `until` become bounds on `seq` by a binary search over `seq` (some twenty
+//!   lookups by rowid; no index on the time is written with every event); the times are then
+//!   checked on every row, so nothing outside them is returned. This takes commit times to
+//!   follow `seq`, which they do except across a step of the clock backwards (a board without a
+//!   real-time clock setting its time late): events recorded around such a step may be passed
+//!   over by a time filter, never shown outside it;
+//! * the other filters (types, cameras, a person) are a scan along `seq`, bounded to
+//!   [`MAX_SCAN`] numbers a read: a read that found fewer than it could return hands back a
+//!   cursor to go on from. A person is looked for in the text of recognitions and attendance
+//!   only. An index of names was tried (a table of (name, seq) filled at commit): it cost some
+//!   5 % more bytes per recognition on flash, enough that a store on a full 8 MB filesystem
+//!   took longer than its test allows to get its reserve back; a bounded scan costs nothing
+//!   until someone reads.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -79,38 +83,57 @@ impl Store {
             let mut lo = q.after.map_or(0, |s| s.0);
             let mut hi = q.before.map_or(head + 1, |s| s.0.min(head + 1));
             if let Some(since) = q.since_ms {
-                let first: Option<i64> = c
-                    .query_row(
-                        "SELECT seq FROM events WHERE time >= ?1 ORDER BY time, seq LIMIT 1",
-                        [since],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                lo = lo.max(first.map_or(hi, |s| s - 1));
+                lo = lo.max(first_at_or_after(c, since, head)?.map_or(head, |s| s - 1));
             }
             if let Some(until) = q.until_ms {
-                let last: Option<i64> = c
-                    .query_row(
-                        "SELECT seq FROM events WHERE time < ?1 ORDER BY time DESC, seq DESC LIMIT 1",
-                        [until],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                hi = hi.min(last.map_or(lo + 1, |s| s + 1));
+                hi = hi.min(first_at_or_after(c, until, head)?.unwrap_or(head + 1));
             }
-            let conditions = conditions(q);
-            match q.person {
-                Some(name) => person_page(c, q, name, lo, hi, &conditions),
-                None => scan_page(c, q, lo, hi, &conditions),
-            }
+            scan_page(c, q, lo, hi, &conditions(q))
         })
     }
 }
 
-/// The filter and the times as SQL on `events`, each starting with ` AND` (`type`, `camera` and
-/// `time` are columns of `events` alone, so they need no table name in the person's join).
+/// The first event committed at or after `t` (unix ms), by a binary search over `seq` that takes
+/// commit times to grow with it; `None` when every event is older.
+fn first_at_or_after(c: &rusqlite::Connection, t: i64, head: i64) -> Result<Option<i64>> {
+    let mut at = c.prepare_cached(
+        "SELECT seq, time FROM events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq LIMIT 1",
+    )?;
+    let (mut a, mut b) = (1, head);
+    let mut best = None;
+    while a <= b {
+        let mid = a + (b - a) / 2;
+        let row: Option<(i64, i64)> = at
+            .query_row(params![mid, b], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match row {
+            Some((seq, time)) if time >= t => {
+                best = Some(seq);
+                b = mid - 1;
+            }
+            Some((seq, _)) => a = seq + 1,
+            // Nothing left in [mid, b] (dropped events leave gaps).
+            None => b = mid - 1,
+        }
+    }
+    Ok(best)
+}
+
+/// The filter, the person and the times as SQL on `events`, each starting with ` AND`.
 fn conditions(q: &TimelineQuery<'_>) -> String {
     let mut sql = q.filter.sql();
+    if let Some(name) = q.person {
+        // Quoted as the filter quotes camera ids; the text is read only when it is valid JSON
+        // (CASE keeps the order), so a damaged event is passed over, not an error. `e.json`:
+        // inside json_each, `json` would name its own column.
+        let name = format!("'{}'", name.replace('\'', "''"));
+        sql.push_str(&format!(
+            " AND type IN ('face_recognized', 'attendance_recorded') AND CASE WHEN json_valid(e.json) \
+             THEN json_extract(e.json, '$.data.name') IS {name} OR EXISTS (SELECT 1 FROM \
+             json_each(e.json, '$.data.recognized_faces') f WHERE json_extract(f.value, '$.name') IS {name}) \
+             ELSE 0 END"
+        ));
+    }
     if let Some(since) = q.since_ms {
         sql.push_str(&format!(" AND time >= {since}"));
     }
@@ -125,28 +148,6 @@ fn direction(order: Order) -> &'static str {
         Order::Asc => "ASC",
         Order::Desc => "DESC",
     }
-}
-
-fn person_page(
-    c: &rusqlite::Connection,
-    q: &TimelineQuery<'_>,
-    name: &str,
-    lo: i64,
-    hi: i64,
-    conditions: &str,
-) -> Result<TimelinePage> {
-    let sql = format!(
-        "SELECT e.seq, e.id, e.type, e.camera, e.json, e.time
-         FROM event_people p JOIN events e ON e.seq = p.seq
-         WHERE p.name = ?1 AND p.seq > ?2 AND p.seq < ?3{conditions}
-         ORDER BY p.seq {} LIMIT ?4",
-        direction(q.order)
-    );
-    let events = rows(c, &sql, params![name, lo, hi, q.limit as i64])?;
-    let next = (events.len() == q.limit)
-        .then(|| events.last().map(|e| e.seq))
-        .flatten();
-    Ok(TimelinePage { events, next })
 }
 
 /// Walks `seq` in windows from the end the order starts at, at most [`MAX_SCAN`] numbers.
@@ -398,9 +399,10 @@ mod tests {
                  SELECT printf('evt_%032x', i),
                         CASE WHEN i % 1000 = 0 THEN 'stranger_alert'
                              WHEN i % 50 = 0 THEN 'face_recognized' ELSE 'face_detected' END,
-                        'door', '{}', 1700000000000 + i * 100 FROM n;
-                 INSERT INTO event_people (name, seq)
-                 SELECT 'person ' || (seq / 50 % 100), seq FROM events WHERE type = 'face_recognized';",
+                        'door',
+                        json_object('data', json_object('recognized_faces',
+                            json_array(json_object('name', 'person ' || (i / 50 % 100))))),
+                        1700000000000 + i * 100 FROM n;",
             )
             .unwrap();
         println!("filled in {:?}", t.elapsed());
