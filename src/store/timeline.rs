@@ -318,6 +318,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_damaged_text_is_passed_over_by_a_person_search_and_quotes_stay_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = crate::store::open_with_outbox_for_test(dir.path());
+        let batch = vec![recognized("Ana"), recognized("O'Brien"), recognized("Ana")];
+        outbox.append(batch).await.unwrap();
+        store
+            .writer()
+            .execute("UPDATE events SET json = '{\"data\": ' WHERE seq = 1", [])
+            .unwrap();
+        let ana = TimelineQuery {
+            person: Some("Ana"),
+            limit: 10,
+            ..query(Order::Desc)
+        };
+        assert_eq!(seqs(&store.timeline(&ana).unwrap()), [3]);
+        let quoted = TimelineQuery {
+            person: Some("O'Brien"),
+            ..ana
+        };
+        assert_eq!(seqs(&store.timeline(&quoted).unwrap()), [2]);
+        let injected = TimelineQuery {
+            person: Some("x' OR 1=1 --"),
+            ..ana
+        };
+        assert!(store.timeline(&injected).unwrap().events.is_empty());
+    }
+
+    #[tokio::test]
     async fn times_bound_the_read_and_nothing_outside_them_is_shown() {
         let dir = tempfile::tempdir().unwrap();
         let (store, outbox) = crate::store::open_with_outbox_for_test(dir.path());
