@@ -113,7 +113,15 @@ impl App {
                 config.storage.dir.join("snapshots"),
                 root.child_token(),
             )
-            .with_api_sources(ApiSources::new(config.api.media_dir.clone())),
+            .with_api_sources(ApiSources::new(config.api.media_dir.clone()))
+            .with_snapshot_links(
+                crate::pipeline::snapshot::SnapshotLinks::open(
+                    &config.storage.dir,
+                    config.api.public_url.as_deref(),
+                    config.api.snapshot_url_ttl_s,
+                )
+                .context("api.public_url: the key that signs snapshot links")?,
+            ),
         );
         cameras.attach();
         for c in &config.cameras {

@@ -152,6 +152,10 @@ pub enum EventData {
         appearance_count: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         image_path: Option<String>,
+        /// Ours: a signed, expiring link to the snapshot on `api.public_url`, for receivers that
+        /// do not hold the API token (only with `api.public_url` set).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot_url: Option<String>,
     },
     AttendanceRecorded {
         face_id: String,
@@ -213,6 +217,9 @@ pub struct EventMetadata {
 /// An event as producers hand it to the outbox, before it has an id and a sequence number.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
+    /// The id to record it under, when the producer needed it first (a snapshot is named by
+    /// it); `None` lets the outbox make one.
+    pub id: Option<EventId>,
     pub timestamp: OffsetDateTime,
     pub camera_id: String,
     pub data: EventData,
@@ -222,6 +229,7 @@ pub struct NewEvent {
 impl NewEvent {
     pub fn new(camera_id: impl Into<String>, data: EventData, metadata: EventMetadata) -> Self {
         NewEvent {
+            id: None,
             timestamp: OffsetDateTime::now_utc(),
             camera_id: camera_id.into(),
             data,
@@ -263,6 +271,14 @@ pub struct EventId(pub String);
 impl EventId {
     pub fn generate() -> Self {
         EventId(format!("evt_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// An id as [`EventId::generate`] makes them (`evt_` and 32 lowercase hex digits), or
+    /// `None`: an id from a request names files, so nothing else passes.
+    pub fn parse(s: &str) -> Option<EventId> {
+        let hex = s.strip_prefix("evt_")?;
+        (hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| EventId(s.to_owned()))
     }
 }
 

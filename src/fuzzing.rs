@@ -46,7 +46,8 @@ pub fn config_toml(text: &str) -> Result<Config, ConfigError> {
 /// An answer of the API as a client sees it: the status and the JSON body.
 pub type Answer = (u16, Value);
 
-/// Each JSON body type of the API (webhook, camera, trigger, webhook test, replay) read from
+/// Each JSON body type of the API (webhook, camera, trigger, webhook test, replay, rename, enrol
+/// from an event) read from
 /// `bytes` and checked as its route does before it stores or dials anything: `None` where the
 /// route would go on, the error answer where it would refuse.
 pub fn api_json(bytes: &[u8]) -> Vec<Option<Answer>> {

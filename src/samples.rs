@@ -71,6 +71,7 @@ pub fn sample(event_type: EventType, camera_id: &str) -> NewEvent {
             bbox: random_bbox(&mut rng),
             appearance_count: rng.gen_range(3..12),
             image_path: None,
+            snapshot_url: None,
         },
         EventType::AttendanceRecorded => EventData::AttendanceRecorded {
             face_id: face_id(employee_id),
@@ -94,6 +95,7 @@ pub fn sample(event_type: EventType, camera_id: &str) -> NewEvent {
     };
     let now = time::OffsetDateTime::now_utc();
     NewEvent {
+        id: None,
         timestamp: now,
         camera_id: camera_id.into(),
         data,

@@ -99,6 +99,10 @@ async fn a_short_video_of_one_person_enrols_its_best_frames_and_the_person_is_re
         q.windows(2).all(|w| w[0] >= w[1]) && q[0] > 0.0,
         "best first: {q:?}"
     );
+    // Each picked frame is kept with its face: the aligned crop and the frame itself.
+    for id in v["face_ids"].as_array().unwrap() {
+        common::assert_pictures(&app.api, id.as_str().unwrap()).await;
+    }
     // A photo the video never showed is recognised as him.
     let face = recognise(&app.api, &salley[6]).await;
     assert_eq!(face["name"], "John Salley", "{face}");
@@ -278,6 +282,9 @@ async fn a_folder_on_the_device_enrols_each_person_or_says_why_not() {
         recognise(&app.api, &photos_of("John_Savage")[6]).await["name"],
         "John Savage"
     );
+    for id in person("John Savage")["face_ids"].as_array().unwrap() {
+        common::assert_pictures(&app.api, id.as_str().unwrap()).await;
+    }
 
     // FaceCV's urlencoded form with an absolute path, under the older prefix.
     let (code, v) = app

@@ -259,3 +259,139 @@ async fn a_missing_runtime_is_a_503_that_says_how_to_get_it_and_webhooks_keep_wo
     })
     .await;
 }
+
+#[tokio::test]
+async fn enrolment_photos_are_kept_and_served_go_with_their_face_and_a_renamed_person_is_recognised_by_the_new_name(
+) {
+    let app = start_app_with(|_| {}).await;
+    let api = &app.api;
+    // A photo larger than the 1024 px kept: Obama's, scaled up to 1600 px wide.
+    let big = image::load_from_memory(&std::fs::read(data("misc/obama.jpg")).unwrap())
+        .unwrap()
+        .resize(1600, 1600, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let (code, v) = common::post_form(
+        api,
+        "/api/v1/faces",
+        &[("name", "Barack Obama")],
+        &[("file", png(&big))],
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    let obama = v["face_ids"][0].as_str().unwrap().to_owned();
+    common::assert_pictures(api, &obama).await;
+    let (_, _, photo) = api
+        .get_bytes(&format!("/api/v1/faces/{obama}/photo.jpg"))
+        .await;
+    let photo = image::load_from_memory(&photo).unwrap();
+    assert_eq!(
+        photo.width().max(photo.height()),
+        1024,
+        "scaled down to 1024"
+    );
+
+    // Our listing says which faces have pictures; FaceCV's keeps FaceCV's fields only.
+    let (_, ours) = api.get("/api/v1/faces").await;
+    assert_eq!(ours["faces"][0]["has_image"], true, "{ours}");
+    let (_, theirs) = api.get("/api/v1/insightface/faces").await;
+    assert!(theirs["faces"][0].get("has_image").is_none(), "{theirs}");
+
+    for (path, code) in [
+        ("/api/v1/faces/no-such-face/crop.jpg", "not_found"),
+        ("/api/v1/faces/..%2F..%2Fetc/photo.jpg", "not_found"),
+    ] {
+        let (status, v) = api.get(path).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some(code))
+        );
+    }
+
+    // A face enrolled before pictures were kept (written as an older version wrote it).
+    app.app
+        .store()
+        .add_faces(
+            "Old Timer",
+            "test:model",
+            &[facecv::store::NewFace::bare(vec![0.5; 8])],
+            &Default::default(),
+        )
+        .unwrap();
+    let (_, ours) = api.get("/api/v1/faces?name=Old%20Timer").await;
+    let old = ours["faces"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(ours["faces"][0]["has_image"], false);
+    let (status, v) = api.get(&format!("/api/v1/faces/{old}/crop.jpg")).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_image"))
+    );
+
+    // A rename: the cameras' gallery knows the new name at once; names are checked as at
+    // enrolment, and two people are never merged.
+    let (code, v) = api
+        .put(
+            "/api/v1/people/Barack%20Obama",
+            json!({"name": "  President Obama "}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({"name": "President Obama", "face_count": 1}));
+    let (_, v) = common::post_form(
+        api,
+        "/api/v1/faces/recognize",
+        &[],
+        &[("file", std::fs::read(data("misc/obama2.jpg")).unwrap())],
+    )
+    .await;
+    assert_eq!(v["faces"][0]["name"], "President Obama", "{v}");
+    for (path, body, status, code) in [
+        (
+            "Nobody",
+            json!({"name": "X"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "Old%20Timer",
+            json!({"name": "President Obama"}),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            "Old%20Timer",
+            json!({"name": " "}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+        ),
+        (
+            "Old%20Timer",
+            json!({"name": "x".repeat(129)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+        ),
+        (
+            "Old%20Timer",
+            json!({"nom": "X"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_error",
+        ),
+    ] {
+        let (s, v) = api.put(&format!("/api/v1/people/{path}"), body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {v}"
+        );
+    }
+
+    // Deleting the face deletes its pictures.
+    let (code, _) = api.delete(&format!("/api/v1/faces/{obama}")).await;
+    assert_eq!(code, StatusCode::OK);
+    let (status, _) = api.get(&format!("/api/v1/faces/{obama}/crop.jpg")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let left: i64 = rusqlite::Connection::open(app.app.store().path())
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM face_images", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the pictures went with the face");
+}

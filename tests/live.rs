@@ -315,6 +315,10 @@ async fn an_installer_enrols_at_the_door_and_watches_the_camera_live() {
         "{v}"
     );
     assert_eq!(v["faces"][0]["metadata"]["department"], "Front desk", "{v}");
+    // Each shot keeps its aligned crop and its frame, as every enrolment does.
+    for id in v["face_ids"].as_array().unwrap() {
+        common::assert_pictures(&api, id.as_str().unwrap()).await;
+    }
 
     // A photo the camera never showed is recognised as him.
     let photo = std::fs::read(&photos_of("John_Salley")[0]).unwrap();

@@ -14,12 +14,14 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::engine::with_engine;
 use super::enrol::DEFAULT_MIN_CONFIDENCE;
 use super::people::store_person;
 use super::{ok_json, read_json, ApiError, ApiResult, State};
 use crate::config::check::check_range;
 use crate::enrol::camera::ShotsError;
-use crate::enrol::ShotCollector;
+use crate::enrol::{shot, ShotCollector};
+use crate::vision::Face;
 
 /// How often the route looks whether the collection is complete or the camera has stopped.
 const POLL: Duration = Duration::from_millis(100);
@@ -105,8 +107,32 @@ pub(super) async fn enrol(state: &State, req: Request<Incoming>, id: &str) -> Ap
         .unwrap_or_else(|p| p.into_inner());
     let same_person = state.cameras.gallery().read().threshold();
     let (report, shots) = collector.finish(same_person).map_err(shots_error)?;
-    let embeddings: Vec<Vec<f32>> = shots.iter().map(|s| s.pick.embedding.clone()).collect();
-    let faces = store_person(state, &name, &embeddings, &body.metadata)?;
+    // The pictures every enrolment keeps: the crop aligned again from the kept frame (the
+    // camera's engine has moved on), and the frame as the photo.
+    let shots = with_engine(state, move |engine| {
+        shots
+            .iter()
+            .map(|s| {
+                let face = Face {
+                    bbox: s.pick.bbox.map(|v| v as f32),
+                    score: s.pick.detection_confidence,
+                    keypoints: s.keypoints,
+                    embedding: None,
+                };
+                let (f, (w, h)) = (&s.frame, (s.frame.width, s.frame.height));
+                let (crop, side) = engine.crop_of(&f.rgb, w, h, &face);
+                let images = shot::pictures(crop, side, &f.rgb, w, h).map_err(|e| {
+                    ApiError::Internal(format!("cannot keep the shot's pictures: {e}"))
+                })?;
+                Ok(shot::Shot {
+                    embedding: s.pick.embedding.clone(),
+                    images,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()
+    })
+    .await?;
+    let faces = store_person(state, &name, &shots, &body.metadata)?;
     tracing::info!(
         camera = id,
         name,

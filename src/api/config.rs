@@ -61,6 +61,14 @@ pub struct ApiConfig {
     /// whatever its use, and the browser is asked for the token again.
     #[serde(default = "default_session_ttl_minutes")]
     pub session_ttl_minutes: u32,
+    /// The address webhook receivers reach this API on (`https://door.example.com`, or behind a
+    /// proxy); with it, `stranger_alert` events carry `data.snapshot_url`, a signed link to the
+    /// snapshot that needs no token. Absent: no link in events.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// How long such a link stays valid, in seconds (60 s to 30 days).
+    #[serde(default = "default_snapshot_url_ttl_s")]
+    pub snapshot_url_ttl_s: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -79,6 +87,10 @@ fn default_max_upload_mb() -> u32 {
 /// engines (~100 MB) fit beside the rest on a 1 GB board.
 fn default_max_streams() -> u32 {
     4
+}
+/// A day: a receiver that queues alerts overnight can still fetch the picture in the morning.
+fn default_snapshot_url_ttl_s() -> u64 {
+    86_400
 }
 fn default_max_image_pixels() -> u64 {
     crate::vision::ImageLimits::DEFAULT_MAX_PIXELS
@@ -105,6 +117,8 @@ impl Default for ApiConfig {
             max_streams: default_max_streams(),
             max_image_pixels: default_max_image_pixels(),
             session_ttl_minutes: default_session_ttl_minutes(),
+            public_url: None,
+            snapshot_url_ttl_s: default_snapshot_url_ttl_s(),
         }
     }
 }
@@ -145,6 +159,16 @@ impl ApiConfig {
         if let Some(media) = &self.media_dir {
             check_media_dir(media)?;
         }
+        if let Some(url) = &self.public_url {
+            check_public_url(url)?;
+        }
+        check_range(
+            "snapshot_url_ttl_s",
+            self.snapshot_url_ttl_s as f64,
+            60.0,
+            2_592_000.0,
+            " s",
+        )?;
         Ok(())
     }
 }
@@ -198,6 +222,30 @@ impl ApiConfig {
     }
 }
 
+/// `api.public_url` is an http(s) base with a host and nothing after its path: links are made by
+/// appending the API's path and a query to it.
+fn check_public_url(text: &str) -> Result<(), ConfigError> {
+    let key = "public_url";
+    let url = url::Url::parse(text)
+        .map_err(|e| ConfigError::invalid(key, format!("{text:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            key,
+            "must be an http:// or https:// URL",
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::invalid(key, "must name a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            "must be a base URL without a query, a fragment or credentials",
+        ));
+    }
+    Ok(())
+}
+
 /// `api.media_dir` may be created after the service starts (cameras added before then are refused
 /// with a clear code), but it must not be a file, nor `/`, which would open every file to the API.
 fn check_media_dir(dir: &Path) -> Result<(), ConfigError> {
@@ -220,4 +268,40 @@ fn check_media_dir(dir: &Path) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_url(url: &str) -> Result<(), ConfigError> {
+        ApiConfig {
+            public_url: Some(url.into()),
+            ..Default::default()
+        }
+        .validate()
+    }
+
+    #[test]
+    fn a_public_url_is_an_http_base_and_the_link_lifetime_is_bounded() {
+        assert!(with_url("https://door.example.com").is_ok());
+        assert!(with_url("http://192.168.1.20:7000/facecv/").is_ok());
+        for bad in [
+            "door.example.com",
+            "ftp://door.example.com",
+            "https://door.example.com/?a=1",
+            "https://user:pw@door.example.com",
+            "https://door.example.com/#x",
+        ] {
+            let err = with_url(bad).unwrap_err();
+            assert!(err.to_string().contains("public_url"), "{bad}: {err}");
+        }
+        for (ttl, ok) in [(59, false), (60, true), (86_400, true), (2_592_001, false)] {
+            let c = ApiConfig {
+                snapshot_url_ttl_s: ttl,
+                ..Default::default()
+            };
+            assert_eq!(c.validate().is_ok(), ok, "{ttl}");
+        }
+    }
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::engine::with_engine;
 use super::form::read_form;
-use super::people::{person, store_person};
+use super::people::{enrolled, person, store_person};
 use super::{is_json, not_json, ok_json, read_body, ApiError, ApiResult, State};
 use crate::confine::{ConfineError, Root};
 use crate::enrol::folder::FolderError;
@@ -86,21 +86,19 @@ pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
         min_confidence,
         same_person: state.cameras.gallery().read().threshold(),
     };
-    let report = with_engine(state, move |engine| {
+    let (report, shots) = with_engine(state, move |engine| {
         enrol::pick_faces(engine, upload.path(), opts).map_err(video_error)
     })
     .await?;
-    let embeddings: Vec<Vec<f32>> = report.picked.iter().map(|p| p.embedding.clone()).collect();
-    let faces = store_person(state, &name, &embeddings, &metadata)?;
+    let faces = store_person(state, &name, &shots, &metadata)?;
     tracing::info!(name, frames = faces.len(), "person enrolled from a video");
-    ok_json(&json!({
-        "success": true,
-        "message": format!("Registered {} frame(s) of {name} from the video", faces.len()),
-        "name": name,
-        "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
-        "faces": faces,
-        "video": report,
-    }))
+    let message = format!(
+        "Registered {} frame(s) of {name} from the video",
+        faces.len()
+    );
+    let mut body = enrolled(&name, &faces, message);
+    body["video"] = json!(report);
+    ok_json(&body)
 }
 
 /// `POST …/faces/offline`: enrols every person folder under `directory_path`, which must lie in

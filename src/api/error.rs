@@ -25,6 +25,10 @@ pub enum ApiError {
     InvalidToken,
     #[error("{0} not found")]
     NotFound(String),
+    /// The thing exists but has not what was asked of it (a face enrolled before its pictures
+    /// were kept, an event without a snapshot): 404 with a code saying which.
+    #[error("{message}")]
+    Missing { code: &'static str, message: String },
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(http::Method),
     #[error("{0} already exists")]
@@ -52,6 +56,9 @@ pub enum ApiError {
     VisionUnavailable(String),
     #[error("the store is full; the oldest events are being dropped to make room")]
     StoreFull,
+    /// A bounded part of the store is at its bound (the gallery's pictures).
+    #[error("{message}")]
+    NoRoom { code: &'static str, message: String },
     #[error("the appliance is shutting down")]
     Unavailable,
     /// The system refused what the request needed (a thread for a camera): the machine is short
@@ -98,6 +105,7 @@ impl ApiError {
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Missing { code, .. } => (StatusCode::NOT_FOUND, *code),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Refused { code, .. } => (StatusCode::CONFLICT, *code),
@@ -110,6 +118,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "vision_unavailable")
             }
             ApiError::StoreFull => (StatusCode::INSUFFICIENT_STORAGE, "store_full"),
+            ApiError::NoRoom { code, .. } => (StatusCode::INSUFFICIENT_STORAGE, *code),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             ApiError::Exhausted(_) => (StatusCode::SERVICE_UNAVAILABLE, "resources_exhausted"),
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
@@ -154,6 +163,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::Full => ApiError::StoreFull,
+            e @ StoreError::ImagesFull { .. } => ApiError::NoRoom {
+                code: "gallery_images_full",
+                message: e.to_string(),
+            },
             StoreError::Closed => ApiError::Unavailable,
             e if e.is_disk_full() => ApiError::StoreFull,
             other => ApiError::Internal(other.to_string()),

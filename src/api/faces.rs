@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use super::engine::{image_error, with_engine};
 use super::form::read_form;
-use super::people::{person, store_person};
+use super::people::{enrolled, person, store_person};
 use super::{ok_json, query, query_param, ApiError, ApiResult, State};
-use crate::vision::Embedding;
+use crate::enrol::shot;
+use crate::store::faces::FacePicture;
 
 /// Routes under one of the three prefixes; `rest` is the path after it.
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: bool) -> ApiResult {
@@ -29,8 +30,10 @@ pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: b
         (["video"], &Method::POST) if ours => super::enrol::video(state, req).await,
         (["faces", "offline"], &Method::POST) if !ours => super::enrol::offline(state, req).await,
         (["offline"], &Method::POST) if ours => super::enrol::offline(state, req).await,
-        ([], &Method::GET) if ours => list(state, &req),
-        (["faces"], &Method::GET) if !ours => list(state, &req),
+        ([], &Method::GET) if ours => list(state, &req, true),
+        ([id, "crop.jpg"], &Method::GET) if ours => picture(state, id, FacePicture::Crop),
+        ([id, "photo.jpg"], &Method::GET) if ours => picture(state, id, FacePicture::Photo),
+        (["faces"], &Method::GET) if !ours => list(state, &req, false),
         (["count"], &Method::GET) if ours => count(state),
         (["faces", "count"], &Method::GET) if !ours => count(state),
         (["by-name", name], &Method::DELETE) if ours => delete_by_name(state, name),
@@ -52,26 +55,20 @@ async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
         ));
     }
     // All photos are checked before any is stored: a bad one fails the whole registration.
-    let embeddings = with_engine(state, move |engine| {
+    let shots = with_engine(state, move |engine| {
         let mut out = Vec::with_capacity(images.len());
         for (i, img) in images.iter().enumerate() {
-            let e: Embedding = engine
-                .embed_single(img)
-                .map_err(|e| image_error(&format!("file[{i}]"), e))?;
-            out.push(e.as_slice().to_vec());
+            let s =
+                shot::from_image(engine, img).map_err(|e| image_error(&format!("file[{i}]"), e))?;
+            out.push(s);
         }
         Ok(out)
     })
     .await?;
-    let faces = store_person(state, &name, &embeddings, &metadata)?;
+    let faces = store_person(state, &name, &shots, &metadata)?;
     tracing::info!(name, images = faces.len(), "person enrolled");
-    ok_json(&json!({
-        "success": true,
-        "message": format!("Registered {} image(s) of {name}", faces.len()),
-        "name": name,
-        "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
-        "faces": faces,
-    }))
+    let message = format!("Registered {} image(s) of {name}", faces.len());
+    ok_json(&enrolled(&name, &faces, message))
 }
 
 async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
@@ -148,7 +145,8 @@ async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
     ok_json(&json!({ "faces": faces, "face_count": faces.len() }))
 }
 
-fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
+/// Our listing adds `has_image` to each face; FaceCV's keeps FaceCV's fields.
+fn list(state: &State, req: &Request<Incoming>, ours: bool) -> ApiResult {
     let q = query(req);
     let limit = query_param::<usize>(&q, "limit")?.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -156,7 +154,40 @@ fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
     }
     let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
     let faces = state.store.faces(name, limit)?;
-    ok_json(&json!({ "faces": faces, "total": faces.len() }))
+    if !ours {
+        return ok_json(&json!({ "faces": faces, "total": faces.len() }));
+    }
+    let entries: Vec<Value> = faces
+        .iter()
+        .map(|f| {
+            let mut v = json!(f);
+            v["has_image"] = json!(f.has_image);
+            v
+        })
+        .collect();
+    ok_json(&json!({ "faces": entries, "total": entries.len() }))
+}
+
+/// `GET /api/v1/faces/{id}/crop.jpg` and `/photo.jpg`: 404 `not_found` for no such face (as
+/// the other face routes answer), 404 `no_image` for one enrolled before pictures were kept.
+fn picture(state: &State, id: &str, which: FacePicture) -> ApiResult {
+    match state.store.face_picture(id, which)? {
+        Some(jpeg) => Ok(jpeg_response(jpeg)),
+        None => Err(ApiError::Missing {
+            code: "no_image",
+            message: format!("face {id} was enrolled before its pictures were kept"),
+        }),
+    }
+}
+
+/// A JPEG answer; private, since a picture of a person is not for shared caches.
+pub(super) fn jpeg_response(jpeg: Vec<u8>) -> http::Response<super::Body> {
+    let mut r = super::text_response(http::StatusCode::OK, "image/jpeg", jpeg);
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("private, max-age=300"),
+    );
+    r
 }
 
 fn count(state: &State) -> ApiResult {

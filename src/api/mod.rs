@@ -22,6 +22,7 @@ mod ops;
 mod people;
 mod server;
 mod session;
+mod snapshots;
 pub(crate) mod stream_cameras;
 mod streams;
 mod system;
@@ -147,6 +148,11 @@ fn authorize(
     peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Result<session::Caller, ApiError> {
+    // A signed snapshot link stands for the token, for that one GET (`snapshots`).
+    if snapshots::signed_snapshot(state, req) {
+        guard::check(req, true)?;
+        return Ok(session::Caller::Anonymous);
+    }
     let caller = session::identify(state, peer, req)?;
     guard::check(req, state.token.is_set())?;
     Ok(caller)
@@ -182,6 +188,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
             }
             events::trigger(state_ref, req).await
         }
+        ["api", "v1", "events", id, what] => snapshots::route(state_ref, req, id, what).await,
         ["api", "v1", "cameras", rest @ ..] => cameras::route(state_ref, req, rest).await,
         ["api", "v1", "face_recognition_insightface" | "face_recognition_deepface", "recognize", "webcam", "stream"] =>
         {
@@ -196,6 +203,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
         ["api", "v1", "session"] => session::route(state_ref, req).await,
         ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
+        ["api", "v1", "people", rest @ ..] => people::route(state_ref, req, rest).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),
     }
 }
@@ -297,6 +305,8 @@ pub(crate) mod parsers {
             events::check_trigger(bytes),
             webhooks::check_test(bytes),
             webhooks::check_replay(bytes),
+            people::check_rename(bytes),
+            snapshots::check_enrol(bytes),
         ]
     }
 

@@ -55,6 +55,9 @@ pub struct Shot {
     pub pick: Pick,
     #[serde(skip)]
     pub frame: Frame,
+    /// The face's keypoints, to align its crop again for the thumbnail kept with it.
+    #[serde(skip)]
+    pub keypoints: [[f32; 2]; 6],
 }
 
 /// Collects the good shots of one camera enrolment; see the module comment.
@@ -108,18 +111,23 @@ impl ShotCollector {
             Verdict::TooSmall => return self.report.too_small += 1,
             Verdict::Candidate(pick) => pick,
         };
-        self.keep_frame(&pick, frame);
+        let keypoints = faces
+            .iter()
+            .find(|f| f.score >= self.min_confidence)
+            .map_or([[0.0; 2]; 6], |f| f.keypoints);
+        self.keep_frame(&pick, frame, keypoints);
         self.candidates.push(pick);
     }
 
     /// Keeps the frame if its candidate is among the best `shots` so far; the frame it displaces
     /// lends its buffer.
-    fn keep_frame(&mut self, pick: &Pick, frame: &Frame) {
+    fn keep_frame(&mut self, pick: &Pick, frame: &Frame, keypoints: [[f32; 2]; 6]) {
         let quality = pick.provisional_quality();
         if self.best.len() < self.shots {
             self.best.push(Shot {
                 pick: pick.clone(),
                 frame: frame.clone(),
+                keypoints,
             });
             return;
         }
@@ -135,6 +143,7 @@ impl ShotCollector {
         if quality > worst.pick.provisional_quality() {
             worst.pick = pick.clone();
             worst.frame.clone_from(frame);
+            worst.keypoints = keypoints;
         }
     }
 

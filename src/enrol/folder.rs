@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Map;
 
+use super::shot::{self, Shot};
 use crate::confine::{ConfineError, Root};
 use crate::store::{Store, StoreError};
 use crate::vision::{FaceEngine, VisionError};
@@ -103,7 +104,7 @@ pub fn enrol_folder(
             .unwrap_or_default()
             .to_string_lossy()
             .replace('_', " ");
-        let (embeddings, files) = embed_person(engine, &person, confine)?;
+        let (shots, files) = embed_person(engine, &person, confine)?;
         let bad = files.iter().filter(|f| f.status != "ok").count();
         let reason = if files.is_empty() {
             Some("no .jpg, .jpeg or .png photos".to_owned())
@@ -114,8 +115,7 @@ pub fn enrol_folder(
         };
         let face_ids = match reason {
             Some(_) => Vec::new(),
-            None => store
-                .add_faces(&name, model, &embeddings, &Map::new())?
+            None => shot::enrol(store, &name, model, &shots, &Map::new())?
                 .into_iter()
                 .map(|f| f.id)
                 .collect(),
@@ -136,8 +136,8 @@ fn embed_person(
     engine: &mut FaceEngine,
     dir: &Path,
     confine: Option<&Root>,
-) -> Result<(Vec<Vec<f32>>, Vec<FileReport>), FolderError> {
-    let mut embeddings = Vec::new();
+) -> Result<(Vec<Shot>, Vec<FileReport>), FolderError> {
+    let mut shots = Vec::new();
     let mut files = Vec::new();
     for path in read_dir(dir)?.into_iter().filter(|p| is_photo(p)) {
         let file = path
@@ -146,8 +146,8 @@ fn embed_person(
             .to_string_lossy()
             .into_owned();
         let (status, reason) = match photo_embedding(engine, &path, confine) {
-            Ok(e) => {
-                embeddings.push(e);
+            Ok(s) => {
+                shots.push(s);
                 ("ok", None)
             }
             Err(Refusal::Photo(status, reason)) => (status, Some(reason)),
@@ -159,7 +159,7 @@ fn embed_person(
             reason,
         });
     }
-    Ok((embeddings, files))
+    Ok((shots, files))
 }
 
 enum Refusal {
@@ -171,7 +171,7 @@ fn photo_embedding(
     engine: &mut FaceEngine,
     path: &Path,
     confine: Option<&Root>,
-) -> Result<Vec<f32>, Refusal> {
+) -> Result<Shot, Refusal> {
     let unreadable = |e: std::io::Error| Refusal::Photo("unreadable", e.to_string());
     if let Some(root) = confine {
         if let Err(e) = root.resolve(path) {
@@ -185,8 +185,8 @@ fn photo_embedding(
         }
     }
     let bytes = std::fs::read(path).map_err(unreadable)?;
-    match engine.embed_single(&bytes) {
-        Ok(e) => Ok(e.as_slice().to_vec()),
+    match shot::from_image(engine, &bytes) {
+        Ok(s) => Ok(s),
         Err(e) => Err(match photo_code(&e) {
             Some(code) => Refusal::Photo(code, e.to_string()),
             None => Refusal::Engine(e),

@@ -4,14 +4,19 @@
 //! camera analyses while someone stands in front of it ([`camera`], "take five good shots now").
 //! Video and camera frames are judged and ranked alike ([`rank`]).
 //!
+//! Every path, these and the API's single photos, keeps the same pictures of each face and
+//! stores them through one function ([`shot`]).
+//!
 //! All hold enrolment to the rule of a single photo: one clear face, or nothing is enrolled from
 //! it. A gallery that learned a stranger's face recognises the stranger as someone else forever.
 
 pub(crate) mod camera;
 pub(crate) mod folder;
 pub(crate) mod rank;
+pub(crate) mod shot;
 pub(crate) mod video;
 
 pub use camera::ShotCollector;
 pub use folder::{enrol_folder, PersonReport};
+pub use shot::Shot;
 pub use video::{pick_faces, sniff_video, VideoError, VideoOptions};

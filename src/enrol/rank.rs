@@ -28,6 +28,10 @@ pub struct Pick {
     pub quality: f32,
     #[serde(skip)]
     pub embedding: Vec<f32>,
+    /// The aligned face as the embedder saw it, JPEG (~5 KB), when the caller keeps it: video
+    /// enrolment fills it in the first pass so the picked frames need not be held.
+    #[serde(skip)]
+    pub crop: Vec<u8>,
 }
 
 impl Pick {
@@ -70,6 +74,7 @@ pub fn judge(
                 sharpness: sharpness(frame, face.bbox),
                 quality: 0.0,
                 embedding: e.as_slice().to_vec(),
+                crop: Vec::new(),
             }),
             _ => Verdict::TooSmall,
         },
@@ -187,6 +192,7 @@ mod tests {
             sharpness,
             quality: 0.0,
             embedding: vec![1.0],
+            crop: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::rank::{judge, others, rank, Pick, Verdict};
+use super::shot::{self, Shot};
 use crate::camera::{CameraError, FileSource, Frame, Source};
 use crate::vision::{Face, FaceEngine, VisionError, MAX_FACES};
 
@@ -102,12 +103,13 @@ pub struct VideoReport {
 }
 
 /// Reads the video at `path` (named with the extension [`sniff_video`] gave) and picks the best
-/// frames of its one person.
+/// frames of its one person; returns what was seen and the picked faces with their pictures,
+/// best first.
 pub fn pick_faces(
     engine: &mut FaceEngine,
     path: &Path,
     opts: VideoOptions,
-) -> Result<VideoReport, VideoError> {
+) -> Result<(VideoReport, Vec<Shot>), VideoError> {
     // Two passes: the first counts the frames so that the samples spread over the whole video
     // without holding every decoded frame in memory.
     let frames = for_each_frame(path, |_, _| Ok(()))?;
@@ -134,7 +136,14 @@ pub fn pick_faces(
             Verdict::NoFace => report.no_face += 1,
             Verdict::MultipleFaces => report.multiple_faces += 1,
             Verdict::TooSmall => report.too_small += 1,
-            Verdict::Candidate(pick) => candidates.push(pick),
+            Verdict::Candidate(mut pick) => {
+                // The one clear face judge() found: its aligned crop is the thumbnail kept.
+                if let Some(face) = faces.iter().find(|f| f.score >= opts.min_confidence) {
+                    let (crop, side) = engine.crop_of(&frame.rgb, frame.width, frame.height, face);
+                    pick.crop = shot::jpeg(crop, side, side)?;
+                }
+                candidates.push(pick);
+            }
         }
         Ok(())
     })?;
@@ -142,8 +151,34 @@ pub fn pick_faces(
     check(&report, &candidates, opts, min_px)?;
     rank(&mut candidates);
     candidates.truncate(opts.count);
+    let shots = photos(path, &candidates)?;
     report.picked = candidates;
-    Ok(report)
+    Ok((report, shots))
+}
+
+/// A third pass: the photos of the picked frames, read again rather than every candidate's frame
+/// held in memory through the first (40 frames of 1080p would be 250 MB).
+fn photos(path: &Path, picked: &[Pick]) -> Result<Vec<Shot>, VideoError> {
+    let mut shots: Vec<Option<Shot>> = vec![None; picked.len()];
+    for_each_frame(path, |i, frame| {
+        for (slot, pick) in shots.iter_mut().zip(picked) {
+            if pick.frame_index == i {
+                let photo = shot::photo(&frame.rgb, frame.width, frame.height)?;
+                *slot = Some(Shot {
+                    embedding: pick.embedding.clone(),
+                    images: crate::store::faces::FaceImages {
+                        crop: pick.crop.clone(),
+                        photo,
+                    },
+                });
+            }
+        }
+        Ok(())
+    })?;
+    shots
+        .into_iter()
+        .map(|s| s.ok_or_else(|| VideoError::Decode("the video changed while it was read".into())))
+        .collect()
 }
 
 /// Refuses a video with no usable face, or with more than one person in it.

@@ -13,6 +13,8 @@ use crate::vision::{Embedding, Gallery};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Person {
     pub name: String,
+    /// The enrolled photo this embedding came from (`faces.id`): a person has one entry per photo.
+    pub face_id: String,
     pub metadata: Map<String, Value>,
 }
 
@@ -44,6 +46,7 @@ impl SharedGallery {
                 continue;
             };
             let person = Person {
+                face_id: s.face.id.clone(),
                 name: s.face.name,
                 metadata: s.face.metadata,
             };

@@ -81,8 +81,10 @@ pub struct Cameras {
     vision: VisionConfig,
     /// Where engines that cannot be made are reported, for `/health`.
     vision_health: Arc<VisionHealth>,
-    /// Where stranger snapshots go (`<storage.dir>/snapshots`).
+    /// Where event snapshots go (`<storage.dir>/snapshots`).
     snapshot_dir: std::path::PathBuf,
+    /// Signs links to snapshots; `None` until [`Cameras::with_snapshot_links`].
+    links: Option<Arc<super::snapshot::SnapshotLinks>>,
     gallery: SharedGallery,
     outbox: Outbox,
     /// What cameras of the API and of streams may read.
@@ -111,6 +113,7 @@ impl Cameras {
             vision,
             vision_health,
             snapshot_dir,
+            links: None,
             gallery,
             outbox,
             api_sources: ApiSources::default(),
@@ -124,6 +127,17 @@ impl Cameras {
     pub fn with_api_sources(mut self, sources: ApiSources) -> Self {
         self.api_sources = sources;
         self
+    }
+
+    /// The key (and public URL) that signs links to snapshots, for events and the API.
+    pub fn with_snapshot_links(mut self, links: super::snapshot::SnapshotLinks) -> Self {
+        self.links = Some(Arc::new(links));
+        self
+    }
+
+    /// Where event snapshots are kept, and what signs links to them.
+    pub fn snapshots(&self) -> (&std::path::Path, Option<&super::snapshot::SnapshotLinks>) {
+        (&self.snapshot_dir, self.links.as_deref())
     }
 
     /// Lets [`CameraControl::set_running`] reach this manager from another thread.
@@ -400,6 +414,7 @@ impl Cameras {
             cameras: self.stop.clone(),
             counters: counters.clone(),
             snapshots,
+            links: self.links.clone(),
             ended: ended.clone(),
             states: self.states.clone(),
         };

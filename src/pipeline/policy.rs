@@ -132,7 +132,7 @@ impl Policy {
                             name: id.name.clone(),
                             confidence: id.similarity,
                             bbox: bbox(track),
-                            face_id: Some(id.person_id.clone()),
+                            face_id: Some(id.face_id.clone()),
                             metadata: id.metadata.clone(),
                         });
                     }
@@ -156,6 +156,7 @@ impl Policy {
                         bbox: bbox(track),
                         appearance_count: track.frames,
                         image_path: None,
+                        snapshot_url: None,
                     });
                 }
                 _ => {}
@@ -219,6 +220,7 @@ mod tests {
 
     fn known(name: &str, sim: f32) -> Option<Identity> {
         Some(Identity {
+            face_id: format!("face_{name}"),
             person_id: format!("id_{name}"),
             name: name.into(),
             similarity: sim,
@@ -406,6 +408,20 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["Ana", "Bo"]);
+        let photos: Vec<Option<String>> = events
+            .iter()
+            .filter_map(|e| match e {
+                EventData::FaceRecognized {
+                    recognized_faces, ..
+                } => Some(recognized_faces[0].face_id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            photos,
+            [Some("face_Ana".to_owned()), Some("face_Bo".to_owned())],
+            "a recognition names the enrolled photo that matched, not the person"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::tracker::{Identity, Observation, Tracker, TrackerConfig};
 use crate::camera::{
     CameraError, Capture, CaptureEvent, CaptureStats, Frame, SourceSpec, SourceState,
 };
-use crate::events::{format_timestamp, EventData, EventMetadata, NewEvent, StopReason};
+use crate::events::{format_timestamp, EventData, EventId, EventMetadata, NewEvent, StopReason};
 use crate::shutdown::Shutdown;
 use crate::store::Outbox;
 use crate::vision::{Face, FaceEngine, MAX_FACES};
@@ -121,8 +121,10 @@ pub struct CameraRun {
     /// whole appliance stops, so the reason recorded is `shutdown` rather than `requested`.
     pub cameras: Shutdown,
     pub counters: Arc<CameraCounters>,
-    /// Where stranger snapshots go; `None` keeps none.
+    /// Where event snapshots go; `None` keeps none.
     pub snapshots: Option<std::path::PathBuf>,
+    /// Signs the links to snapshots that `stranger_alert` events carry (with `api.public_url`).
+    pub links: Option<Arc<super::snapshot::SnapshotLinks>>,
     /// Where running-state changes are announced.
     pub states: broadcast::Sender<crate::camera::control::CameraInfo>,
     /// How the loop ended, once it has.
@@ -282,9 +284,9 @@ impl CameraRun {
             self.publish_live(&frame, &observations);
             self.live_view
                 .on_frame(&frame, &faces, &observations, enrol_min_px);
-            self.snapshot_strangers(&frame, &mut events);
             if !events.is_empty() {
-                self.record_with_frame_time(std::mem::take(&mut events), &frame);
+                let events = self.snapshot(&frame, events.drain(..));
+                self.record_with_frame_time(events, &frame);
             }
         }
     }
@@ -297,22 +299,49 @@ impl CameraRun {
         }
     }
 
-    /// Saves a JPEG of each new stranger and names it in the alert.
-    fn snapshot_strangers(&self, frame: &Frame, events: &mut [EventData]) {
-        let Some(dir) = &self.snapshots else { return };
-        for e in events.iter_mut() {
-            if let EventData::StrangerAlert {
-                bbox, image_path, ..
-            } = e
-            {
-                match super::snapshot::save(dir, &self.config.camera_id, frame, *bbox) {
-                    Ok(p) => *image_path = Some(p.display().to_string()),
-                    Err(err) => {
-                        tracing::warn!(camera = %self.config.camera_id, error = %err, "cannot save a stranger snapshot")
+    /// Saves a JPEG of the face of each stranger and each recognition, named by the event's id
+    /// (made here for it); a stranger's alert names the file (`image_path`, as FaceCV's did)
+    /// and, with `api.public_url`, carries a signed link to it.
+    fn snapshot(
+        &self,
+        frame: &Frame,
+        events: impl Iterator<Item = EventData>,
+    ) -> Vec<(EventData, Option<EventId>)> {
+        let Some(dir) = &self.snapshots else {
+            return events.map(|e| (e, None)).collect();
+        };
+        events
+            .map(|mut e| {
+                let bbox = match &e {
+                    EventData::StrangerAlert { bbox, .. } => *bbox,
+                    EventData::FaceRecognized {
+                        recognized_faces, ..
+                    } if !recognized_faces.is_empty() => recognized_faces[0].bbox,
+                    _ => return (e, None),
+                };
+                let id = EventId::generate();
+                let saved = super::snapshot::save(dir, &self.config.camera_id, &id, frame, bbox);
+                match (saved, &mut e) {
+                    (
+                        Ok(p),
+                        EventData::StrangerAlert {
+                            image_path,
+                            snapshot_url,
+                            ..
+                        },
+                    ) => {
+                        *image_path = Some(p.display().to_string());
+                        let now = time::OffsetDateTime::now_utc().unix_timestamp() as u64;
+                        *snapshot_url = self.links.as_ref().and_then(|l| l.url(&id, now));
+                    }
+                    (Ok(_), _) => {}
+                    (Err(err), _) => {
+                        tracing::warn!(camera = %self.config.camera_id, error = %err, "cannot save an event snapshot")
                     }
                 }
-            }
-        }
+                (e, Some(id))
+            })
+            .collect()
     }
 
     /// Matches every embedded face against the gallery.
@@ -329,6 +358,7 @@ impl CameraRun {
                     (m.similarity >= threshold).then(|| Identity {
                         person_id: m.id.name.clone(),
                         name: m.id.name.clone(),
+                        face_id: m.id.face_id.clone(),
                         similarity: m.similarity,
                         metadata: m.id.metadata.clone(),
                     })
@@ -383,21 +413,28 @@ impl CameraRun {
         }
     }
 
-    fn record_with_frame_time(&self, events: Vec<EventData>, frame: &Frame) {
+    fn record_with_frame_time(&self, events: Vec<(EventData, Option<EventId>)>, frame: &Frame) {
         let ts = Some(format_timestamp(frame.timestamp));
         self.record_events(events, ts);
     }
 
     fn record(&self, events: Vec<EventData>) {
-        self.record_events(events, None);
+        self.record_events(events.into_iter().map(|e| (e, None)).collect(), None);
     }
 
-    fn record_events(&self, events: Vec<EventData>, frame_timestamp: Option<String>) {
+    fn record_events(
+        &self,
+        events: Vec<(EventData, Option<EventId>)>,
+        frame_timestamp: Option<String>,
+    ) {
         let n = events.len() as u64;
         let metadata = self.metadata(frame_timestamp);
         let new: Vec<NewEvent> = events
             .into_iter()
-            .map(|data| NewEvent::new(self.config.camera_id.clone(), data, metadata.clone()))
+            .map(|(data, id)| NewEvent {
+                id,
+                ..NewEvent::new(self.config.camera_id.clone(), data, metadata.clone())
+            })
             .collect();
         match self.outbox.append_blocking(new) {
             Ok(_) => {

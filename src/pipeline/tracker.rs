@@ -12,8 +12,12 @@ use serde_json::{Map, Value};
 /// What the gallery said of one face in one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
+    /// Who: the votes of a track count by it.
     pub person_id: String,
     pub name: String,
+    /// Which enrolled photo matched (`faces.id`), so that a wrong recognition can be traced to
+    /// the photo that caused it.
+    pub face_id: String,
     pub similarity: f32,
     pub metadata: Map<String, Value>,
 }
@@ -209,6 +213,7 @@ mod tests {
 
     pub(crate) fn person(name: &str, similarity: f32) -> Option<Identity> {
         Some(Identity {
+            face_id: format!("face_{name}"),
             person_id: format!("id_{name}"),
             name: name.into(),
             similarity,

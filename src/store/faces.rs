@@ -1,7 +1,14 @@
 //! The gallery on flash: enrolled faces, in FaceCV's data model (`faces(id, name, embedding,
-//! embedding_model, metadata, created_at, updated_at)`), one row per enrolled image.
+//! embedding_model, metadata, created_at, updated_at)`), one row per enrolled image, and beside
+//! each the pictures it was enrolled from (`face_images`, see migration v5 for why in the
+//! database): written in the face's transaction, removed with it by a trigger.
+//!
+//! The pictures are bounded twice: each is small (a 112-pixel crop and a photo of at most 1024
+//! pixels a side, made by `enrol::shot`), and together they may take at most
+//! [`IMAGE_QUOTA_SHARE`] of `storage.quota_mb`, so enrolling never crowds the events out of the
+//! store; past it enrolment is refused with [`StoreError::ImagesFull`] until photos are deleted.
 
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -16,6 +23,54 @@ pub struct FaceRecord {
     pub metadata: Map<String, Value>,
     pub created_at: String,
     pub updated_at: String,
+    /// Whether its pictures are kept (faces enrolled before v5 have none). Not one of FaceCV's
+    /// fields: our own listing adds it, FaceCV's paths keep FaceCV's shape.
+    #[serde(skip)]
+    pub has_image: bool,
+}
+
+/// The share of `storage.quota_mb` the gallery's pictures may take together (one quarter).
+pub const IMAGE_QUOTA_SHARE: u64 = 4;
+
+/// The pictures kept with an enrolled face, both JPEG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceImages {
+    /// The aligned face, as the embedder saw it: what the console shows as the thumbnail.
+    pub crop: Vec<u8>,
+    /// The photo or frame it came from (long side at most 1024 px), so that embeddings can be
+    /// made again when the model changes.
+    pub photo: Vec<u8>,
+}
+
+impl FaceImages {
+    fn bytes(&self) -> u64 {
+        (self.crop.len() + self.photo.len()) as u64
+    }
+}
+
+/// A face to enrol: its embedding and the pictures it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFace {
+    pub embedding: Vec<f32>,
+    /// `None` only where no picture exists (tests, a gallery imported as embeddings).
+    pub images: Option<FaceImages>,
+}
+
+impl NewFace {
+    /// A face with no pictures.
+    pub fn bare(embedding: Vec<f32>) -> NewFace {
+        NewFace {
+            embedding,
+            images: None,
+        }
+    }
+}
+
+/// Which of a face's pictures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FacePicture {
+    Crop,
+    Photo,
 }
 
 /// An enrolled embedding, for the gallery in memory.
@@ -33,6 +88,7 @@ fn record(r: &Row<'_>) -> rusqlite::Result<FaceRecord> {
         metadata: super::json_column(r, 3)?,
         created_at: r.get(4)?,
         updated_at: r.get(5)?,
+        has_image: false,
     })
 }
 
@@ -49,25 +105,51 @@ fn from_blob(b: &[u8]) -> Vec<f32> {
 }
 
 impl Store {
-    /// Enrols embeddings of one person in one transaction: all of them or none.
+    /// Enrols faces of one person in one transaction, pictures included: all of them or none.
     pub fn add_faces(
         &self,
         name: &str,
         model: &str,
-        embeddings: &[Vec<f32>],
+        faces: &[NewFace],
         metadata: &Map<String, Value>,
     ) -> Result<Vec<FaceRecord>> {
         let meta = Value::Object(metadata.clone()).to_string();
+        let adding: u64 = faces
+            .iter()
+            .filter_map(|f| f.images.as_ref())
+            .map(FaceImages::bytes)
+            .sum();
+        let limit = self.inner.quota_bytes / IMAGE_QUOTA_SHARE;
         self.write(Durability::Events, |tx| {
+            if adding > 0 {
+                let used: i64 = tx.query_row(
+                    "SELECT COALESCE(SUM(bytes), 0) FROM face_images",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if used as u64 + adding > limit {
+                    return Err(StoreError::ImagesFull {
+                        used: used as u64,
+                        adding,
+                        limit,
+                    });
+                }
+            }
             let now = now_text();
-            let mut out = Vec::with_capacity(embeddings.len());
-            for e in embeddings {
+            let mut out = Vec::with_capacity(faces.len());
+            for f in faces {
                 let id = uuid::Uuid::new_v4().to_string();
                 tx.execute(
                     "INSERT INTO faces (id, name, embedding, embedding_model, metadata, created_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    params![id, name, to_blob(e), model, meta, now],
+                    params![id, name, to_blob(&f.embedding), model, meta, now],
                 )?;
+                if let Some(img) = &f.images {
+                    tx.execute(
+                        "INSERT INTO face_images (face_id, crop, photo, bytes) VALUES (?1, ?2, ?3, ?4)",
+                        params![id, img.crop, img.photo, img.bytes() as i64],
+                    )?;
+                }
                 out.push(FaceRecord {
                     id,
                     name: name.to_owned(),
@@ -75,6 +157,7 @@ impl Store {
                     metadata: metadata.clone(),
                     created_at: now.clone(),
                     updated_at: now.clone(),
+                    has_image: f.images.is_some(),
                 });
             }
             Ok(out)
@@ -84,11 +167,67 @@ impl Store {
     /// Enrolled faces, optionally of one name, oldest first.
     pub fn faces(&self, name: Option<&str>, limit: usize) -> Result<Vec<FaceRecord>> {
         self.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM faces WHERE (?1 IS NULL OR name = ?1) ORDER BY rowid LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![name, limit as i64], record)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT f.id, f.name, f.embedding_model, f.metadata, f.created_at, f.updated_at,
+                        i.face_id IS NOT NULL
+                 FROM faces f LEFT JOIN face_images i ON i.face_id = f.id
+                 WHERE (?1 IS NULL OR f.name = ?1) ORDER BY f.rowid LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![name, limit as i64], |r| {
+                Ok(FaceRecord {
+                    has_image: r.get(6)?,
+                    ..record(r)?
+                })
+            })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// One picture of a face: `NotFound` for no such face, `None` for a face enrolled before
+    /// pictures were kept.
+    pub fn face_picture(&self, id: &str, which: FacePicture) -> Result<Option<Vec<u8>>> {
+        let column = match which {
+            FacePicture::Crop => "crop",
+            FacePicture::Photo => "photo",
+        };
+        self.read(|c| {
+            let found: Option<Option<Vec<u8>>> = c
+                .query_row(
+                    &format!(
+                        "SELECT i.{column} FROM faces f LEFT JOIN face_images i ON i.face_id = f.id
+                         WHERE f.id = ?1"
+                    ),
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            found.ok_or_else(|| StoreError::NotFound(format!("face {id}")))
+        })
+    }
+
+    /// Gives every face of `from` the name `to`; returns how many. `NotFound` when nobody is
+    /// called `from`, `Conflict` when somebody is already called `to`: two people are never
+    /// merged by a rename. Recorded events keep the name they were recorded with.
+    pub fn rename_person(&self, from: &str, to: &str) -> Result<usize> {
+        self.write(Durability::Events, |tx| {
+            if from != to {
+                let taken: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM faces WHERE name = ?1)",
+                    [to],
+                    |r| r.get(0),
+                )?;
+                if taken {
+                    return Err(StoreError::Conflict(format!("person {to:?}")));
+                }
+            }
+            let n = tx.execute(
+                "UPDATE faces SET name = ?2, updated_at = ?3 WHERE name = ?1",
+                params![from, to, now_text()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("person {from:?}")));
+            }
+            Ok(n)
         })
     }
 
@@ -158,6 +297,10 @@ mod tests {
 
     use super::*;
 
+    fn bare(embeddings: &[Vec<f32>]) -> Vec<NewFace> {
+        embeddings.iter().cloned().map(NewFace::bare).collect()
+    }
+
     #[test]
     fn faces_are_enrolled_listed_counted_and_deleted() {
         let dir = tempfile::tempdir().unwrap();
@@ -165,13 +308,13 @@ mod tests {
         let mut meta = Map::new();
         meta.insert("department".into(), "Engineering".into());
         let added = store
-            .add_faces("Ana", "m1", &[vec![0.6, 0.8], vec![1.0, 0.0]], &meta)
+            .add_faces("Ana", "m1", &bare(&[vec![0.6, 0.8], vec![1.0, 0.0]]), &meta)
             .unwrap();
         store
-            .add_faces("Bo", "m1", &[vec![0.0, 1.0]], &Map::new())
+            .add_faces("Bo", "m1", &bare(&[vec![0.0, 1.0]]), &Map::new())
             .unwrap();
         store
-            .add_faces("Bo", "m2", &[vec![0.0, 1.0, 0.0]], &Map::new())
+            .add_faces("Bo", "m2", &bare(&[vec![0.0, 1.0, 0.0]]), &Map::new())
             .unwrap();
         assert_eq!(store.face_count().unwrap(), (4, 2));
         assert_eq!(store.faces(Some("Ana"), 10).unwrap().len(), 2);
@@ -195,7 +338,7 @@ mod tests {
         let mut meta = Map::new();
         meta.insert("employee_id".into(), "E-7".into());
         store
-            .add_faces("Ana", "m1", &[vec![0.6, 0.8]], &meta)
+            .add_faces("Ana", "m1", &bare(&[vec![0.6, 0.8]]), &meta)
             .unwrap();
         store
             .writer()
@@ -205,7 +348,7 @@ mod tests {
             )
             .unwrap();
         store
-            .add_faces("Bo", "m1", &[vec![0.0, 1.0]], &Map::new())
+            .add_faces("Bo", "m1", &bare(&[vec![0.0, 1.0]]), &Map::new())
             .unwrap();
         let err = store.faces(Some("Ana"), 10).unwrap_err();
         assert!(err.to_string().contains("index: 3"), "{err}");
@@ -216,5 +359,107 @@ mod tests {
             ["Bo"],
             "the damaged row is left out, the others load"
         );
+    }
+
+    fn pictures(n: usize) -> FaceImages {
+        FaceImages {
+            crop: vec![1; n],
+            photo: vec![2; n],
+        }
+    }
+
+    #[test]
+    fn pictures_are_kept_with_their_face_and_go_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_for_test(dir.path());
+        let with = NewFace {
+            embedding: vec![0.6, 0.8],
+            images: Some(pictures(10)),
+        };
+        let added = store
+            .add_faces(
+                "Ana",
+                "m1",
+                &[with, NewFace::bare(vec![1.0, 0.0])],
+                &Map::new(),
+            )
+            .unwrap();
+        let listed = store.faces(Some("Ana"), 10).unwrap();
+        assert_eq!(
+            listed.iter().map(|f| f.has_image).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let crop = store.face_picture(&added[0].id, FacePicture::Crop).unwrap();
+        assert_eq!(crop, Some(vec![1; 10]));
+        let photo = store
+            .face_picture(&added[0].id, FacePicture::Photo)
+            .unwrap();
+        assert_eq!(photo, Some(vec![2; 10]));
+        assert_eq!(
+            store.face_picture(&added[1].id, FacePicture::Crop).unwrap(),
+            None
+        );
+        assert!(matches!(
+            store.face_picture("nobody", FacePicture::Crop),
+            Err(StoreError::NotFound(_))
+        ));
+        store.delete_face(&added[0].id).unwrap();
+        let left: i64 = store
+            .writer()
+            .query_row("SELECT COUNT(*) FROM face_images", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0, "the pictures went with their face");
+    }
+
+    #[test]
+    fn pictures_past_their_share_of_the_quota_are_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::store::StorageConfig {
+            dir: dir.path().to_owned(),
+            quota_mb: 8,
+            ..Default::default()
+        };
+        let store = Store::open(&config, Default::default()).unwrap();
+        let limit = store.inner.quota_bytes / IMAGE_QUOTA_SHARE;
+        let big = |n| NewFace {
+            embedding: vec![0.6, 0.8],
+            images: Some(pictures(n)),
+        };
+        let half = (limit / 2 - 10) as usize / 2;
+        store
+            .add_faces("Ana", "m1", &[big(half)], &Map::new())
+            .unwrap();
+        let err = store
+            .add_faces("Bo", "m1", &[big(half), big(half)], &Map::new())
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ImagesFull { .. }), "{err}");
+        assert_eq!(
+            store.face_count().unwrap(),
+            (1, 1),
+            "nothing of Bo was kept"
+        );
+    }
+
+    #[test]
+    fn a_rename_moves_every_face_and_never_merges_two_people() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_for_test(dir.path());
+        store
+            .add_faces("Ana", "m1", &bare(&[vec![1.0], vec![1.0]]), &Map::new())
+            .unwrap();
+        store
+            .add_faces("Bo", "m1", &bare(&[vec![1.0]]), &Map::new())
+            .unwrap();
+        assert!(matches!(
+            store.rename_person("Ana", "Bo"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.rename_person("Cy", "Di"),
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(store.rename_person("Ana", "Ana Lima").unwrap(), 2);
+        assert_eq!(store.faces(Some("Ana Lima"), 10).unwrap().len(), 2);
+        assert!(store.faces(Some("Ana"), 10).unwrap().is_empty());
     }
 }

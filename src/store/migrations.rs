@@ -94,6 +94,22 @@ const STEPS: &[&str] = &[
         updated_at TEXT NOT NULL
     );
     "#,
+    // v5: the pictures of each enrolled face (the aligned crop and the photo it came from), in
+    // the database rather than in files: written in the face's own transaction and removed with
+    // it (a trigger), so a power cut never leaves a face without its pictures or pictures without
+    // a face; counted by the quota as the store's own pages; carried by a salvage like any
+    // table. `bytes` keeps the bound on their total (`store::faces`) a sum over a column.
+    r#"
+    CREATE TABLE face_images (
+        face_id TEXT PRIMARY KEY,          -- faces.id
+        crop    BLOB NOT NULL,             -- JPEG: the aligned face the embedder saw
+        photo   BLOB NOT NULL,             -- JPEG: the photo it came from, long side <= 1024 px
+        bytes   INTEGER NOT NULL
+    );
+    CREATE TRIGGER face_images_go_with_their_face AFTER DELETE ON faces BEGIN
+        DELETE FROM face_images WHERE face_id = OLD.id;
+    END;
+    "#,
 ];
 
 /// The version this binary writes.
@@ -180,6 +196,10 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM cameras", [], |r| r.get(0))
             .unwrap();
         assert_eq!(cameras, 0, "an upgraded database has no API cameras yet");
+        let images: i64 = old
+            .query_row("SELECT COUNT(*) FROM face_images", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(images, 0, "faces enrolled before v5 have no images");
         let v: u32 = old
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

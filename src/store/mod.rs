@@ -28,6 +28,7 @@ pub(crate) mod salvage;
 pub(crate) mod sinks;
 pub(crate) mod space;
 pub mod subscription;
+pub(crate) mod timeline;
 pub mod webhook;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,7 @@ use crate::metrics::Metrics;
 
 pub use config::{FsyncPolicy, StorageConfig};
 pub use damage::QuickCheck;
+pub use faces::NewFace;
 pub use outbox::Outbox;
 use space::Space;
 pub use space::StoreHealth;
@@ -76,6 +78,8 @@ pub enum StoreError {
     UnknownOrigin { webhook: String, found: String },
     #[error("webhook {webhook} has a stored secret that cannot be used ({reason}); it is not run until its secret is rotated")]
     BadSecret { webhook: String, reason: String },
+    #[error("the gallery's pictures take {used} bytes and these {adding} more would pass their share of storage.quota_mb ({limit} bytes); delete photos of people no longer needed, or raise the quota")]
+    ImagesFull { used: u64, adding: u64, limit: u64 },
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]

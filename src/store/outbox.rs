@@ -229,7 +229,7 @@ fn insert_group(store: &Store, group: &[Pending]) -> Result<(Vec<Vec<Recorded>>,
             events
                 .iter()
                 .map(|e| {
-                    let id = EventId::generate();
+                    let id = e.id.clone().unwrap_or_else(EventId::generate);
                     let json = e.to_json(&id);
                     (id, json)
                 })

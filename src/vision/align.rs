@@ -120,6 +120,11 @@ impl Aligner {
         }
     }
 
+    /// The last crop [`Aligner::align`] made (`size x size` RGB8) and its side.
+    pub fn last_crop(&self) -> (&[u8], u32) {
+        (&self.crop, self.size as u32)
+    }
+
     /// The transform from frame pixels to crop pixels for `det`.
     pub fn transform(&self, det: &Detection) -> Similarity {
         match self.mode {

@@ -142,6 +142,11 @@ impl Embedder {
         }
     }
 
+    /// The face as the network last saw it: the aligned RGB8 crop and its side.
+    pub fn last_crop(&self) -> (&[u8], u32) {
+        self.aligner.last_crop()
+    }
+
     /// Time the last [`Embedder::embed_aligned`] spent in the runtime's invoke call alone.
     pub fn last_invoke(&self) -> std::time::Duration {
         self.session.last_invoke()

@@ -110,6 +110,26 @@ impl FaceEngine {
         Gallery::new(self.config.match_threshold())
     }
 
+    /// The aligned face the embedder saw last (RGB8, `side x side`): after
+    /// [`FaceEngine::embed_single_rgb`], the enrolled face; after [`FaceEngine::analyze`], the
+    /// last face embedded. Enrolment keeps it as the face's thumbnail.
+    pub fn last_crop(&self) -> (&[u8], u32) {
+        self.embedder.last_crop()
+    }
+
+    /// The aligned crop of `face` (found in this RGB8 frame by [`FaceEngine::analyze`]), as the
+    /// embedder saw it: for enrolment from frames with several detections, where the last crop
+    /// may be another face's.
+    pub fn crop_of(&mut self, rgb: &[u8], width: u32, height: u32, face: &Face) -> (&[u8], u32) {
+        let det = Detection {
+            bbox: face.bbox,
+            score: face.score,
+            keypoints: face.keypoints,
+        };
+        self.embedder.align(rgb, width, height, &det);
+        self.embedder.last_crop()
+    }
+
     /// Per-stage timings of the last call.
     pub fn timings(&self) -> StageTimings {
         self.timings

@@ -593,7 +593,12 @@ async fn a_plus_in_a_path_is_a_plus() {
     let store = facecv::store::Store::open(&storage, Default::default()).unwrap();
     for name in ["A B", "A+B"] {
         store
-            .add_faces(name, "test:model", &[vec![0.5; 8]], &Default::default())
+            .add_faces(
+                name,
+                "test:model",
+                &[facecv::store::NewFace::bare(vec![0.5; 8])],
+                &Default::default(),
+            )
             .unwrap();
     }
     drop(store);

@@ -393,6 +393,30 @@ impl Api {
         Some((status, value))
     }
 
+    /// A GET whose answer is not JSON (a picture): the status, the content type and the bytes.
+    pub async fn get_bytes(&self, path: &str) -> (StatusCode, String, Bytes) {
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .expect("the API answers");
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, bytes)
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.raw(Method::GET, path, Bytes::new()).await
     }
@@ -615,4 +639,21 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Asserts that `face_id`'s crop and photo are served as JPEGs of the sizes enrolment keeps.
+pub async fn assert_pictures(api: &Api, face_id: &str) {
+    let (code, ct, crop) = api
+        .get_bytes(&format!("/api/v1/faces/{face_id}/crop.jpg"))
+        .await;
+    assert_eq!((code, ct.as_str()), (StatusCode::OK, "image/jpeg"));
+    let crop = image::load_from_memory_with_format(&crop, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!(crop.width(), crop.height(), "the aligned crop is square");
+    assert!((96..=224).contains(&crop.width()), "{}", crop.width());
+    let (code, ct, photo) = api
+        .get_bytes(&format!("/api/v1/faces/{face_id}/photo.jpg"))
+        .await;
+    assert_eq!((code, ct.as_str()), (StatusCode::OK, "image/jpeg"));
+    let photo = image::load_from_memory_with_format(&photo, image::ImageFormat::Jpeg).unwrap();
+    assert!(photo.width().max(photo.height()) <= 1024);
 }
