@@ -114,5 +114,6 @@ FACECV_URL=https://127.0.0.1:7443 \
   FACES_DIR="$root/tests/data/faces/johns" \
   CAMERA_SOURCE=door \
   SHOTS_DIR="$shots" \
+  DEMO_FRAMES="$work/demo/frames" \
   BROWSER_DIR="$work/chromium" \
   node console/tests/run.mjs "$@"

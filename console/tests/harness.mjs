@@ -14,6 +14,7 @@ export const env = {
   token: process.env.FACECV_TOKEN || '',
   receiver: process.env.RECEIVER_URL || 'http://127.0.0.1:8080',
   faces: process.env.FACES_DIR || '../../tests/data/faces/johns',
+  demoFrames: process.env.DEMO_FRAMES || '../../target/demo/frames',
   cameraSource: process.env.CAMERA_SOURCE || 'door',
   shots: process.env.SHOTS_DIR || '../../target/console-screenshots',
   browserDir: process.env.BROWSER_DIR || '/tmp/facecv-console-chromium',
@@ -88,15 +89,17 @@ export async function waitFor(what, fn, timeoutMs = 30000, everyMs = 250) {
 
 /**
  * A new tab that records what the browser's console says: every error there fails the flow
- * (the issue asks for none), except those the flow expects (`allow`: regexps, e.g. the 401 of a
- * wrong token, which Chromium logs as a failed resource).
+ * (the issue asks for none: uncaught exceptions, CSP refusals, failed loads), except answers the
+ * flow provokes on purpose (`expect`: HTTP statuses, e.g. 401 for a wrong token or 422 for a
+ * field out of range, which Chromium logs as a failed resource however the page handles them).
  */
-export async function openPage(ctx, path, { allow = [], viewport = DESKTOP } = {}) {
+export async function openPage(ctx, path, { expect = [], viewport = DESKTOP } = {}) {
   const page = await ctx.newPage();
   await page.setViewportSize(viewport);
   page.consoleErrors = [];
+  const expected = expect.map((s) => `the server responded with a status of ${s} `);
   const note = (text) => {
-    if (!allow.some((re) => re.test(text))) page.consoleErrors.push(text);
+    if (!expected.some((e) => text.includes(e))) page.consoleErrors.push(text);
   };
   page.on('console', (m) => {
     if (m.type() === 'error') note(`console: ${m.text()}`);

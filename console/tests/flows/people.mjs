@@ -1,8 +1,9 @@
 // The People page: enrol a person from photos (the camera recognises them later, in
 // cameras.mjs), from a video, and the gallery's chores: search, rename, add and remove photos,
 // delete with a confirmation.
-import { readFileSync } from 'node:fs';
-import { openPage, shot, check, waitFor, noConsoleErrors, api, photosOf, settle } from '../harness.mjs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { openPage, shot, check, waitFor, noConsoleErrors, api, photosOf, settle, env } from '../harness.mjs';
 
 /** The person the camera's frames show and the suite enrols (demo/frames.rs's first one). */
 export const ENROLLED = 'John Salley';
@@ -56,14 +57,17 @@ const fromPhotos = {
 const fromVideo = {
   name: 'enrol-from-video',
   async run(t) {
-    // MJPEG is JPEGs one after the other: a "video" of one person made of their photos.
-    const buffer = Buffer.concat(photosOf('John_Schneider').map((p) => readFileSync(p)));
+    // MJPEG is JPEGs one after the other: the door camera's frames of John Savage walking up
+    // (demo/frames.rs: frames 24 to 31 of its loop), a person nobody enrolled.
+    const frames = readdirSync(env.demoFrames).filter((f) => f.endsWith('.jpg')).sort().slice(24, 32);
+    check(frames.length === 8, `no demo frames in ${env.demoFrames}`);
+    const buffer = Buffer.concat(frames.map((f) => readFileSync(join(env.demoFrames, f))));
     const page = await openPage(t.ctx, '/people');
     const name = 'Video Person';
     const form = await enrol(page, {
       name,
       video: true,
-      files: { name: 'schneider.mjpeg', mimeType: 'video/x-motion-jpeg', buffer },
+      files: { name: 'savage.mjpeg', mimeType: 'video/x-motion-jpeg', buffer },
     });
     await waitFor('the video enrolment to finish', async () => (await form.getByText(/frames? enrolled/i).count()) > 0, 90000);
     const n = (await faces(name)).length;

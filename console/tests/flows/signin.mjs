@@ -20,7 +20,7 @@ const signIn = {
 
 async function signInFlow(t) {
   // Chromium logs the wrong token's 401 as a failed resource: expected here.
-  const page = await openPage(t.ctx, '/', { allow: [/\b401\b/] });
+  const page = await openPage(t.ctx, '/', { expect: [401] });
   await waitFor('the sign-in page on a first visit', () => new URL(page.url()).pathname === '/signin', 15000);
   await settle(page);
   const token = page.getByLabel(/token/i);
@@ -59,7 +59,7 @@ const signOut = {
   name: 'sign-out',
   needs: ['sign-in'],
   async run(t) {
-    const page = await openPage(t.ctx, '/', { allow: [/\b401\b/] });
+    const page = await openPage(t.ctx, '/', { expect: [401] });
     await page.getByRole('button', { name: /sign out/i }).click();
     await waitFor('the sign-in page after signing out', () => new URL(page.url()).pathname === '/signin', 10000);
     const left = (await t.ctx.cookies(env.url)).find((c) => c.name === 'facecv_session' && c.value);

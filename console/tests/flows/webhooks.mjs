@@ -78,7 +78,7 @@ const manage = {
   needs: ['webhook-create-test-deliver'],
   async run(t) {
     const id = t.state.webhook;
-    const page = await openPage(t.ctx, '/webhooks');
+    const page = await openPage(t.ctx, '/webhooks', { expect: [422] });
     const c = card(page, id);
 
     // Edit: a value out of range is refused with the API's message beside the field.
