@@ -5,6 +5,7 @@
 
 mod cameras;
 mod config;
+mod console;
 mod engine;
 mod enrol;
 pub(crate) mod error;
@@ -147,6 +148,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match segments.as_slice() {
+        [] => console::page(&req),
+        [page] if console::PAGES.contains(page) => console::page(&req),
+        ["assets", rest @ ..] => console::asset(&req, rest),
         ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
         ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
         ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,

@@ -1,0 +1,293 @@
+//! The web console as the real binary serves it: the shell page on every page path, the assets
+//! with their types, validators and the security headers, 404 for what is not there, and the
+//! API behind it still closed to whoever lacks the token.
+
+mod common;
+
+use bytes::Bytes;
+use common::{free_port, write_config, Binary};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'";
+
+const PAGES: [&str; 8] = [
+    "/",
+    "/signin",
+    "/cameras",
+    "/people",
+    "/events",
+    "/webhooks",
+    "/mqtt",
+    "/system",
+];
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+
+    /// The headers every console answer carries.
+    fn assert_secured(&self, what: &str) {
+        assert_eq!(self.header("content-security-policy"), CSP, "{what}");
+        assert_eq!(self.header("x-content-type-options"), "nosniff", "{what}");
+        assert_eq!(self.header("referrer-policy"), "no-referrer", "{what}");
+        assert_eq!(self.header("x-frame-options"), "DENY", "{what}");
+    }
+}
+
+async fn request(port: u16, method: Method, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("the appliance answers");
+    let (parts, body) = resp.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+async fn get(port: u16, path: &str) -> Answer {
+    request(port, Method::GET, path, &[]).await
+}
+
+async fn start(rest: &str) -> (tempfile::TempDir, Binary) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, rest);
+    let binary = Binary::start(&config, port).await;
+    (dir, binary)
+}
+
+#[tokio::test]
+async fn every_page_path_gets_the_shell_page_with_the_security_headers() {
+    let (_dir, app) = start("").await;
+    for path in PAGES
+        .iter()
+        .chain(&["/cameras/", "/events?event_type=stranger_alert"])
+    {
+        let a = get(app.port, path).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            a.header("content-type"),
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(a.header("cache-control"), "no-cache", "{path}");
+        a.assert_secured(path);
+        let html = a.text();
+        assert!(html.contains("<main id=\"main\""), "{path}: {html}");
+        assert!(html.contains("src=\"/assets/js/app.js\""), "{path}");
+    }
+    // HEAD answers as GET does, without the body.
+    let head = request(app.port, Method::HEAD, "/cameras", &[]).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    head.assert_secured("HEAD /cameras");
+    // The shell is read-only.
+    let post = request(app.port, Method::POST, "/", &[]).await;
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn assets_are_served_with_their_types_and_validators() {
+    let (_dir, app) = start("").await;
+    for (path, ty) in [
+        ("/assets/app.css", "text/css; charset=utf-8"),
+        ("/assets/js/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/js/api.js", "text/javascript; charset=utf-8"),
+        ("/assets/js/ui.js", "text/javascript; charset=utf-8"),
+        (
+            "/assets/js/pages/overview.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let a = get(app.port, path).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert_eq!(a.header("content-type"), ty, "{path}");
+        assert_eq!(a.header("cache-control"), "no-cache", "{path}");
+        assert!(!a.body.is_empty(), "{path}");
+        a.assert_secured(path);
+        // The same file again with its ETag: 304 and no body; a stale tag gets the file.
+        let etag = a.header("etag").to_owned();
+        assert!(etag.starts_with('"') && etag.len() > 10, "{path}: {etag}");
+        let again = request(app.port, Method::GET, path, &[("if-none-match", &etag)]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(again.body.is_empty());
+        assert_eq!(again.header("etag"), etag);
+        let stale = request(app.port, Method::GET, path, &[("if-none-match", "\"0\"")]).await;
+        assert_eq!(stale.status, StatusCode::OK, "{path}");
+        assert_eq!(stale.body, a.body);
+    }
+}
+
+#[tokio::test]
+async fn what_is_not_embedded_is_not_found() {
+    let (_dir, app) = start("").await;
+    for path in [
+        "/assets/nope.js",
+        "/assets/",
+        "/assets/js/../../index.html",
+        "/assets/js/%2E%2E/app.css",
+        "/assets/.hidden",
+        "/assets/js",
+    ] {
+        let a = get(app.port, path).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}: {}", a.text());
+        a.assert_secured(path);
+        let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert_eq!(v["error"]["code"], "not_found", "{path}");
+    }
+    // Neither the tests of the console nor anything else of the checkout is served.
+    assert_eq!(
+        get(app.port, "/tests/console.spec.js").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(app.port, "/index.html").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(app.port, "/peoplex").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// With a token, the pages hold no secret and load without it; the API behind them does not.
+/// Needs `authorize()` to let console paths through (helper A's part of issue 11).
+#[tokio::test]
+#[ignore = "needs the session work's authorize() (issue 11, helper A); un-ignore at the merge"]
+async fn pages_need_no_token_but_the_api_does() {
+    let (_dir, app) = start_with_token().await;
+    for path in PAGES.iter().chain(&["/assets/js/app.js"]) {
+        let a = get(app.port, path).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        a.assert_secured(path);
+    }
+    let api = get(app.port, "/api/v1/cameras").await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_api_keeps_needing_the_token() {
+    let (_dir, app) = start_with_token().await;
+    for path in ["/api/v1/cameras", "/api/v1/events", "/api/v1/webhooks"] {
+        let a = get(app.port, path).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, _) = app
+        .api
+        .clone()
+        .with_token(TOKEN)
+        .get("/api/v1/cameras")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+const TOKEN: &str = "console-test-token-0123456789";
+
+/// The binary with `api.token` set. `Binary::start` waits for a 200 from `/health`, which the
+/// token now guards: this waits for any answer instead, and owns the child from the start so
+/// that a failure cannot leave it running.
+async fn start_with_token() -> (tempfile::TempDir, Binary) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[api]\n", &format!("[api]\ntoken = \"{TOKEN}\"\n"), 1);
+    std::fs::write(&config, text).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("LOG_LEVEL", "WARNING")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the facecv binary");
+    let binary = Binary {
+        child,
+        api: common::Api::new(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+        config,
+        port,
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while binary
+        .api
+        .try_raw(Method::GET, "/health", "")
+        .await
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "facecv did not answer within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (dir, binary)
+}
+
+/// The shell obeys its own CSP: no inline script or style, nothing from another host, and every
+/// file it names is embedded; no script writes data into the page as markup.
+#[tokio::test]
+async fn the_shell_runs_under_its_policy() {
+    let (_dir, app) = start("").await;
+    let html = get(app.port, "/").await.text();
+    assert!(!html.contains("style="), "inline style in index.html");
+    assert!(!html.contains("<style"), "a style element in index.html");
+    for tag in html.split("<script").skip(1) {
+        let open = &tag[..tag.find('>').unwrap()];
+        assert!(
+            open.contains("src=\"/assets/"),
+            "inline or foreign script: {open}"
+        );
+    }
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            let url = &part[..part.find('"').unwrap()];
+            if url.starts_with("/assets/") {
+                let a = get(app.port, url).await;
+                assert_eq!(a.status, StatusCode::OK, "{url} is named but not embedded");
+            } else {
+                assert!(
+                    url.starts_with('/') || url.starts_with('#'),
+                    "{url} is not this appliance's"
+                );
+            }
+        }
+    }
+    for script in ["app.js", "api.js", "ui.js"] {
+        let js = get(app.port, &format!("/assets/js/{script}")).await.text();
+        assert!(!js.contains("innerHTML"), "{script} writes markup");
+        assert!(
+            !js.contains("http://") && !js.contains("https://"),
+            "{script} names another host"
+        );
+    }
+}
