@@ -120,7 +120,8 @@ export async function settle(page) {
   await page.waitForLoadState('networkidle', { timeout: 5000 }).catch(() => {});
   await page.waitForFunction(() => {
     const main = document.querySelector('main');
-    return main && main.children.length > 0 && !main.querySelector('[aria-busy="true"]');
+    return main && main.children.length > 0 && main.getAttribute('aria-busy') !== 'true' &&
+      !main.querySelector('[aria-busy="true"]');
   }, null, { timeout: 15000 }).catch(() => {});
 }
 
@@ -191,4 +192,15 @@ export function photosOf(person) {
 
 function readdirSorted(dir) {
   return require('node:fs').readdirSync(dir).filter((f) => f.endsWith('.jpg')).sort();
+}
+
+/**
+ * A session for a run of some flows without the sign-in flow: the cookie from the session
+ * endpoint, or (an appliance without it) the token as a Bearer header on every request.
+ */
+export async function signInQuietly(t) {
+  const r = await t.ctx.request.post(`${env.url}/api/v1/session`, { data: { token: env.token } });
+  if (r.ok()) return;
+  t.state.bearer = true;
+  await t.ctx.setExtraHTTPHeaders({ authorization: `Bearer ${env.token}` });
 }

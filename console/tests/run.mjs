@@ -5,7 +5,7 @@
 //
 //   node run.mjs [FLOW...]     (scripts/console-test.sh sets the environment; see harness.mjs)
 import { join } from 'node:path';
-import { launch, env, Check } from './harness.mjs';
+import { launch, env, Check, signInQuietly } from './harness.mjs';
 import { flows as signin } from './flows/signin.mjs';
 import { flows as people } from './flows/people.mjs';
 import { flows as cameras } from './flows/cameras.mjs';
@@ -26,6 +26,7 @@ if (asked.length && chosen.length !== asked.length) {
 
 const ctx = await launch();
 const t = { ctx, state: {} };
+if (!chosen.some((f) => f.name === 'sign-in')) await signInQuietly(t);
 const results = [];
 const started = Date.now();
 for (const flow of chosen) {

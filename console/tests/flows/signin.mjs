@@ -29,7 +29,7 @@ async function signInFlow(t) {
   await submit.click();
   await waitFor(
     'an error for the wrong token',
-    async () => (await page.getByText(/wrong|invalid|not accepted|incorrect|not valid/i).count()) > 0,
+    async () => (await page.getByText(/wrong|invalid|not right|not accepted|incorrect|not valid/i).count()) > 0,
     10000,
   );
   check(new URL(page.url()).pathname === '/signin', `a wrong token left the sign-in page: ${page.url()}`);

@@ -89,7 +89,8 @@ const manage = {
     const field = form.getByLabel('Retry delay (s)', { exact: true });
     await waitFor('the field error on retry delay', async () => (await field.getAttribute('aria-invalid')) === 'true', 10000);
     const described = await field.evaluate((el) =>
-      (el.getAttribute('aria-describedby') || '').split(' ').map((i) => document.getElementById(i)?.textContent || '').join(' '),
+      [el.getAttribute('aria-errormessage'), ...(el.getAttribute('aria-describedby') || '').split(' ')]
+        .map((i) => (i && document.getElementById(i)?.textContent) || '').join(' '),
     );
     check(/retry_delay|between|1/.test(described), `the field error says ${JSON.stringify(described)}`);
     await shot(page, 'webhooks-field-error');

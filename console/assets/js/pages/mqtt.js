@@ -2,18 +2,14 @@
 // is open; and the GPIO actions the configuration defines. The API reports no GPIO state (nor does
 // /health): the page says so rather than guess.
 import { api, explain } from '../api.js';
-import { h, time, emptyState } from '../ui.js';
+import { h, time, emptyState, badge, pageHeader } from '../ui.js';
 
 const REFRESH_MS = 3000;
 
-function badge(kind, text) {
-  return h('span', { class: `badge ${kind}` }, text);
-}
-
 /** A definition list of label/value pairs; values may be nodes. */
 function facts(pairs) {
-  return h('dl', { class: 'facts' }, ...pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
-    .map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
+  return h('dl', { class: 'kv' }, ...pairs.filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
 const COUNTERS = [
@@ -32,25 +28,25 @@ function mqttView(stats, mqttConfig) {
   if (!stats.enabled) {
     const paused = mqttConfig && mqttConfig.enabled === false;
     return [
-      h('div', { class: 'card-head' }, h('h2', { id: 'mqtt-h' }, 'MQTT'), badge('neutral', paused ? 'Paused' : 'Off')),
+      h('div', { class: 'card-head' }, h('h2', { id: 'mqtt-h' }, 'MQTT'), badge(paused ? 'Paused' : 'Off', 'muted')),
       h('p', {}, paused
         ? 'MQTT is off: mqtt.enabled = false pauses the bridge. Recorded events wait in the store for it (up to the quota) and go out in order once it is enabled again.'
         : 'MQTT is off: the configuration has no [mqtt] section. Add one with the broker\'s host (see config/default.toml for every key) and restart the service to publish events, camera switches and Home Assistant discovery.'),
     ];
   }
   const state = stats.connected
-    ? badge('ok', 'Connected')
-    : badge('error', 'Not connected');
+    ? badge('Connected', 'ok')
+    : badge('Not connected', 'err');
   return [
     h('div', { class: 'card-head' }, h('h2', { id: 'mqtt-h' }, 'MQTT'), state),
     stats.last_error
-      ? h('p', { class: 'problem' }, h('strong', {}, 'Last error: '), stats.last_error)
-      : h('p', { class: 'meta' }, 'No error since the appliance started.'),
+      ? h('p', { class: 'error-box' }, h('strong', {}, 'Last error: '), stats.last_error)
+      : h('p', { class: 'muted' }, 'No error since the appliance started.'),
     facts([
       ['Broker', h('code', {}, stats.broker)],
       ['Client id', h('code', {}, stats.client_id)],
       ['Topics', h('code', {}, `${stats.base_topic}/…`)],
-      ['Connected since', stats.connected_since ? time(stats.connected_since) : (stats.connected ? '' : 'not connected')],
+      ['Connected since', stats.connected_since ? time(stats.connected_since) : ''],
       ['Cursor', `event #${stats.cursor}`],
     ]),
     h('h3', {}, 'Counters'),
@@ -75,7 +71,7 @@ function describe(a) {
 }
 
 function gpioView(system, err) {
-  const note = h('p', { class: 'meta' },
+  const note = h('p', { class: 'muted small' },
     'The API does not report whether the pins are driven: /health and the API have no GPIO state. A build without the rpi feature, or a machine without /dev/gpiochip0, runs without its actions and says so once in the service\'s log (journalctl -u facecv).');
   if (err) {
     return [h('h2', { id: 'gpio-h' }, 'GPIO actions'), emptyState(`The configuration could not be read: ${explain(err)}`), note];
@@ -104,7 +100,7 @@ export default {
   async render(main) {
     const mqttCard = h('section', { class: 'card', 'aria-labelledby': 'mqtt-h' });
     const gpioCard = h('section', { class: 'card', 'aria-labelledby': 'gpio-h' });
-    main.replaceChildren(h('div', { class: 'page-head' }, h('h1', {}, 'MQTT & GPIO')), mqttCard, gpioCard);
+    main.replaceChildren(pageHeader('MQTT & GPIO'), mqttCard, gpioCard);
     main.setAttribute('aria-busy', 'true');
 
     // The configuration in use says whether MQTT is absent or paused, and which actions exist.

@@ -3,7 +3,7 @@
 // bad photo does not sink the good ones) or from a short video; rename, add and remove photos,
 // delete, search.
 import { api, explain } from '../api.js';
-import { h, toast, confirmDialog, showFieldErrors, busy, time, emptyState } from '../ui.js';
+import { h, toast, confirmDialog, showFieldErrors, busy, time, emptyState, pageHeader } from '../ui.js';
 
 const PHOTO_TYPES = 'image/jpeg,image/png';
 const VIDEO_TYPES = '.y4m,.mjpeg,.mjpg,video/x-motion-jpeg';
@@ -45,7 +45,7 @@ async function enrolPhotos(name, files, list, form) {
   const rows = [...files].map((file) => {
     const url = URL.createObjectURL(file);
     const state = h('span', { class: 'photo-state' }, 'Waiting');
-    const preview = h('img', { src: url, alt: '', width: 40, height: 40, class: 'upload-thumb' });
+    const preview = h('img', { src: url, alt: '', width: 40, height: 40, class: 'thumb upload-thumb' });
     // A file that is not a picture has no preview; the appliance says why it is refused.
     preview.addEventListener('error', () => { preview.hidden = true; });
     const row = h('li', { class: 'upload' },
@@ -101,7 +101,7 @@ function enrolPanel(onEnrolled) {
     h('div', { class: 'field' }, h('label', { for: countId }, 'Frames to enrol'), count));
   const radios = ['photos', 'video'].map((v) => {
     const id = uid('from');
-    return h('span', { class: 'choice' },
+    return h('span', { class: 'check' },
       h('input', { type: 'radio', name: 'from', value: v, id, checked: v === 'photos' }),
       h('label', { for: id }, v === 'photos' ? 'From photos' : 'From a video'));
   });
@@ -109,16 +109,16 @@ function enrolPanel(onEnrolled) {
     const id = uid(name);
     return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, name, type: 'text', ...attrs }));
   };
-  const submit = h('button', { type: 'submit', class: 'primary' }, 'Enrol');
-  const form = h('form', { class: 'enrol-form', novalidate: true },
+  const submit = h('button', { type: 'submit', class: 'btn-primary' }, 'Enrol');
+  const form = h('form', { class: 'form enrol-form', novalidate: true },
     field('name', 'Name', { required: true, maxlength: 128, autocomplete: 'off' }),
     h('div', { class: 'field-row' },
       field('department', 'Department (optional)'),
       field('employee_id', 'Employee id (optional)')),
-    h('fieldset', { class: 'choices' }, h('legend', {}, 'Enrol'), ...radios),
+    h('fieldset', {}, h('legend', {}, 'Enrol'), h('div', { class: 'segmented' }, ...radios)),
     photosBox,
     videoBox,
-    h('div', { class: 'actions' }, submit),
+    h('div', { class: 'row' }, submit),
     status,
     progress);
   form.addEventListener('change', (e) => {
@@ -163,7 +163,7 @@ function enrolPanel(onEnrolled) {
     const data = personForm(name, form);
     data.append('count', count.value || '5');
     data.append('file', file, file.name);
-    const bar = h('progress', { 'aria-label': 'Analysing the video' });
+    const bar = h('progress', { 'aria-label': `Analysing the video of ${name}` });
     status.replaceChildren(bar, h('span', {}, ` Uploading and analysing ${file.name}: the best frames are picked…`));
     try {
       const r = await api('POST', '/api/v1/faces/video', data);
@@ -192,11 +192,11 @@ function thumb(face, i, name, onRemove) {
   const label = `Photo ${i + 1} of ${name}`;
   const picture = face.has_image
     ? h('a', { href: `/api/v1/faces/${enc(face.id)}/photo.jpg`, target: '_blank', rel: 'noopener', title: 'The photo this face came from' },
-      h('img', { src: `/api/v1/faces/${enc(face.id)}/crop.jpg`, alt: label, width: 96, height: 96, loading: 'lazy' }))
+      h('img', { src: `/api/v1/faces/${enc(face.id)}/crop.jpg`, alt: label, width: 96, height: 96, loading: 'lazy', class: 'thumb' }))
     : h('div', { class: 'thumb-placeholder', role: 'img', 'aria-label': `${label}: no image kept (enrolled before the appliance kept photos)` }, 'No image');
-  const remove = h('button', { type: 'button', class: 'thumb-remove', 'aria-label': `Remove photo ${i + 1} of ${name}`, title: 'Remove this photo' }, '×');
+  const remove = h('button', { type: 'button', class: 'btn-small photo-remove', 'aria-label': `Remove photo ${i + 1} of ${name}`, title: 'Remove this photo' }, 'Remove');
   remove.addEventListener('click', () => onRemove(face, i, remove));
-  return h('li', { class: 'thumb' }, h('figure', {}, picture, h('figcaption', {}, time(face.created_at))), remove);
+  return h('li', { class: 'photo' }, h('figure', {}, picture, h('figcaption', { class: 'small muted' }, time(face.created_at))), remove);
 }
 
 /** A person's card, with its own actions. `reload` redraws the list from the appliance. */
@@ -207,7 +207,7 @@ function personCard(person, reload) {
   const facts = [`${photos.length} photo${photos.length === 1 ? '' : 's'}`, meta.department, meta.employee_id && `id ${meta.employee_id}`]
     .filter(Boolean).join(' · ');
   const heading = h('h3', { id: headingId }, name);
-  const header = h('div', { class: 'person-head' }, heading, h('p', { class: 'meta' }, facts));
+  const header = h('div', { class: 'person-head' }, heading, h('p', { class: 'muted small' }, facts));
   const status = h('p', { class: 'person-status', role: 'status' });
 
   const removePhoto = async (face, i, button) => {
@@ -222,7 +222,7 @@ function personCard(person, reload) {
     }).catch((err) => toast(explain(err), 'error')));
   };
 
-  const picker = h('input', { type: 'file', accept: PHOTO_TYPES, multiple: true, class: 'visually-hidden', 'aria-label': `Add photos of ${name}`, tabindex: -1 });
+  const picker = h('input', { type: 'file', accept: PHOTO_TYPES, multiple: true, class: 'offscreen', 'aria-label': `Add photos of ${name}`, tabindex: -1 });
   const uploads = h('ol', { class: 'upload-list' });
   const add = h('button', { type: 'button' }, 'Add photos');
   add.addEventListener('click', () => picker.click());
@@ -241,12 +241,13 @@ function personCard(person, reload) {
   rename.addEventListener('click', () => {
     const id = uid('rename');
     const input = h('input', { id, name: 'name', type: 'text', value: name, required: true, maxlength: 128, autocomplete: 'off' });
-    const save = h('button', { type: 'submit', class: 'primary' }, 'Save');
+    const save = h('button', { type: 'submit', class: 'btn-primary' }, 'Save');
     const cancel = h('button', { type: 'button' }, 'Cancel');
-    const form = h('form', { class: 'rename-form', novalidate: true },
-      h('div', { class: 'field' }, h('label', { for: id }, `New name for ${name}`), input),
-      h('div', { class: 'actions' }, save, cancel));
-    cancel.addEventListener('click', () => { form.replaceWith(header); rename.focus(); });
+    const form = h('form', { class: 'form-inline rename-form', novalidate: true },
+      h('div', { class: 'field grow' }, h('label', { for: id }, `New name for ${name}`), input),
+      h('div', { class: 'row' }, save, cancel));
+    const factsLine = header.querySelector('p');
+    cancel.addEventListener('click', () => { form.remove(); factsLine.hidden = false; rename.hidden = false; rename.focus(); });
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       const to = input.value.trim();
@@ -258,12 +259,15 @@ function personCard(person, reload) {
         showFieldErrors(form, { ...err, field: 'name', message: err.status === 409 ? `${to} is already enrolled: pick another name, or delete one of them.` : explain(err) });
       }));
     });
-    header.replaceWith(form);
+    // The heading stays (it names the card); the form takes the place of the facts under it.
+    factsLine.hidden = true;
+    rename.hidden = true;
+    header.append(form);
     input.focus();
     input.select();
   });
 
-  const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
+  const del = h('button', { type: 'button', class: 'btn-danger' }, 'Delete');
   del.addEventListener('click', async () => {
     const ok = await confirmDialog(`Delete ${name} and their ${photos.length} photo${photos.length === 1 ? '' : 's'}? They will no longer be recognised; events already recorded keep their name.`, { confirm: 'Delete' });
     if (!ok) return;
@@ -275,8 +279,8 @@ function personCard(person, reload) {
 
   return h('article', { class: 'card person', 'aria-labelledby': headingId, 'data-name': name.toLowerCase() },
     header,
-    h('ul', { class: 'thumbs' }, ...photos.map((f, i) => thumb(f, i, name, removePhoto))),
-    h('div', { class: 'actions' }, add, rename, del, picker),
+    h('ul', { class: 'photos' }, ...photos.map((f, i) => thumb(f, i, name, removePhoto))),
+    h('div', { class: 'row' }, add, rename, del, picker),
     uploads,
     status);
 }
@@ -285,10 +289,10 @@ export default {
   title: 'People',
   async render(main) {
     const listId = uid('list');
-    const search = h('input', { type: 'search', id: uid('search'), placeholder: 'Name, department or id', autocomplete: 'off' });
-    const summary = h('p', { class: 'meta', role: 'status' });
+    const search = h('input', { type: 'search', 'aria-label': 'Search people', placeholder: 'Search people', autocomplete: 'off', class: 'people-search' });
+    const summary = h('p', { class: 'muted', role: 'status' });
     const list = h('div', { class: 'people-list', id: listId });
-    const noMatch = h('p', { class: 'empty', hidden: true }, 'No one matches.');
+    const noMatch = h('div', { class: 'empty', hidden: true }, h('p', {}, 'No one matches.'));
     let people = [];
 
     const filter = () => {
@@ -326,7 +330,7 @@ export default {
     };
 
     const panel = enrolPanel(reload);
-    const toggle = h('button', { type: 'button', class: 'primary', 'aria-expanded': 'false', 'aria-controls': '' }, 'Enrol a person');
+    const toggle = h('button', { type: 'button', class: 'btn-primary', 'aria-expanded': 'false' }, 'Enrol a person');
     panel.id = uid('panel');
     toggle.setAttribute('aria-controls', panel.id);
     toggle.addEventListener('click', () => {
@@ -337,12 +341,7 @@ export default {
     search.addEventListener('input', filter);
 
     main.replaceChildren(
-      h('div', { class: 'page-head' },
-        h('h1', {}, 'People'),
-        h('div', { class: 'toolbar' },
-          h('label', { for: search.id, class: 'visually-hidden' }, 'Search people'),
-          search,
-          toggle)),
+      pageHeader('People', search, toggle),
       summary,
       panel,
       h('section', { 'aria-label': 'Everyone enrolled' }, list, noMatch),

@@ -1,6 +1,6 @@
 // The webhook form of the Webhooks page: every field of a webhook's configuration, for creating
 // one and for editing it, with the API's 422s shown beside the field they name.
-import { api, explain } from '../api.js';
+import { api } from '../api.js';
 import { h, showFieldErrors, busy } from '../ui.js';
 
 export const EVENT_TYPES = [
@@ -58,22 +58,21 @@ export function webhookForm(existing, { onDone, onCancel }) {
     const id = uid(value);
     const box = h('input', { type: 'checkbox', name: 'event_types', value, id });
     box.checked = Boolean(existing?.event_types?.includes(value));
-    return h('span', { class: 'choice' }, box, h('label', { for: id }, label));
+    return h('span', { class: 'check' }, box, h('label', { for: id }, label));
   });
   const enabled = h('input', { type: 'checkbox', name: 'enabled', id: uid('enabled') });
   enabled.checked = existing ? existing.enabled : true;
-  const save = h('button', { type: 'submit', class: 'primary' }, editing ? 'Save' : 'Create');
+  const save = h('button', { type: 'submit', class: 'btn-primary' }, editing ? 'Save' : 'Create');
   const cancel = h('button', { type: 'button' }, 'Cancel');
-  const status = h('p', { class: 'form-error', role: 'alert' });
 
-  const form = h('form', { class: 'card webhook-form', 'aria-labelledby': headingId, novalidate: true },
+  const form = h('form', { class: 'card form webhook-form', 'aria-labelledby': headingId, novalidate: true },
     h('h2', { id: headingId }, title),
     field('webhook_id', 'Webhook id', { required: true, maxlength: 64, autocomplete: 'off', spellcheck: 'false', ...(editing ? { readonly: true } : {}) },
       editing ? 'A webhook keeps its id; delete it and add another to rename.' : 'Letters, digits, _ and -: used in URLs, logs and metrics.'),
     field('url', 'URL', { type: 'url', required: true, inputmode: 'url', autocomplete: 'off', spellcheck: 'false', placeholder: 'https://receiver.example/webhook' }),
-    h('fieldset', { class: 'choices', 'aria-describedby': `${headingId}-types` },
+    h('fieldset', { 'aria-describedby': `${headingId}-types` },
       h('legend', {}, 'Event types'),
-      ...types,
+      h('div', { class: 'segmented' }, ...types),
       h('p', { class: 'hint', id: `${headingId}-types` }, 'None ticked: every type, including types added later.')),
     field('camera_ids', 'Cameras', { autocomplete: 'off', spellcheck: 'false' }, 'Camera ids separated by commas; empty: every camera.'),
     h('div', { class: 'field-row' },
@@ -86,9 +85,8 @@ export function webhookForm(existing, { onDone, onCancel }) {
     field('headers', 'Headers', { rows: 3, spellcheck: 'false', placeholder: 'Authorization: Bearer …' }, 'Sent with every request, one "Name: value" a line.'),
     editing ? '' : field('secret', 'Signing secret', { autocomplete: 'off', spellcheck: 'false', placeholder: 'whsec_…' },
       'Empty: the appliance makes one and shows it once. Or give your receiver\'s: whsec_ and a base64 key.'),
-    h('div', { class: 'field choice' }, enabled, h('label', { for: enabled.id }, 'Enabled')),
-    status,
-    h('div', { class: 'actions' }, save, cancel));
+    h('div', { class: 'check' }, enabled, h('label', { for: enabled.id }, 'Enabled')),
+    h('div', { class: 'row' }, save, cancel));
 
   const el = form.elements;
   const values = existing || { batch_size: 10, batch_timeout: 1, timeout: 30, retry_count: 3, retry_delay: 1 };
@@ -128,7 +126,6 @@ export function webhookForm(existing, { onDone, onCancel }) {
   }
 
   async function submit() {
-    status.textContent = '';
     showFieldErrors(form, null);
     let b;
     try {
@@ -142,10 +139,13 @@ export function webhookForm(existing, { onDone, onCancel }) {
         : await api('POST', '/api/v1/webhooks', b);
       onDone(answer);
     } catch (err) {
-      // `headers.X-Name` names one header: the error goes beside the headers box.
-      const name = err.field?.startsWith('headers.') ? 'headers' : err.field;
-      if (name && el[name]) showFieldErrors(form, { ...err, field: name, message: err.message });
-      else status.textContent = explain(err);
+      // `headers.X-Name` names one header: the error goes beside the headers box, naming it.
+      if (err.field?.startsWith('headers.')) {
+        showFieldErrors(form, { field: 'headers', message: `${err.field.slice(8)}: ${err.message}` });
+      } else {
+        // Beside the field the API named, or above the form with explain()'s sentence.
+        showFieldErrors(form, err);
+      }
     }
   }
 

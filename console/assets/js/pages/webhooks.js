@@ -3,7 +3,7 @@
 // create and after a rotation, with a copy button; the delivery log; dead letters and their
 // replay, followed until they are delivered or fail again.
 import { api, explain } from '../api.js';
-import { h, toast, confirmDialog, busy, time, emptyState, copyButton } from '../ui.js';
+import { h, toast, confirmDialog, busy, time, emptyState, copyButton, badge, pageHeader } from '../ui.js';
 import { webhookForm, EVENT_TYPES } from './webhook-form.js';
 
 const enc = encodeURIComponent;
@@ -12,19 +12,15 @@ let nextId = 0;
 const uid = (p) => `whp-${p}-${++nextId}`;
 const typeLabel = Object.fromEntries(EVENT_TYPES);
 
-function badge(kind, text) {
-  return h('span', { class: `badge ${kind}` }, text);
-}
-
 /** The secret, shown this once: receivers need it to check signatures, and it is not shown again. */
 function secretPanel(id, secret, why, onDone) {
   const headingId = uid('secret');
-  const done = h('button', { type: 'button', class: 'primary' }, 'Done');
+  const done = h('button', { type: 'button', class: 'btn-primary' }, 'Done');
   const panel = h('section', { class: 'card secret-panel', 'aria-labelledby': headingId },
     h('h2', { id: headingId }, `Signing secret of ${id}`),
     h('p', {}, `${why} It is shown this once: copy it into your receiver now (its FACECV_WEBHOOK_SECRET). Deliveries carry a Standard Webhooks signature made with it.`),
-    h('div', { class: 'secret' }, h('code', {}, secret), copyButton(secret)),
-    h('div', { class: 'actions' }, done));
+    h('code', { class: 'secret' }, secret),
+    h('div', { class: 'row secret-actions' }, copyButton(secret, 'Copy the secret'), done));
   done.addEventListener('click', () => {
     panel.remove();
     onDone();
@@ -67,7 +63,7 @@ function deliveriesTable(id, rows) {
         h('td', { 'data-label': 'When' }, time(a.at)),
         h('td', { 'data-label': 'Events' }, `${a.events} (#${a.first_seq}${a.last_seq !== a.first_seq ? `–${a.last_seq}` : ''})`),
         h('td', { 'data-label': 'Attempt' }, String(a.attempt)),
-        h('td', { 'data-label': 'Result' }, badge(ok ? 'ok' : 'error', ok ? 'Delivered' : 'Failed'), ' ', result),
+        h('td', { 'data-label': 'Result' }, badge(ok ? 'Delivered' : 'Failed', ok ? 'ok' : 'err'), ' ', result),
         h('td', { 'data-label': 'Latency' }, `${Math.round(a.latency_ms)} ms`));
     }))));
 }
@@ -80,7 +76,7 @@ function deadLettersTable(id, rows) {
       h('td', { 'data-label': 'Failed' }, time(d.created_at)),
       h('td', { 'data-label': 'Events' }, `${d.event_count} (${[...new Set(d.events.map((e) => typeLabel[e.event_type] || e.event_type))].join(', ')})`),
       h('td', { 'data-label': 'Error' }, d.error),
-      h('td', { 'data-label': 'Replay' }, d.replay_pending ? badge('warning', 'Pending') : '–'))))));
+      h('td', { 'data-label': 'Replay' }, d.replay_pending ? badge('Pending', 'warn') : '–'))))));
 }
 
 /** A drawer under a card: shown by its toggle, filled by `load` each time it opens or refreshes. */
@@ -89,7 +85,7 @@ function drawer(label, load) {
   const panelId = uid('drawer');
   const toggle = h('button', { type: 'button', 'aria-expanded': 'false', 'aria-controls': panelId }, label);
   const refresh = h('button', { type: 'button' }, 'Refresh');
-  const panel = h('div', { class: 'drawer', id: panelId, hidden: true }, body, h('div', { class: 'actions' }, refresh));
+  const panel = h('div', { class: 'drawer', id: panelId, hidden: true }, body, h('div', { class: 'row' }, refresh));
   const fill = async () => {
     try {
       body.replaceChildren(await load());
@@ -150,16 +146,16 @@ function webhookCard(w, page) {
   const dead = drawer('Dead letters', async () => {
     const { dead_letters: rows } = await api('GET', `/api/v1/webhooks/${enc(id)}/dead_letters?limit=100`);
     if (!rows.length) return h('div', {}, emptyState('No dead letters: every batch that ran out of retries has been delivered.'));
-    const go = h('button', { type: 'button', class: 'primary' }, `Replay ${rows.length} dead letter${rows.length === 1 ? '' : 's'}`);
+    const go = h('button', { type: 'button', class: 'btn-primary' }, `Replay ${rows.length} dead letter${rows.length === 1 ? '' : 's'}`);
     go.addEventListener('click', async () => {
-      const ok = await confirmDialog(`Send the ${rows.length} dead letter${rows.length === 1 ? '' : 's'} of ${id} again now? They go before new events, in order.`, { confirm: 'Replay' });
+      const ok = await confirmDialog(`Send the ${rows.length} dead letter${rows.length === 1 ? '' : 's'} of ${id} again now? They go before new events, in order.`, { confirm: 'Replay', danger: false });
       if (!ok) return;
       await busy(go, replay(id, rows.length, replayStatus, async () => {
         await dead.fill();
         await page.refresh();
       }).catch((err) => { replayStatus.textContent = explain(err); }));
     });
-    return h('div', {}, deadLettersTable(id, rows), h('div', { class: 'actions' }, go));
+    return h('div', {}, deadLettersTable(id, rows), h('div', { class: 'row' }, go));
   });
 
   const test = h('button', { type: 'button' }, 'Test');
@@ -169,7 +165,7 @@ function webhookCard(w, page) {
       const r = await api('POST', '/api/v1/webhooks/test', { url: w.url, webhook_id: id, test_data: { sent_from: 'console' } });
       const ms = `${Math.round(r.response_time_ms)} ms`;
       testResult.replaceChildren(
-        badge(r.success ? 'ok' : 'error', r.success ? 'Test delivered' : 'Test failed'),
+        badge(r.success ? 'Test delivered' : 'Test failed', r.success ? 'ok' : 'err'),
         ' ',
         r.status_code ? `HTTP ${r.status_code} in ${ms}` : `No answer after ${ms}: ${r.error}`,
       );
@@ -192,14 +188,14 @@ function webhookCard(w, page) {
 
   const rotate = h('button', { type: 'button' }, 'Rotate secret');
   rotate.addEventListener('click', async () => {
-    const ok = await confirmDialog(`Make a new signing secret for ${id}? Deliveries are signed with it from the next batch: the receiver needs the new one.`, { confirm: 'Rotate secret' });
+    const ok = await confirmDialog(`Make a new signing secret for ${id}? Deliveries are signed with it from the next batch: the receiver needs the new one.`, { confirm: 'Rotate secret', danger: false });
     if (!ok) return;
     await busy(rotate, api('POST', `/api/v1/webhooks/${enc(id)}/rotate_secret`)
       .then((r) => page.showSecret(id, r.secret, 'A new secret was made; the old one no longer signs.'))
       .catch((err) => toast(explain(err), 'error')));
   });
 
-  const del = h('button', { type: 'button', class: 'danger' }, 'Delete');
+  const del = h('button', { type: 'button', class: 'btn-danger' }, 'Delete');
   del.addEventListener('click', async () => {
     const ok = await confirmDialog(`Delete the webhook ${id}? Events not yet delivered to it, its log and its dead letters go with it.`, { confirm: 'Delete' });
     if (!ok) return;
@@ -215,13 +211,14 @@ function webhookCard(w, page) {
 
   const card = h('article', { class: 'card webhook', 'aria-labelledby': headingId },
     h('div', { class: 'card-head' }, h('h3', { id: headingId }, id), stateBadges),
-    h('p', { class: 'url' }, h('code', {}, w.url)),
-    h('p', { class: 'meta' }, `${filters} · batches of ${w.batch_size}, ${w.retry_count} retr${w.retry_count === 1 ? 'y' : 'ies'} · added ${w.origin === 'config' ? 'in the config file' : ''}`, w.origin === 'config' ? '' : time(w.created_at)),
+    h('p', { class: 'break' }, h('code', {}, w.url)),
+    h('p', { class: 'muted small' }, `${filters} · batches of ${w.batch_size}, ${w.retry_count} retr${w.retry_count === 1 ? 'y' : 'ies'} · `,
+      w.origin === 'config' ? 'from the config file' : h('span', {}, 'added ', time(w.created_at))),
     counts.dl,
     problem,
-    h('div', { class: 'actions' }, test, edit, toggle, rotate, del),
+    h('div', { class: 'row' }, test, edit, toggle, rotate, del),
     testResult,
-    h('div', { class: 'actions' }, deliveries.toggle, dead.toggle),
+    h('div', { class: 'row' }, deliveries.toggle, dead.toggle),
     deliveries.panel,
     dead.panel,
     replayStatus);
@@ -231,9 +228,9 @@ function webhookCard(w, page) {
     /** New numbers from `/webhooks/stats` (and the webhook's own problem, if any). */
     update(stats, detail) {
       counts.set(stats);
-      const badges = [w.enabled ? badge('ok', 'Enabled') : badge('neutral', 'Disabled')];
-      if (detail?.delivery?.error) badges.push(badge('error', 'Not delivering'));
-      if (stats?.dead_letters) badges.push(badge('warning', `${stats.dead_letters} dead letter${stats.dead_letters === 1 ? '' : 's'}`));
+      const badges = [w.enabled ? badge('Enabled', 'ok') : badge('Disabled', 'muted')];
+      if (detail?.delivery?.error) badges.push(badge('Not delivering', 'err'));
+      if (stats?.dead_letters) badges.push(badge(`${stats.dead_letters} dead letter${stats.dead_letters === 1 ? '' : 's'}`, 'warn'));
       stateBadges.replaceChildren(...badges);
       problem.textContent = detail?.delivery?.error ? `Not delivering: ${detail.delivery.error}` : '';
       dead.toggle.textContent = stats?.dead_letters ? `Dead letters (${stats.dead_letters})` : 'Dead letters';
@@ -245,11 +242,11 @@ function webhookCard(w, page) {
 export default {
   title: 'Webhooks',
   async render(main) {
-    const summary = h('p', { class: 'meta', role: 'status' });
+    const summary = h('p', { class: 'muted', role: 'status' });
     const formSlot = h('div', { class: 'form-slot' });
     const secretSlot = h('div', { class: 'secret-slot' });
     const list = h('div', { class: 'webhook-list' });
-    const add = h('button', { type: 'button', class: 'primary' }, 'Add a webhook');
+    const add = h('button', { type: 'button', class: 'btn-primary' }, 'Add a webhook');
     let cards = new Map();
 
     const closeForm = () => {
@@ -321,7 +318,7 @@ export default {
     });
 
     main.replaceChildren(
-      h('div', { class: 'page-head' }, h('h1', {}, 'Webhooks'), h('div', { class: 'toolbar' }, add)),
+      pageHeader('Webhooks', add),
       summary,
       secretSlot,
       formSlot,
