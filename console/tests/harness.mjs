@@ -102,7 +102,9 @@ export async function openPage(ctx, path, { expect = [], viewport = DESKTOP } = 
     if (!expected.some((e) => text.includes(e))) page.consoleErrors.push(text);
   };
   page.on('console', (m) => {
-    if (m.type() === 'error') note(`console: ${m.text()}`);
+    // A failed load says its status but not what it was: add the URL.
+    const url = m.location()?.url;
+    if (m.type() === 'error') note(`console: ${m.text()}${url && /Failed to load/.test(m.text()) ? ` (${url})` : ''}`);
   });
   page.on('pageerror', (e) => note(`uncaught: ${e.message}`));
   if (path !== null) await goto(page, path);

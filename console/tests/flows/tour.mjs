@@ -52,7 +52,7 @@ function tour(viewport, name) {
           }
           noConsoleErrors(page);
         } catch (e) {
-          failures.push(e.message.split('\n').join('\n    '));
+          failures.push(`${label}: ${e.message.split('\n').join('\n    ')}`);
         } finally {
           await page.close();
         }

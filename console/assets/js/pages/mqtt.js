@@ -24,14 +24,21 @@ const COUNTERS = [
   ['commands', 'Commands', 'Camera ON/OFF commands received.'],
 ];
 
+/** Why the bridge is off, from the configuration in use (`undefined`: it could not be read). */
+function offText(mqttConfig) {
+  const paused = 'mqtt.enabled = false pauses the bridge. Recorded events wait in the store for it (up to the quota) and go out in order once it is enabled again.';
+  const absent = 'Add an [mqtt] section with the broker\'s host (see config/default.toml for every key) and restart the service to publish events, camera switches and Home Assistant discovery.';
+  if (mqttConfig === undefined) return `MQTT is off: the configuration has no [mqtt] section, or ${paused} ${absent}`;
+  if (mqttConfig && mqttConfig.enabled === false) return `MQTT is off: ${paused}`;
+  return `MQTT is off: the configuration has no [mqtt] section. ${absent}`;
+}
+
 function mqttView(stats, mqttConfig) {
   if (!stats.enabled) {
     const paused = mqttConfig && mqttConfig.enabled === false;
     return [
       h('div', { class: 'card-head' }, h('h2', { id: 'mqtt-h' }, 'MQTT'), badge(paused ? 'Paused' : 'Off', 'muted')),
-      h('p', {}, paused
-        ? 'MQTT is off: mqtt.enabled = false pauses the bridge. Recorded events wait in the store for it (up to the quota) and go out in order once it is enabled again.'
-        : 'MQTT is off: the configuration has no [mqtt] section. Add one with the broker\'s host (see config/default.toml for every key) and restart the service to publish events, camera switches and Home Assistant discovery.'),
+      h('p', {}, offText(mqttConfig)),
     ];
   }
   const state = stats.connected
@@ -113,7 +120,8 @@ export default {
     }
     const refresh = async () => {
       try {
-        mqttCard.replaceChildren(...mqttView(await api('GET', '/api/v1/mqtt/stats'), system?.config?.mqtt));
+        const mqttConfig = system ? system.config?.mqtt ?? null : undefined;
+        mqttCard.replaceChildren(...mqttView(await api('GET', '/api/v1/mqtt/stats'), mqttConfig));
       } catch (err) {
         mqttCard.replaceChildren(h('h2', { id: 'mqtt-h' }, 'MQTT'), emptyState(`The bridge's state could not be read: ${explain(err)}`));
       }
