@@ -88,6 +88,17 @@ export async function api(method, path, body, options = {}) {
   return text ? JSON.parse(text) : null;
 }
 
+/**
+ * Opens a streaming GET (the live view's MJPEG): resolves to the Response once the answer is a
+ * success, throws the ApiError otherwise. Abort with `signal` to close it.
+ */
+export async function stream(path, signal) {
+  const r = await send('GET', path, undefined, null, signal);
+  if (r.status === 401) location.assign('/signin?next=' + encodeURIComponent(location.pathname));
+  if (!r.ok) throw await toError(r);
+  return r;
+}
+
 async function send(method, path, body, csrf, signal) {
   const headers = { Accept: 'application/json' };
   let payload;
@@ -175,8 +186,10 @@ export function explain(err) {
     sentence = `Too many wrong tokens in a row. Try again in ${err.retryAfter} s.`;
   } else if (err.code === 'conflict') {
     sentence = `${capital(err.message)}: choose another name.`;
+  } else if (err.code === 'not_found' && /^path /.test(err.message)) {
+    sentence = `This appliance's version does not offer that yet (${err.message}).`;
   } else if (err.code === 'not_found') {
-    sentence = `Not found: ${err.message.replace(/ not found$/, '')}. It may have been removed meanwhile, or this appliance's version does not offer it.`;
+    sentence = `${capital(err.message)}: it may have been removed meanwhile.`;
   } else if (err.code === 'no_good_shots' && err.message) {
     sentence = `${SENTENCES.no_good_shots} (${err.message})`;
   } else if (err.code === 'validation_error' || (!sentence && err.field)) {

@@ -84,10 +84,12 @@ export function showFieldErrors(form, err) {
   const input = err.field ? fieldNamed(form, err.field) : null;
   if (input) {
     const id = `err-${input.name || 'field'}-${Math.random().toString(36).slice(2, 7)}`;
-    const note = h('p', { class: 'field-error', id }, err.message ? capital(err.message) : explain(err));
+    const note = h('p', { class: 'field-error', id }, fieldMessage(err));
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-errormessage', id);
-    (input.closest('.field') || input).after(note);
+    const field = input.closest('.field');
+    if (field) field.append(note);
+    else input.after(note);
     input.focus();
     return true;
   }
@@ -104,6 +106,14 @@ function fieldNamed(form, field) {
     if (el && el[0]) return el[0];
   }
   return null;
+}
+
+/** The API's message without the `field: ` it starts with (the note sits beside that field). */
+function fieldMessage(err) {
+  if (!err.message) return explain(err);
+  let m = err.message;
+  if (err.field && m.startsWith(err.field + ': ')) m = m.slice(err.field.length + 2);
+  return capital(m);
 }
 
 function capital(s) {

@@ -29,6 +29,8 @@ export default {
     });
     const submit = h('button', { type: 'submit', class: 'btn-primary' }, 'Sign in');
     const form = h('form', { class: 'form', novalidate: true },
+      // Password managers file a token under a user name; the appliance has one admin.
+      h('input', { type: 'text', name: 'username', autocomplete: 'username', value: 'facecv', hidden: true }),
       h('div', { class: 'field' },
         h('label', { for: 'token' }, 'API token'),
         input),
