@@ -35,18 +35,18 @@ const nameStranger = {
       90000,
       1000,
     );
-    const page = await openPage(t.ctx, '/events?type=stranger_alert');
-    const snapshot = page.locator('img[src*="snapshot.jpg"]').first();
+    const page = await openPage(t.ctx, '/events?event_type=stranger_alert');
+    // The newest stranger whose snapshot shows.
+    const item = page.locator('li.event').filter({ has: page.locator('img.snapshot') }).first();
     await waitFor('a stranger snapshot on the timeline', async () => {
-      if ((await snapshot.count()) === 0) await goto(page, '/events?type=stranger_alert');
-      return snapshot.evaluate((i) => i.complete && i.naturalWidth > 0);
+      if ((await item.count()) === 0) await goto(page, '/events?event_type=stranger_alert');
+      return item.locator('img.snapshot').evaluate((i) => i.complete && i.naturalWidth > 0);
     }, 30000, 1000);
-    check((await snapshot.getAttribute('alt')) || '', 'the snapshot has no alt text');
+    check(/stranger/i.test(await item.locator('img.snapshot').getAttribute('alt')), 'the snapshot\'s alt text does not say what it shows');
     await shot(page, 'events-stranger');
-    await page.getByRole('button', { name: /this is/i }).first().click();
-    const dialog = page.getByRole('dialog').or(page.getByRole('form', { name: /this is|name/i }));
-    await dialog.first().getByLabel(/name/i).first().fill(STRANGER_NAME);
-    await dialog.first().getByRole('button', { name: /enrol|save|name/i }).first().click();
+    await item.getByRole('button', { name: /this is/i }).click();
+    await item.getByLabel(/who is this/i).fill(STRANGER_NAME);
+    await item.getByRole('button', { name: /^enrol$/i }).click();
     await waitFor(
       `${STRANGER_NAME} in the gallery`,
       async () => (await api('GET', `/api/v1/faces?name=${encodeURIComponent(STRANGER_NAME)}`)).faces.length > 0,
