@@ -15,6 +15,9 @@
 # Like the other tests that make the appliance dial what it is given (tests/common/netns.rs), it
 # needs root for the namespace: without root it is skipped with the reason, except under CI, where
 # it fails (a test that never runs must not look like one that passed).
+#
+# FACECV_CONSOLE_TOLERATE=REGEXP turns browser-console errors matching it into notes in the
+# summary (for a run on a branch that lacks some endpoints yet); nothing here sets it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

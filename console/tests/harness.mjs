@@ -127,10 +127,24 @@ export async function settle(page) {
   }, null, { timeout: 15000 }).catch(() => {});
 }
 
+/**
+ * Errors matching FACECV_CONSOLE_TOLERATE (a regexp; scripts/console-test.sh never sets it) are
+ * counted and named in the summary instead of failing the flow: for a run against a branch that
+ * lacks some endpoints yet, to see which flows would pass once they are merged.
+ */
+const tolerate = process.env.FACECV_CONSOLE_TOLERATE ? new RegExp(process.env.FACECV_CONSOLE_TOLERATE) : null;
+export const tolerated = new Map();
+
 /** Fails if the page logged errors; call at the end of each flow's use of a page. */
 export function noConsoleErrors(page) {
-  const errors = page.consoleErrors.splice(0);
-  check(errors.length === 0, `the browser console logged errors:\n      ${errors.join('\n      ')}`);
+  const counts = new Map();
+  for (const e of page.consoleErrors.splice(0)) {
+    if (tolerate?.test(e)) tolerated.set(e, (tolerated.get(e) || 0) + 1);
+    else counts.set(e, (counts.get(e) || 0) + 1);
+  }
+  const lines = [...counts].map(([e, n]) => (n > 1 ? `${e} (${n} times)` : e));
+  const shown = lines.length > 6 ? [...lines.slice(0, 6), `... and ${lines.length - 6} more`] : lines;
+  check(lines.length === 0, `the browser console logged errors:\n      ${shown.join('\n      ')}`);
 }
 
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');

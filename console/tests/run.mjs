@@ -5,7 +5,7 @@
 //
 //   node run.mjs [FLOW...]     (scripts/console-test.sh sets the environment; see harness.mjs)
 import { join } from 'node:path';
-import { launch, env, Check, signInQuietly } from './harness.mjs';
+import { launch, env, Check, signInQuietly, tolerated } from './harness.mjs';
 import { flows as signin } from './flows/signin.mjs';
 import { flows as people } from './flows/people.mjs';
 import { flows as cameras } from './flows/cameras.mjs';
@@ -74,5 +74,6 @@ const passed = results.filter((r) => r.outcome === 'ok').length;
 const failed = results.length - passed;
 console.log(`console-test: screenshots in ${env.shots}; ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
 if (t.state.bearer) console.log('console-test: note: signing in failed, so the later flows ran with the token as a Bearer header');
+for (const [e, n] of tolerated) console.log(`console-test: tolerated (FACECV_CONSOLE_TOLERATE): ${e}${n > 1 ? ` (${n} times)` : ''}`);
 console.log(`console: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

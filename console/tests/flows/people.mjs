@@ -48,9 +48,23 @@ const fromPhotos = {
     const person = card(page, ENROLLED);
     await waitFor(`${ENROLLED}'s card`, () => person.isVisible(), 10000);
     check((await faces(ENROLLED)).length === 3, `the gallery does not hold 3 photos of ${ENROLLED}`);
-    await waitFor(`3 thumbnails of ${ENROLLED} (crop.jpg)`, () => imagesLoaded(person, 3), 10000);
     noConsoleErrors(page);
     t.state.enrolled = ENROLLED;
+  },
+};
+
+const thumbnails = {
+  name: 'people-thumbnails',
+  needs: ['enrol-from-photos'],
+  async run(t) {
+    const page = await openPage(t.ctx, '/people');
+    const person = card(page, ENROLLED);
+    await waitFor(`3 thumbnails of ${ENROLLED} (their face crops)`, () => imagesLoaded(person, 3), 10000);
+    // Each opens the photo it was cut from.
+    const href = await person.getByRole('link').first().getAttribute('href');
+    const photo = await page.request.get(new URL(href, page.url()).href);
+    check(photo.ok() && photo.headers()['content-type'] === 'image/jpeg', `${href}: ${photo.status()} ${photo.headers()['content-type']}`);
+    noConsoleErrors(page);
   },
 };
 
@@ -123,4 +137,4 @@ const manage = {
   },
 };
 
-export const flows = [fromPhotos, fromVideo, manage];
+export const flows = [fromPhotos, thumbnails, fromVideo, manage];

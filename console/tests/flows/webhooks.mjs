@@ -55,7 +55,7 @@ const deliver = {
     check(test.verified === true, 'the test event was not signed with the secret the page showed');
 
     // A real delivery: an event recorded now reaches the receiver, signed, and shows in the log.
-    await api('POST', '/api/v1/events/trigger', { event_type: 'face_recognized', count: 1, camera_id: 'console_trigger' });
+    await api('POST', '/api/v1/events/trigger', { event_type: 'face_detected', count: 1, camera_id: 'console_trigger' });
     const got = await waitFor('a delivery at the receiver', async () =>
       (await receiver.received()).find((r) => r.path === '/hook' && r.body?.events?.some((e) => e.camera_id === 'console_trigger')),
     );
@@ -111,7 +111,7 @@ const manage = {
     await waitFor('the new secret', () => shown.isVisible(), 10000);
     const secret = (await shown.locator('code').innerText()).trim();
     await receiver.set({ secret, clear: true });
-    await api('POST', '/api/v1/events/trigger', { event_type: 'face_recognized', count: 1, camera_id: 'console_trigger' });
+    await api('POST', '/api/v1/events/trigger', { event_type: 'face_detected', count: 1, camera_id: 'console_trigger' });
     const got = await waitFor('a delivery signed with the new secret', async () =>
       (await receiver.received()).find((r) => r.path === '/hook' && r.body?.events?.some((e) => e.camera_id === 'console_trigger')),
     );
@@ -133,7 +133,7 @@ const deadLetter = {
       'Cameras': 'console_dead_cam',
     });
     await shown.getByRole('button', { name: /done|close|hide/i }).click();
-    await api('POST', '/api/v1/events/trigger', { event_type: 'stranger_alert', count: 2, camera_id: 'console_dead_cam' });
+    await api('POST', '/api/v1/events/trigger', { event_type: 'attendance_recorded', count: 2, camera_id: 'console_dead_cam' });
     await waitFor('a dead letter', async () => (await hook(id)).delivery.dead_letters > 0, 30000);
     await goto(page, '/webhooks');
     const c = card(page, id);
