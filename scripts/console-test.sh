@@ -18,6 +18,8 @@
 #
 # FACECV_CONSOLE_TOLERATE=REGEXP turns browser-console errors matching it into notes in the
 # summary (for a run on a branch that lacks some endpoints yet); nothing here sets it.
+# FACECV_DOCS_SCREENSHOTS=1 copies the README's screenshots into docs/screenshots/ after a run
+# where every flow passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -120,3 +122,12 @@ FACECV_URL=https://127.0.0.1:7443 \
   DEMO_FRAMES="$work/demo/frames" \
   BROWSER_DIR="$work/chromium" \
   node console/tests/run.mjs "$@"
+
+# FACECV_DOCS_SCREENSHOTS=1 refreshes the README's pictures from a run where every flow passed.
+if [ "${FACECV_DOCS_SCREENSHOTS:-0}" = 1 ]; then
+  mkdir -p docs/screenshots
+  for f in people-1280x800 webhooks-deliveries-1280x800 webhooks-360x740; do
+    cp "$shots/$f.png" docs/screenshots/
+  done
+  say "docs/screenshots/ refreshed"
+fi
