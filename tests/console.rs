@@ -291,3 +291,66 @@ async fn the_shell_runs_under_its_policy() {
         );
     }
 }
+
+/// Every module a script imports is embedded: a page whose import is missing would load as a
+/// blank page with one line in the browser's console.
+#[tokio::test]
+async fn every_imported_module_is_embedded() {
+    let (_dir, app) = start("").await;
+    // The router imports each page by name (`./pages/${name}.js`): these are the pages of the
+    // shell's own part; the others come with their own tests.
+    let mut queue: Vec<String> = [
+        "app",
+        "pages/overview",
+        "pages/signin",
+        "pages/cameras",
+        "pages/events",
+        "pages/system",
+    ]
+    .iter()
+    .map(|m| format!("/assets/js/{m}.js"))
+    .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = queue.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let a = get(app.port, &path).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "{path} is imported but not embedded"
+        );
+        let js = a.text();
+        // Static imports, one a line (`import { h } from './ui.js';`), and literal dynamic ones.
+        for line in js.lines().map(str::trim_start) {
+            let spec = match (
+                line.starts_with("import "),
+                line.find(" from '"),
+                line.find("import('"),
+            ) {
+                (true, Some(i), _) => &line[i + 7..],
+                (_, _, Some(i)) => &line[i + 8..],
+                _ => continue,
+            };
+            queue.push(resolve(&path, &spec[..spec.find('\'').unwrap()]));
+        }
+    }
+    assert!(seen.contains("/assets/js/live.js"), "{seen:?}");
+}
+
+/// `spec` (`./ui.js`, `../api.js`) relative to the module at `from`.
+fn resolve(from: &str, spec: &str) -> String {
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for seg in spec.split('/') {
+        match seg {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
