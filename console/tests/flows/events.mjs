@@ -5,8 +5,17 @@ import { ENROLLED } from './people.mjs';
 
 const recognised = {
   name: 'recognised-in-events',
-  needs: ['recognised-live'],
+  needs: ['enrol-from-photos', 'add-file-camera'],
   async run(t) {
+    await waitFor(
+      `${ENROLLED} recognised by the camera`,
+      async () => {
+        const found = await api('GET', '/api/v1/events?after_seq=0&limit=1000&event_type=face_recognized');
+        return found.events.some((e) => (e.event.data.recognized_faces || []).some((f) => f.name === ENROLLED));
+      },
+      60000,
+      1000,
+    );
     const page = await openPage(t.ctx, '/events');
     await waitFor(
       `${ENROLLED}'s recognition on the timeline`,

@@ -79,8 +79,11 @@ function deadLettersTable(id, rows) {
       h('td', { 'data-label': 'Replay' }, d.replay_pending ? badge('Pending', 'warn') : '–'))))));
 }
 
-/** A drawer under a card: shown by its toggle, filled by `load` each time it opens or refreshes. */
-function drawer(label, load) {
+/**
+ * A drawer under a card: shown by its toggle, filled by `load` each time it opens or refreshes;
+ * `after` then runs too (the card's counters, so they agree with what the drawer shows).
+ */
+function drawer(label, load, after = async () => {}) {
   const body = h('div', { class: 'drawer-body' });
   const panelId = uid('drawer');
   const toggle = h('button', { type: 'button', 'aria-expanded': 'false', 'aria-controls': panelId }, label);
@@ -96,9 +99,9 @@ function drawer(label, load) {
   toggle.addEventListener('click', async () => {
     panel.hidden = !panel.hidden;
     toggle.setAttribute('aria-expanded', String(!panel.hidden));
-    if (!panel.hidden) await busy(toggle, fill());
+    if (!panel.hidden) await busy(toggle, fill().then(after));
   });
-  refresh.addEventListener('click', () => busy(refresh, fill()));
+  refresh.addEventListener('click', () => busy(refresh, fill().then(after)));
   return { toggle, panel, fill, get open() { return !panel.hidden; } };
 }
 
@@ -141,8 +144,9 @@ function webhookCard(w, page) {
   const testResult = h('p', { class: 'test-result', role: 'status' });
   const replayStatus = h('p', { class: 'replay-status', role: 'status' });
 
+  const counters = () => page.refresh({ only: id });
   const deliveries = drawer('Delivery log', async () =>
-    deliveriesTable(id, (await api('GET', `/api/v1/webhooks/${enc(id)}/deliveries?limit=20`)).deliveries));
+    deliveriesTable(id, (await api('GET', `/api/v1/webhooks/${enc(id)}/deliveries?limit=20`)).deliveries), counters);
   const dead = drawer('Dead letters', async () => {
     const { dead_letters: rows } = await api('GET', `/api/v1/webhooks/${enc(id)}/dead_letters?limit=100`);
     if (!rows.length) return h('div', {}, emptyState('No dead letters: every batch that ran out of retries has been delivered.'));
@@ -156,7 +160,7 @@ function webhookCard(w, page) {
       }).catch((err) => { replayStatus.textContent = explain(err); }));
     });
     return h('div', {}, deadLettersTable(id, rows), h('div', { class: 'row' }, go));
-  });
+  }, counters);
 
   const test = h('button', { type: 'button' }, 'Test');
   test.addEventListener('click', () => busy(test, (async () => {
@@ -226,7 +230,7 @@ function webhookCard(w, page) {
   return {
     card,
     /** New numbers from `/webhooks/stats` (and the webhook's own problem, if any). */
-    update(stats, detail) {
+    update(stats, detail, { refill = true } = {}) {
       counts.set(stats);
       const badges = [w.enabled ? badge('Enabled', 'ok') : badge('Disabled', 'muted')];
       if (detail?.delivery?.error) badges.push(badge('Not delivering', 'err'));
@@ -234,7 +238,7 @@ function webhookCard(w, page) {
       stateBadges.replaceChildren(...badges);
       problem.textContent = detail?.delivery?.error ? `Not delivering: ${detail.delivery.error}` : '';
       dead.toggle.textContent = stats?.dead_letters ? `Dead letters (${stats.dead_letters})` : 'Dead letters';
-      if (deliveries.open) deliveries.fill();
+      if (refill && deliveries.open) deliveries.fill();
     },
   };
 }
@@ -269,7 +273,8 @@ export default {
         }
         await page.refresh();
       },
-      async refresh() {
+      /** The counters of every card (or of `only`'s, without refilling its open log). */
+      async refresh({ only = null } = {}) {
         let stats;
         try {
           stats = await api('GET', '/api/v1/webhooks/stats');
@@ -278,8 +283,9 @@ export default {
         }
         summary.textContent = `${stats.total_webhooks} webhook${stats.total_webhooks === 1 ? '' : 's'}, ${stats.enabled_webhooks} enabled · ${stats.queue_size} event${stats.queue_size === 1 ? '' : 's'} waiting · delivery ${stats.manager_running ? 'running' : 'stopped'}`;
         for (const [id, c] of cards) {
+          if (only && id !== only) continue;
           const detail = await api('GET', `/api/v1/webhooks/${enc(id)}`).catch(() => null);
-          c.update(stats.webhooks[id], detail);
+          c.update(stats.webhooks[id], detail, { refill: !only });
         }
       },
       showSecret(id, secret, why) {
