@@ -126,7 +126,7 @@ FACECV_URL=https://127.0.0.1:7443 \
 # FACECV_DOCS_SCREENSHOTS=1 refreshes the README's pictures from a run where every flow passed.
 if [ "${FACECV_DOCS_SCREENSHOTS:-0}" = 1 ]; then
   mkdir -p docs/screenshots
-  for f in people-1280x800 webhooks-deliveries-1280x800 webhooks-360x740; do
+  for f in cameras-live-1280x800 people-1280x800 webhooks-deliveries-1280x800 webhooks-360x740; do
     cp "$shots/$f.png" docs/screenshots/
   done
   say "docs/screenshots/ refreshed"
