@@ -32,8 +32,9 @@ const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'se
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
                    base-uri 'none'; form-action 'self'";
 
-/// Each embedded file with its `ETag` (a strong one: a prefix of its SHA-256), computed once, so that
-/// `Cache-Control: no-cache` costs a 304 and not the file after an upgrade-free reload.
+/// Each embedded file with its `ETag` (a strong one: a prefix of its SHA-256), computed once: with
+/// `Cache-Control: no-cache` the browser asks again on every load, and an unchanged file costs a
+/// 304 rather than its bytes, while a new version of the binary is never hidden behind a cache.
 /// Keyed by the path below `console/` (`index.html`, `assets/js/app.js`).
 static FILES: LazyLock<HashMap<String, (&'static [u8], String)>> = LazyLock::new(|| {
     let mut files = HashMap::new();

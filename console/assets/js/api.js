@@ -93,7 +93,8 @@ export async function api(method, path, body, options = {}) {
  * success, throws the ApiError otherwise. Abort with `signal` to close it.
  */
 export async function stream(path, signal) {
-  const r = await send('GET', path, undefined, null, signal);
+  const s = await session().catch(() => null);
+  const r = await send('GET', path, undefined, s && s.csrf_token, signal);
   if (r.status === 401) location.assign('/signin?next=' + encodeURIComponent(location.pathname));
   if (!r.ok) throw await toError(r);
   return r;

@@ -110,7 +110,9 @@ function fieldNamed(form, field) {
 
 /** The API's message without the `field: ` it starts with (the note sits beside that field). */
 function fieldMessage(err) {
-  if (!err.message) return explain(err);
+  // A known refusal (no_face, no_good_shots, ...) reads better as explain()'s sentence.
+  const known = err.code && !['validation_error', 'conflict', 'not_found'].includes(err.code) && !/^http_/.test(err.code);
+  if (!err.message || known) return explain(err);
   let m = err.message;
   if (err.field && m.startsWith(err.field + ': ')) m = m.slice(err.field.length + 2);
   return capital(m);

@@ -2,7 +2,7 @@
 // a file below api.media_dir, or the test pattern; sent as `POST /api/v1/cameras`
 // `{camera_id, source, fps, autostart}` (FaceCV's source string, see README "Cameras and faces").
 
-import { api, explain, ApiError } from '../api.js';
+import { api, ApiError } from '../api.js';
 import { h, busy, showFieldErrors } from '../ui.js';
 
 const KINDS = [
@@ -48,6 +48,46 @@ function devicePicker() {
   return wrap;
 }
 
+/** Sends the form as `POST /api/v1/cameras`; the API's refusals go beside the input they concern. */
+async function submit(form, k, button, onAdded) {
+  showFieldErrors(form, null);
+  const value = {
+    device: () => (form.elements.device ? form.elements.device.value.trim() : ''),
+    url: () => form.elements.url.value.trim(),
+    file: () => form.elements.file.value.trim(),
+    synthetic: () => 'synthetic',
+  }[k]();
+  const inputName = { device: 'device', url: 'url', file: 'file', synthetic: 'camera_id' }[k];
+  const body = {
+    camera_id: form.elements.camera_id.value.trim(),
+    source: value,
+    fps: Number(form.elements.fps.value),
+    autostart: form.elements.autostart.checked,
+  };
+  if (!body.camera_id) {
+    showFieldErrors(form, new ApiError(0, 'validation_error', 'give the camera a name', 'camera_id'));
+    return;
+  }
+  if (!value) {
+    showFieldErrors(form, new ApiError(0, 'validation_error', 'say where the pictures come from', inputName));
+    return;
+  }
+  try {
+    onAdded(await busy(button, api('POST', '/api/v1/cameras', body)));
+  } catch (err) {
+    // The API names `source` (or `spec`); the form's input for it depends on the kind.
+    if (err.field === 'source' || err.field === 'spec') err.field = inputName;
+    if (err.code === 'conflict') {
+      err.field = 'camera_id';
+      err.message = 'a camera of this name exists already; choose another name';
+    }
+    if (!err.field && ['outside_media_dir', 'media_dir_unset', 'device_not_allowed', 'pipe_needs_config'].includes(err.code)) {
+      err.field = inputName;
+    }
+    showFieldErrors(form, err);
+  }
+}
+
 /** `onAdded(status)` after the camera is added, `onCancel()` when the form is closed. */
 export function addForm(onAdded, onCancel) {
   const radios = KINDS.map(([value, label], i) => h('label', { class: 'check' },
@@ -65,7 +105,7 @@ export function addForm(onAdded, onCancel) {
     synthetic: h('p', { class: 'notice' }, 'A moving test pattern without faces: it shows the camera pipeline runs, nothing more.'),
   };
   const source = h('div', {}, parts.device);
-  const submit = h('button', { type: 'submit', class: 'btn-primary' }, 'Add camera');
+  const button = h('button', { type: 'submit', class: 'btn-primary' }, 'Add camera');
   const form = h('form', { class: 'form card', novalidate: true, 'aria-labelledby': 'add-title' },
     h('h2', { id: 'add-title' }, 'Add a camera'),
     h('div', { class: 'field' },
@@ -79,54 +119,16 @@ export function addForm(onAdded, onCancel) {
         h('input', { id: 'fps', name: 'fps', type: 'number', min: '0.1', max: '60', step: '0.1', value: '10', inputmode: 'decimal' })),
       h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'autostart', checked: true }),
         'Start it now and whenever the appliance starts')),
-    h('div', { class: 'row' }, submit, h('button', { type: 'button', onclick: onCancel }, 'Cancel')));
+    h('div', { class: 'row' }, button, h('button', { type: 'button', onclick: onCancel }, 'Cancel')));
 
   const kind = () => form.elements.kind.value;
   form.addEventListener('change', (e) => {
     if (e.target.name === 'kind') source.replaceChildren(parts[kind()]);
   });
 
-  form.addEventListener('submit', async (e) => {
+  form.addEventListener('submit', (e) => {
     e.preventDefault();
-    showFieldErrors(form, null);
-    const k = kind();
-    const value = {
-      device: () => (form.elements.device ? form.elements.device.value.trim() : ''),
-      url: () => form.elements.url.value.trim(),
-      file: () => form.elements.file.value.trim(),
-      synthetic: () => 'synthetic',
-    }[k]();
-    const inputName = { device: 'device', url: 'url', file: 'file', synthetic: 'camera_id' }[k];
-    const body = {
-      camera_id: form.elements.camera_id.value.trim(),
-      source: value,
-      fps: Number(form.elements.fps.value),
-      autostart: form.elements.autostart.checked,
-    };
-    if (!body.camera_id) {
-      showFieldErrors(form, new ApiError(0, 'validation_error', 'give the camera a name', 'camera_id'));
-      return;
-    }
-    if (!value) {
-      showFieldErrors(form, new ApiError(0, 'validation_error', 'say where the pictures come from', inputName));
-      return;
-    }
-    try {
-      const status = await busy(submit, api('POST', '/api/v1/cameras', body));
-      onAdded(status);
-    } catch (err) {
-      // The API names `source` (or `spec`); the form's input for it depends on the kind.
-      if (err.field === 'source' || err.field === 'spec') err.field = inputName;
-      if (err.code === 'conflict') {
-        err.field = 'camera_id';
-        err.message = 'a camera of this name exists already; choose another name';
-      }
-      if (!err.field && ['outside_media_dir', 'media_dir_unset', 'device_not_allowed', 'pipe_needs_config'].includes(err.code)) {
-        err.field = inputName;
-        err.message = explain(err);
-      }
-      showFieldErrors(form, err);
-    }
+    submit(form, kind(), button, onAdded);
   });
   return form;
 }

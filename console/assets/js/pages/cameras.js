@@ -141,6 +141,109 @@ function enrolForm(camera, done) {
   return form;
 }
 
+/** The live views open on the page: one per camera at most, all closed when the page is left. */
+function liveViews() {
+  const open = new Map();
+  const close = (id) => {
+    const live = open.get(id);
+    if (!live) return;
+    live.close();
+    live.button.textContent = 'Live view';
+    live.button.setAttribute('aria-expanded', 'false');
+    open.delete(id);
+  };
+  return {
+    close,
+    closeAll: () => [...open.keys()].forEach(close),
+    toggle(c, button, area) {
+      if (open.has(c.camera_id)) {
+        close(c.camera_id);
+        area.replaceChildren();
+        return;
+      }
+      button.textContent = 'Close live view';
+      button.setAttribute('aria-expanded', 'true');
+      const ended = () => {
+        open.delete(c.camera_id);
+        button.textContent = 'Live view';
+        button.setAttribute('aria-expanded', 'false');
+      };
+      open.set(c.camera_id, { close: openLive(c.camera_id, area, ended), button });
+    },
+  };
+}
+
+/** What a camera card's buttons do; `refresh()` redraws the list after a change. */
+function cameraActions(lives, refresh) {
+  const path = (c) => `/api/v1/cameras/${encodeURIComponent(c.camera_id)}`;
+  return {
+    async toggle(c, button, update) {
+      try {
+        const status = await busy(button, api('POST', `${path(c)}/${c.running ? 'stop' : 'start'}`));
+        update(status);
+        toast(`${c.camera_id} ${status.running ? 'started' : 'stopped'}.`, 'ok');
+      } catch (e) {
+        toast(explain(e), 'error');
+      }
+    },
+    async remove(c, button) {
+      const yes = await confirmDialog(`Delete the camera ${c.camera_id}? Its events stay; it is not started again.`,
+        { confirm: 'Delete camera' });
+      if (!yes) return;
+      try {
+        await busy(button, api('DELETE', path(c)));
+        toast(`${c.camera_id} deleted.`, 'ok');
+        lives.close(c.camera_id);
+        await refresh();
+      } catch (e) {
+        toast(explain(e), 'error');
+      }
+    },
+    live: (c, button, area) => lives.toggle(c, button, area),
+    enrol(c, button, area) {
+      if (area.firstChild) {
+        area.replaceChildren();
+        button.setAttribute('aria-expanded', 'false');
+        return;
+      }
+      button.setAttribute('aria-expanded', 'true');
+      const form = enrolForm(c, (answer) => {
+        button.setAttribute('aria-expanded', 'false');
+        area.replaceChildren(...(answer ? [h('p', { class: 'notice' }, `${answer.name} is enrolled. `,
+          h('a', { href: '/people' }, 'See them on the People page'), '.')] : []));
+        button.focus();
+      });
+      area.replaceChildren(form);
+      form.elements.name.focus();
+    },
+  };
+}
+
+/** The "Add a camera" button opens and closes the form above the list. */
+function addToggle(addButton, addArea, refresh) {
+  const closeForm = () => {
+    addArea.replaceChildren();
+    addButton.setAttribute('aria-expanded', 'false');
+  };
+  addButton.addEventListener('click', () => {
+    if (addArea.firstChild) {
+      closeForm();
+      return;
+    }
+    addButton.setAttribute('aria-expanded', 'true');
+    addArea.replaceChildren(addForm(async (status) => {
+      closeForm();
+      toast(`${status.camera_id} added${status.running ? ' and started' : ''}.`, 'ok');
+      await refresh();
+      addButton.focus();
+    }, () => {
+      closeForm();
+      addButton.focus();
+    }));
+    addArea.querySelector('input, select').focus();
+  });
+}
+
 export default {
   title: 'Cameras',
   async render(main) {
@@ -149,77 +252,13 @@ export default {
     const addArea = h('div', { id: 'add-camera' });
     const list = h('div', { class: 'stack' });
     main.append(pageHeader('Cameras', addButton), addArea, list);
-
     const cards = new Map();
-    const lives = new Map();
+    const lives = liveViews();
+    const actions = cameraActions(lives, () => refresh());
     let timer = null;
     let stopped = false;
 
-    const actions = {
-      async toggle(c, button, update) {
-        try {
-          const status = await busy(button, api('POST', `/api/v1/cameras/${encodeURIComponent(c.camera_id)}/${c.running ? 'stop' : 'start'}`));
-          update(status);
-          toast(`${c.camera_id} ${status.running ? 'started' : 'stopped'}.`, 'ok');
-        } catch (e) {
-          toast(explain(e), 'error');
-        }
-      },
-      async remove(c, button) {
-        if (!(await confirmDialog(`Delete the camera ${c.camera_id}? Its events stay; it is not started again.`, { confirm: 'Delete camera' }))) return;
-        try {
-          await busy(button, api('DELETE', `/api/v1/cameras/${encodeURIComponent(c.camera_id)}`));
-          toast(`${c.camera_id} deleted.`, 'ok');
-          closeLive(c.camera_id);
-          await refresh();
-        } catch (e) {
-          toast(explain(e), 'error');
-        }
-      },
-      live(c, button, area) {
-        if (lives.has(c.camera_id)) {
-          closeLive(c.camera_id);
-          area.replaceChildren();
-          return;
-        }
-        button.textContent = 'Close live view';
-        button.setAttribute('aria-expanded', 'true');
-        lives.set(c.camera_id, {
-          close: openLive(c.camera_id, area, () => {
-            lives.delete(c.camera_id);
-            button.textContent = 'Live view';
-            button.setAttribute('aria-expanded', 'false');
-          }),
-          button,
-        });
-      },
-      enrol(c, button, area) {
-        if (area.firstChild) {
-          area.replaceChildren();
-          button.setAttribute('aria-expanded', 'false');
-          return;
-        }
-        button.setAttribute('aria-expanded', 'true');
-        const form = enrolForm(c, (answer) => {
-          button.setAttribute('aria-expanded', 'false');
-          area.replaceChildren(...(answer ? [h('p', { class: 'notice' }, `${answer.name} is enrolled. `,
-            h('a', { href: '/people' }, 'See them on the People page'), '.')] : []));
-          button.focus();
-        });
-        area.replaceChildren(form);
-        form.elements.name.focus();
-      },
-    };
-
-    function closeLive(id) {
-      const live = lives.get(id);
-      if (!live) return;
-      live.close();
-      live.button.textContent = 'Live view';
-      live.button.setAttribute('aria-expanded', 'false');
-      lives.delete(id);
-    }
-
+    /** Updates the cards in place: open forms, live views and the keyboard's focus stay. */
     async function refresh() {
       let cameras;
       try {
@@ -231,11 +270,10 @@ export default {
       if (stopped) return;
       const ids = new Set(cameras.map((c) => c.camera_id));
       for (const [id, card] of cards) {
-        if (!ids.has(id)) {
-          closeLive(id);
-          card.card.remove();
-          cards.delete(id);
-        }
+        if (ids.has(id)) continue;
+        lives.close(id);
+        card.card.remove();
+        cards.delete(id);
       }
       if (!cameras.length) {
         list.replaceChildren(emptyState('No camera yet. Add one: a camera plugged into the device, a network camera (RTSP), a video file, or the test pattern.'));
@@ -243,38 +281,16 @@ export default {
       }
       if (!cards.size) list.replaceChildren();
       for (const c of cameras) {
-        const known = cards.get(c.camera_id);
-        if (known) {
-          known.update(c);
+        if (cards.has(c.camera_id)) {
+          cards.get(c.camera_id).update(c);
         } else {
-          const made = cameraCard(c, actions);
-          cards.set(c.camera_id, made);
-          list.append(made.card);
+          cards.set(c.camera_id, cameraCard(c, actions));
+          list.append(cards.get(c.camera_id).card);
         }
       }
     }
 
-    addButton.addEventListener('click', () => {
-      if (addArea.firstChild) {
-        addArea.replaceChildren();
-        addButton.setAttribute('aria-expanded', 'false');
-        return;
-      }
-      addButton.setAttribute('aria-expanded', 'true');
-      addArea.replaceChildren(addForm(async (status) => {
-        addArea.replaceChildren();
-        addButton.setAttribute('aria-expanded', 'false');
-        toast(`${status.camera_id} added${status.running ? ' and started' : ''}.`, 'ok');
-        await refresh();
-        addButton.focus();
-      }, () => {
-        addArea.replaceChildren();
-        addButton.setAttribute('aria-expanded', 'false');
-        addButton.focus();
-      }));
-      addArea.querySelector('input, select').focus();
-    });
-
+    addToggle(addButton, addArea, refresh);
     await refresh();
     const loop = async () => {
       if (stopped) return;
@@ -285,7 +301,7 @@ export default {
     return () => {
       stopped = true;
       clearTimeout(timer);
-      for (const id of [...lives.keys()]) closeLive(id);
+      lives.closeAll();
     };
   },
 };

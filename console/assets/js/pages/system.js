@@ -46,11 +46,12 @@ function certificateCard(https) {
 function tokenCard(sys) {
   const out = h('div', {});
   const rotate = h('button', { type: 'button', class: 'btn-danger' }, 'Rotate the API token');
-  const source = {
+  const sources = {
     config: 'the configuration file (api.token)',
     state: 'the file api-token in the state folder, written by the last rotation (it wins over api.token in the configuration file)',
     none: 'nowhere: no token is set, so the API answers only to this device itself',
-  }[sys.token_source] || 'unknown';
+  };
+  const source = h('span', {}, sources[sys.token_source] || 'unknown');
   rotate.addEventListener('click', async () => {
     const yes = await confirmDialog('Make a new API token? The old one stops working at once: every script, client and other browser that uses it must be given the new one. This browser stays signed in.',
       { confirm: 'Rotate token' });
@@ -63,6 +64,7 @@ function tokenCard(sys) {
         h('p', { class: 'small' }, 'Written to ', h('code', { class: 'break' }, answer.written_to),
           ', which wins over api.token in the configuration file from now on. Store it in your password manager; it is not shown again.')));
       toast('The API token is rotated; the old one no longer works.', 'ok');
+      source.textContent = sources.state;
       await session(true);
     } catch (e) {
       out.replaceChildren(errorBox(e));
