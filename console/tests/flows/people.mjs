@@ -2,7 +2,7 @@
 // cameras.mjs), from a video, and the gallery's chores: search, rename, add and remove photos,
 // delete with a confirmation.
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { openPage, shot, check, waitFor, noConsoleErrors, api, photosOf, settle, env } from '../harness.mjs';
 
 /** The person the camera's frames show and the suite enrols (demo/frames.rs's first one). */
@@ -39,11 +39,16 @@ async function enrol(page, { name, files, video = false }) {
 const fromPhotos = {
   name: 'enrol-from-photos',
   async run(t) {
-    const page = await openPage(t.ctx, '/people');
-    const photos = photosOf('John_Salley').slice(0, 3);
-    const form = await enrol(page, { name: ENROLLED, files: photos });
-    // One line of progress per photo, each ending "enrolled".
+    // A file that is not a photo is refused (422) with a sentence, and the good ones still count.
+    const page = await openPage(t.ctx, '/people', { expect: [422] });
+    const photos = photosOf('John_Salley').slice(0, 3)
+      .map((p) => ({ name: basename(p), mimeType: 'image/jpeg', buffer: readFileSync(p) }));
+    const notAPhoto = { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not a picture') };
+    const form = await enrol(page, { name: ENROLLED, files: [...photos, notAPhoto] });
+    // One line of progress per photo, each ending "enrolled" or why not.
     await waitFor('each photo reported enrolled', async () => (await form.getByText(/^enrolled$/i).count()) === 3, 60000);
+    await waitFor('the refusal of the file that is not a photo', async () =>
+      (await form.getByText(/refused: .*not a picture/i).count()) === 1, 10000);
     await shot(page, 'people-enrolled');
     const person = card(page, ENROLLED);
     await waitFor(`${ENROLLED}'s card`, () => person.isVisible(), 10000);
@@ -137,4 +142,28 @@ const manage = {
   },
 };
 
-export const flows = [fromPhotos, thumbnails, fromVideo, manage];
+/** The People page by keyboard alone: Tab reaches "Enrol a person", Enter opens the form there. */
+const keyboard = {
+  name: 'people-keyboard',
+  async run(t) {
+    const page = await openPage(t.ctx, '/people');
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.textContent === 'Enrol a person');
+    }
+    check(reached, 'Tab never reached "Enrol a person"');
+    const ring = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    check(ring !== 'none', 'the focused button shows no focus ring');
+    // With nobody enrolled yet the form is open already: Enter closes it, and Enter again opens it.
+    if ((await page.evaluate(() => document.activeElement.getAttribute('aria-expanded'))) === 'true') {
+      await page.keyboard.press('Enter');
+    }
+    await page.keyboard.press('Enter');
+    await waitFor('the Name field focused', () => page.evaluate(() => document.activeElement?.name === 'name'), 5000);
+    await page.keyboard.press('Escape');
+    noConsoleErrors(page);
+  },
+};
+
+export const flows = [fromPhotos, thumbnails, fromVideo, manage, keyboard];

@@ -47,7 +47,7 @@ async function enrolPhotos(name, files, list, form) {
     const state = h('span', { class: 'photo-state' }, 'Waiting');
     const preview = h('img', { src: url, alt: '', width: 40, height: 40, class: 'thumb upload-thumb' });
     // A file that is not a picture has no preview; the appliance says why it is refused.
-    preview.addEventListener('error', () => { preview.hidden = true; });
+    preview.addEventListener('error', () => preview.replaceWith(h('span', { class: 'upload-none', 'aria-hidden': 'true' })), { once: true });
     const row = h('li', { class: 'upload' },
       preview,
       h('span', { class: 'upload-name' }, file.name),
