@@ -124,6 +124,13 @@ function filterForm(ctx, cameras, people, onApply) {
   return form;
 }
 
+/** The filters, folded away on a phone unless some are set (the timeline comes first there). */
+function filterBox(form, active) {
+  const wide = window.matchMedia('(min-width: 601px)').matches;
+  return h('details', { class: 'filter-box', open: wide || active > 0 },
+    h('summary', {}, active ? `Filters (${active} set)` : 'Filters'), form);
+}
+
 export default {
   title: 'Events',
   async render(main, ctx) {
@@ -172,13 +179,13 @@ export default {
     refresh.addEventListener('click', () => busy(refresh, load(true)));
     main.append(
       pageHeader('Events', refresh),
-      filterForm(ctx, cameras.map((c) => c.camera_id), people, (f) => {
+      filterBox(filterForm(ctx, cameras.map((c) => c.camera_id), people, (f) => {
         filters = f;
         const q = new URLSearchParams();
         for (const k of FILTERS) if (f[k]) q.set(k, f[k]);
         ctx.replaceParams(q);
         load(true);
-      }),
+      }), FILTERS.filter((k) => filters[k]).length),
       status, list, h('div', { class: 'row' }, more));
     await load(true);
     return () => {
