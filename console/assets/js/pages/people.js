@@ -80,16 +80,19 @@ async function enrolPhotos(name, files, list, form) {
   return enrolled;
 }
 
-/** The enrolment form: who, and from photos or a video. `onEnrolled` reloads the list. */
-function enrolPanel(onEnrolled) {
-  const headingId = uid('enrol');
-  const status = h('div', { class: 'enrol-status', role: 'status' });
-  const progress = h('ol', { class: 'upload-list' });
+/** A labelled text input in a `.field`. */
+function textField(name, label, attrs = {}) {
+  const id = uid(name);
+  return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, name, type: 'text', ...attrs }));
+}
+
+/** The enrolment form's controls: who, and from photos or a video (one of the two boxes shown). */
+function enrolControls() {
+  const photosId = uid('photos');
+  const photos = h('input', { type: 'file', name: 'photos', id: photosId, accept: PHOTO_TYPES, multiple: true });
   const photosBox = h('div', { class: 'field' },
-    h('label', { for: uid('photos') }, 'Photos ', h('span', { class: 'hint' }, '(JPEG or PNG, one face each; several at once)')),
-  );
-  const photos = h('input', { type: 'file', name: 'photos', id: photosBox.querySelector('label').htmlFor, accept: PHOTO_TYPES, multiple: true });
-  photosBox.append(photos);
+    h('label', { for: photosId }, 'Photos ', h('span', { class: 'hint' }, '(JPEG or PNG, one face each; several at once)')),
+    photos);
   const videoId = uid('video');
   const countId = uid('count');
   const video = h('input', { type: 'file', name: 'file', id: videoId, accept: VIDEO_TYPES });
@@ -105,16 +108,14 @@ function enrolPanel(onEnrolled) {
       h('input', { type: 'radio', name: 'from', value: v, id, checked: v === 'photos' }),
       h('label', { for: id }, v === 'photos' ? 'From photos' : 'From a video'));
   });
-  const field = (name, label, attrs = {}) => {
-    const id = uid(name);
-    return h('div', { class: 'field' }, h('label', { for: id }, label), h('input', { id, name, type: 'text', ...attrs }));
-  };
   const submit = h('button', { type: 'submit', class: 'btn-primary' }, 'Enrol');
+  const status = h('div', { class: 'enrol-status', role: 'status' });
+  const progress = h('ol', { class: 'upload-list' });
   const form = h('form', { class: 'form enrol-form', novalidate: true },
-    field('name', 'Name', { required: true, maxlength: 128, autocomplete: 'off' }),
+    textField('name', 'Name', { required: true, maxlength: 128, autocomplete: 'off' }),
     h('div', { class: 'field-row' },
-      field('department', 'Department (optional)'),
-      field('employee_id', 'Employee id (optional)')),
+      textField('department', 'Department (optional)'),
+      textField('employee_id', 'Employee id (optional)')),
     h('fieldset', {}, h('legend', {}, 'Enrol'), h('div', { class: 'segmented' }, ...radios)),
     photosBox,
     videoBox,
@@ -127,64 +128,72 @@ function enrolPanel(onEnrolled) {
     photosBox.hidden = fromVideo;
     videoBox.hidden = !fromVideo;
   });
-  form.addEventListener('submit', (e) => {
+  return { form, photos, video, count, submit, status, progress };
+}
+
+/** Sends a video to the video route; the status line follows it (the analysis takes a while). */
+async function enrolVideo(c, name, file, onEnrolled) {
+  const data = personForm(name, c.form);
+  data.append('count', c.count.value || '5');
+  data.append('file', file, file.name);
+  const bar = h('progress', { 'aria-label': `Analysing the video of ${name}` });
+  c.status.replaceChildren(bar, h('span', {}, ` Uploading and analysing ${file.name}: the best frames are picked…`));
+  try {
+    const r = await api('POST', '/api/v1/faces/video', data);
+    const n = r.face_ids.length;
+    c.status.textContent = `${name}: ${n} frame${n === 1 ? '' : 's'} enrolled from the video (${r.video.usable} usable of ${r.video.sampled} analysed).`;
+    toast(`${name} enrolled from a video`, 'ok');
+    c.video.value = '';
+    await onEnrolled();
+  } catch (err) {
+    c.status.textContent = '';
+    if (err.field === 'file' || err.field === 'name' || err.field === 'count') showFieldErrors(c.form, err);
+    else c.status.textContent = explain(err);
+  }
+}
+
+/** Checks the form, then enrols from its photos (one by one) or its video. */
+async function enrol(c, onEnrolled) {
+  const { form, status, progress } = c;
+  const name = form.elements.name.value.trim();
+  status.textContent = '';
+  progress.replaceChildren();
+  form.querySelector('progress')?.remove();
+  const fromVideo = form.elements.from.value === 'video';
+  if (!name) return showFieldErrors(form, { field: 'name', message: 'Give the person a name.' });
+  const files = fromVideo ? c.video.files : c.photos.files;
+  if (!files.length) {
+    return showFieldErrors(form, {
+      field: fromVideo ? 'file' : 'photos',
+      message: fromVideo ? 'Choose a video.' : 'Choose one or more photos.',
+    });
+  }
+  showFieldErrors(form, null);
+  if (fromVideo) return enrolVideo(c, name, files[0], onEnrolled);
+  const n = await enrolPhotos(name, files, progress, form);
+  status.textContent = n === files.length
+    ? `${name}: ${n} photo${n === 1 ? '' : 's'} enrolled.`
+    : `${name}: ${n} of ${files.length} photos enrolled; the others are listed with the reason.`;
+  if (n) {
+    toast(`${name} enrolled from ${n} photo${n === 1 ? '' : 's'}`, 'ok');
+    c.photos.value = '';
+    await onEnrolled();
+  }
+}
+
+/** The enrolment panel: who, and from photos or a video. `onEnrolled` reloads the list. */
+function enrolPanel(onEnrolled) {
+  const headingId = uid('enrol');
+  const c = enrolControls();
+  c.form.addEventListener('submit', (e) => {
     e.preventDefault();
-    busy(submit, enrol());
+    busy(c.submit, enrol(c, onEnrolled));
   });
-
-  async function enrol() {
-    const name = form.elements.name.value.trim();
-    status.textContent = '';
-    progress.replaceChildren();
-    form.querySelector('progress')?.remove();
-    const fromVideo = form.elements.from.value === 'video';
-    if (!name) return showFieldErrors(form, { field: 'name', message: 'Give the person a name.' });
-    const files = fromVideo ? video.files : photos.files;
-    if (!files.length) {
-      return showFieldErrors(form, {
-        field: fromVideo ? 'file' : 'photos',
-        message: fromVideo ? 'Choose a video.' : 'Choose one or more photos.',
-      });
-    }
-    showFieldErrors(form, null);
-    if (fromVideo) return enrolVideo(name, files[0]);
-    const n = await enrolPhotos(name, files, progress, form);
-    status.textContent = n === files.length
-      ? `${name}: ${n} photo${n === 1 ? '' : 's'} enrolled.`
-      : `${name}: ${n} of ${files.length} photos enrolled; the others are listed with the reason.`;
-    if (n) {
-      toast(`${name} enrolled from ${n} photo${n === 1 ? '' : 's'}`, 'ok');
-      photos.value = '';
-      await onEnrolled();
-    }
-  }
-
-  async function enrolVideo(name, file) {
-    const data = personForm(name, form);
-    data.append('count', count.value || '5');
-    data.append('file', file, file.name);
-    const bar = h('progress', { 'aria-label': `Analysing the video of ${name}` });
-    status.replaceChildren(bar, h('span', {}, ` Uploading and analysing ${file.name}: the best frames are picked…`));
-    try {
-      const r = await api('POST', '/api/v1/faces/video', data);
-      const n = r.face_ids.length;
-      status.textContent = `${name}: ${n} frame${n === 1 ? '' : 's'} enrolled from the video (${r.video.usable} usable of ${r.video.sampled} analysed).`;
-      toast(`${name} enrolled from a video`, 'ok');
-      video.value = '';
-      await onEnrolled();
-    } catch (err) {
-      status.textContent = '';
-      if (err.field === 'file' || err.field === 'name' || err.field === 'count') showFieldErrors(form, err);
-      else status.textContent = explain(err);
-    }
-  }
-
-  const section = h('section', { class: 'card enrol-panel', 'aria-labelledby': headingId, hidden: true },
+  return h('section', { class: 'card enrol-panel', 'aria-labelledby': headingId, hidden: true },
     h('h2', { id: headingId }, 'Enrol a person'),
     h('p', { class: 'hint' },
       'Photos: each must show this one person clearly, facing the camera. A video: a few seconds of them alone; the sharpest, clearest frames are enrolled.'),
-    form);
-  return section;
+    c.form);
 }
 
 /** One thumbnail: the aligned face crop, or a placeholder for a face enrolled before images were kept. */
@@ -197,6 +206,35 @@ function thumb(face, i, name, onRemove) {
   const remove = h('button', { type: 'button', class: 'btn-small photo-remove', 'aria-label': `Remove photo ${i + 1} of ${name}`, title: 'Remove this photo' }, 'Remove');
   remove.addEventListener('click', () => onRemove(face, i, remove));
   return h('li', { class: 'photo' }, h('figure', {}, picture, h('figcaption', { class: 'small muted' }, time(face.created_at))), remove);
+}
+
+/** The rename form, in place of the facts under the card's heading (which stays: it names the card). */
+function startRename(name, header, rename, reload) {
+  const id = uid('rename');
+  const input = h('input', { id, name: 'name', type: 'text', value: name, required: true, maxlength: 128, autocomplete: 'off' });
+  const save = h('button', { type: 'submit', class: 'btn-primary' }, 'Save');
+  const cancel = h('button', { type: 'button' }, 'Cancel');
+  const form = h('form', { class: 'form-inline rename-form', novalidate: true },
+    h('div', { class: 'field grow' }, h('label', { for: id }, `New name for ${name}`), input),
+    h('div', { class: 'row' }, save, cancel));
+  const factsLine = header.querySelector('p');
+  cancel.addEventListener('click', () => { form.remove(); factsLine.hidden = false; rename.hidden = false; rename.focus(); });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const to = input.value.trim();
+    if (!to || to === name) return showFieldErrors(form, { field: 'name', message: to ? 'That is already their name.' : 'Give a name.' });
+    busy(save, api('PUT', `/api/v1/people/${enc(name)}`, { name: to }).then(() => {
+      toast(`${name} is now ${to}`, 'ok');
+      return reload();
+    }).catch((err) => {
+      showFieldErrors(form, { ...err, field: 'name', message: err.status === 409 ? `${to} is already enrolled: pick another name, or delete one of them.` : explain(err) });
+    }));
+  });
+  factsLine.hidden = true;
+  rename.hidden = true;
+  header.append(form);
+  input.focus();
+  input.select();
 }
 
 /** A person's card, with its own actions. `reload` redraws the list from the appliance. */
@@ -238,34 +276,7 @@ function personCard(person, reload) {
   });
 
   const rename = h('button', { type: 'button' }, 'Rename');
-  rename.addEventListener('click', () => {
-    const id = uid('rename');
-    const input = h('input', { id, name: 'name', type: 'text', value: name, required: true, maxlength: 128, autocomplete: 'off' });
-    const save = h('button', { type: 'submit', class: 'btn-primary' }, 'Save');
-    const cancel = h('button', { type: 'button' }, 'Cancel');
-    const form = h('form', { class: 'form-inline rename-form', novalidate: true },
-      h('div', { class: 'field grow' }, h('label', { for: id }, `New name for ${name}`), input),
-      h('div', { class: 'row' }, save, cancel));
-    const factsLine = header.querySelector('p');
-    cancel.addEventListener('click', () => { form.remove(); factsLine.hidden = false; rename.hidden = false; rename.focus(); });
-    form.addEventListener('submit', (e) => {
-      e.preventDefault();
-      const to = input.value.trim();
-      if (!to || to === name) return showFieldErrors(form, { field: 'name', message: to ? 'That is already their name.' : 'Give a name.' });
-      busy(save, api('PUT', `/api/v1/people/${enc(name)}`, { name: to }).then(() => {
-        toast(`${name} is now ${to}`, 'ok');
-        return reload();
-      }).catch((err) => {
-        showFieldErrors(form, { ...err, field: 'name', message: err.status === 409 ? `${to} is already enrolled: pick another name, or delete one of them.` : explain(err) });
-      }));
-    });
-    // The heading stays (it names the card); the form takes the place of the facts under it.
-    factsLine.hidden = true;
-    rename.hidden = true;
-    header.append(form);
-    input.focus();
-    input.select();
-  });
+  rename.addEventListener('click', () => startRename(name, header, rename, reload));
 
   const del = h('button', { type: 'button', class: 'btn-danger' }, 'Delete');
   del.addEventListener('click', async () => {

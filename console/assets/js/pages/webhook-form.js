@@ -46,6 +46,52 @@ function headersText(headers) {
   return Object.entries(headers || {}).map(([k, v]) => `${k}: ${v}`).join('\n');
 }
 
+/** The event types as checkboxes, ticked as `existing` has them. */
+function eventTypeBoxes(existing) {
+  return EVENT_TYPES.map(([value, label]) => {
+    const id = uid(value);
+    const box = h('input', { type: 'checkbox', name: 'event_types', value, id });
+    box.checked = Boolean(existing?.event_types?.includes(value));
+    return h('span', { class: 'check' }, box, h('label', { for: id }, label));
+  });
+}
+
+/** The form's inputs from a webhook (or FaceCV's defaults for a new one). */
+function fillValues(form, existing) {
+  const el = form.elements;
+  const values = existing || { batch_size: 10, batch_timeout: 1, timeout: 30, retry_count: 3, retry_delay: 1 };
+  for (const key of ['webhook_id', 'url', 'batch_size', 'batch_timeout', 'timeout', 'retry_count', 'retry_delay']) {
+    if (values[key] !== undefined && values[key] !== null) el[key].value = values[key];
+  }
+  el.camera_ids.value = (existing?.camera_ids || []).join(', ');
+  el.headers.value = headersText(existing?.headers);
+}
+
+/** The webhook the form describes, as the API takes it; throws `{field, message}` on a bad value. */
+function readBody(form, enabled) {
+  const el = form.elements;
+  const b = {
+    webhook_id: el.webhook_id.value.trim(),
+    url: el.url.value.trim(),
+    enabled: enabled.checked,
+    headers: parseHeaders(el.headers.value),
+  };
+  const picked = [...form.querySelectorAll('input[name="event_types"]:checked')].map((i) => i.value);
+  if (picked.length) b.event_types = picked;
+  const cams = el.camera_ids.value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (cams.length) b.camera_ids = cams;
+  for (const key of ['batch_size', 'batch_timeout', 'timeout', 'retry_count', 'retry_delay']) {
+    const raw = el[key].value.trim();
+    if (raw === '') continue;
+    const n = Number(raw);
+    if (!Number.isFinite(n)) throw Object.assign(new Error('must be a number'), { field: key });
+    b[key] = n;
+  }
+  const secret = el.secret?.value.trim();
+  if (secret) b.secret = secret;
+  return b;
+}
+
 /**
  * The form to create a webhook (`existing` absent) or edit one. `onDone(answer)` gets the API's
  * answer (with the secret, once, after a create); `onCancel()` closes it.
@@ -54,12 +100,7 @@ export function webhookForm(existing, { onDone, onCancel }) {
   const editing = Boolean(existing);
   const headingId = uid('form');
   const title = editing ? `Edit ${existing.webhook_id}` : 'Add a webhook';
-  const types = EVENT_TYPES.map(([value, label]) => {
-    const id = uid(value);
-    const box = h('input', { type: 'checkbox', name: 'event_types', value, id });
-    box.checked = Boolean(existing?.event_types?.includes(value));
-    return h('span', { class: 'check' }, box, h('label', { for: id }, label));
-  });
+  const types = eventTypeBoxes(existing);
   const enabled = h('input', { type: 'checkbox', name: 'enabled', id: uid('enabled') });
   enabled.checked = existing ? existing.enabled : true;
   const save = h('button', { type: 'submit', class: 'btn-primary' }, editing ? 'Save' : 'Create');
@@ -88,13 +129,7 @@ export function webhookForm(existing, { onDone, onCancel }) {
     h('div', { class: 'check' }, enabled, h('label', { for: enabled.id }, 'Enabled')),
     h('div', { class: 'row' }, save, cancel));
 
-  const el = form.elements;
-  const values = existing || { batch_size: 10, batch_timeout: 1, timeout: 30, retry_count: 3, retry_delay: 1 };
-  for (const key of ['webhook_id', 'url', 'batch_size', 'batch_timeout', 'timeout', 'retry_count', 'retry_delay']) {
-    if (values[key] !== undefined && values[key] !== null) el[key].value = values[key];
-  }
-  el.camera_ids.value = (existing?.camera_ids || []).join(', ');
-  el.headers.value = headersText(existing?.headers);
+  fillValues(form, existing);
 
   cancel.addEventListener('click', onCancel);
   form.addEventListener('submit', (e) => {
@@ -102,34 +137,11 @@ export function webhookForm(existing, { onDone, onCancel }) {
     busy(save, submit());
   });
 
-  function body() {
-    const b = {
-      webhook_id: el.webhook_id.value.trim(),
-      url: el.url.value.trim(),
-      enabled: enabled.checked,
-      headers: parseHeaders(el.headers.value),
-    };
-    const picked = [...form.querySelectorAll('input[name="event_types"]:checked')].map((i) => i.value);
-    if (picked.length) b.event_types = picked;
-    const cams = el.camera_ids.value.split(',').map((s) => s.trim()).filter(Boolean);
-    if (cams.length) b.camera_ids = cams;
-    for (const key of ['batch_size', 'batch_timeout', 'timeout', 'retry_count', 'retry_delay']) {
-      const raw = el[key].value.trim();
-      if (raw === '') continue;
-      const n = Number(raw);
-      if (!Number.isFinite(n)) throw Object.assign(new Error('must be a number'), { field: key });
-      b[key] = n;
-    }
-    const secret = el.secret?.value.trim();
-    if (secret) b.secret = secret;
-    return b;
-  }
-
   async function submit() {
     showFieldErrors(form, null);
     let b;
     try {
-      b = body();
+      b = readBody(form, enabled);
     } catch (err) {
       return showFieldErrors(form, err);
     }

@@ -134,19 +134,8 @@ async function replay(id, count, status, after) {
   await after();
 }
 
-/** One webhook's card. `page` gives the page's hooks: reload, showSecret, edit. */
-function webhookCard(w, page) {
-  const id = w.webhook_id;
-  const headingId = uid('card');
-  const counts = countsList();
-  const stateBadges = h('span', { class: 'badges' });
-  const problem = h('p', { class: 'problem', role: 'status' });
-  const testResult = h('p', { class: 'test-result', role: 'status' });
-  const replayStatus = h('p', { class: 'replay-status', role: 'status' });
-
-  const counters = () => page.refresh({ only: id });
-  const deliveries = drawer('Delivery log', async () =>
-    deliveriesTable(id, (await api('GET', `/api/v1/webhooks/${enc(id)}/deliveries?limit=20`)).deliveries), counters);
+/** The dead letters under a card, with the button that replays them and follows the replay. */
+function deadLettersDrawer(id, page, replayStatus, counters) {
   const dead = drawer('Dead letters', async () => {
     const { dead_letters: rows } = await api('GET', `/api/v1/webhooks/${enc(id)}/dead_letters?limit=100`);
     if (!rows.length) return h('div', {}, emptyState('No dead letters: every batch that ran out of retries has been delivered.'));
@@ -161,7 +150,12 @@ function webhookCard(w, page) {
     });
     return h('div', {}, deadLettersTable(id, rows), h('div', { class: 'row' }, go));
   }, counters);
+  return dead;
+}
 
+/** A webhook's buttons: test now (the answer in `testResult`), edit, enable or disable, rotate, delete. */
+function actionButtons(w, page, testResult) {
+  const id = w.webhook_id;
   const test = h('button', { type: 'button' }, 'Test');
   test.addEventListener('click', () => busy(test, (async () => {
     testResult.textContent = `Sending a signed test event to ${w.url}…`;
@@ -208,6 +202,26 @@ function webhookCard(w, page) {
       .catch((err) => toast(explain(err), 'error')));
   });
 
+  return [test, edit, toggle, rotate, del];
+}
+
+/** One webhook's card. `page` gives the page's hooks: reload, showSecret, edit. */
+function webhookCard(w, page) {
+  const id = w.webhook_id;
+  const headingId = uid('card');
+  const counts = countsList();
+  const stateBadges = h('span', { class: 'badges' });
+  const problem = h('p', { class: 'problem', role: 'status' });
+  const testResult = h('p', { class: 'test-result', role: 'status' });
+  const replayStatus = h('p', { class: 'replay-status', role: 'status' });
+
+  const counters = () => page.refresh({ only: id });
+  const deliveries = drawer('Delivery log', async () =>
+    deliveriesTable(id, (await api('GET', `/api/v1/webhooks/${enc(id)}/deliveries?limit=20`)).deliveries), counters);
+  const dead = deadLettersDrawer(id, page, replayStatus, counters);
+
+  const buttons = actionButtons(w, page, testResult);
+
   const filters = [
     w.event_types ? w.event_types.map((t) => typeLabel[t] || t).join(', ') : 'Every event type',
     w.camera_ids ? `cameras ${w.camera_ids.join(', ')}` : 'every camera',
@@ -220,7 +234,7 @@ function webhookCard(w, page) {
       w.origin === 'config' ? 'from the config file' : h('span', {}, 'added ', time(w.created_at))),
     counts.dl,
     problem,
-    h('div', { class: 'row' }, test, edit, toggle, rotate, del),
+    h('div', { class: 'row' }, ...buttons),
     testResult,
     h('div', { class: 'row' }, deliveries.toggle, dead.toggle),
     deliveries.panel,
@@ -243,92 +257,92 @@ function webhookCard(w, page) {
   };
 }
 
+/**
+ * What the page's parts share: drawing the list again, refreshing the counters, showing a secret
+ * once, and the create and edit forms. `el` holds the page's slots and its "Add" button.
+ */
+function webhooksPage(el) {
+  const { summary, formSlot, secretSlot, list, add } = el;
+  let cards = new Map();
+  const closeForm = () => {
+    formSlot.replaceChildren();
+    add.hidden = false;
+  };
+  const openForm = (w, onDone, focus) => {
+    add.hidden = true;
+    const form = webhookForm(w, { onDone, onCancel: closeForm });
+    formSlot.replaceChildren(form);
+    form.scrollIntoView({ block: 'nearest' });
+    form.querySelector(`input[name="${focus}"]`).focus();
+  };
+  const page = {
+    async reload() {
+      let hooks;
+      try {
+        hooks = await api('GET', '/api/v1/webhooks');
+      } catch (err) {
+        list.replaceChildren(emptyState(`The webhooks could not be read: ${explain(err)}`));
+        return;
+      }
+      cards = new Map(hooks.map((w) => [w.webhook_id, webhookCard(w, page)]));
+      list.replaceChildren(...[...cards.values()].map((c) => c.card));
+      if (!hooks.length) {
+        list.replaceChildren(emptyState('No webhooks yet. Add one to have recognitions and alerts posted to your receiver as signed JSON.'));
+      }
+      await page.refresh();
+    },
+    /** The counters of every card (or of `only`'s, without refilling its open log). */
+    async refresh({ only = null } = {}) {
+      let stats;
+      try {
+        stats = await api('GET', '/api/v1/webhooks/stats');
+      } catch {
+        return;
+      }
+      summary.textContent = `${stats.total_webhooks} webhook${stats.total_webhooks === 1 ? '' : 's'}, ${stats.enabled_webhooks} enabled · ${stats.queue_size} event${stats.queue_size === 1 ? '' : 's'} waiting · delivery ${stats.manager_running ? 'running' : 'stopped'}`;
+      for (const [id, c] of cards) {
+        if (only && id !== only) continue;
+        const detail = await api('GET', `/api/v1/webhooks/${enc(id)}`).catch(() => null);
+        c.update(stats.webhooks[id], detail, { refill: !only });
+      }
+    },
+    showSecret(id, secret, why) {
+      secretSlot.replaceChildren(secretPanel(id, secret, why, () => add.focus()));
+      secretSlot.scrollIntoView({ block: 'nearest' });
+      secretSlot.querySelector('button')?.focus();
+    },
+    edit(w) {
+      openForm(w, async () => {
+        toast(`${w.webhook_id} saved`, 'ok');
+        closeForm();
+        await page.reload();
+      }, 'url');
+    },
+    create() {
+      openForm(null, async (answer) => {
+        closeForm();
+        await page.reload();
+        page.showSecret(answer.webhook_id, answer.secret, `${answer.webhook_id} was created.`);
+        if (answer.ignored_fields) toast(`Ignored: ${answer.ignored_fields.join(', ')}`, 'info');
+      }, 'webhook_id');
+    },
+  };
+  return page;
+}
+
 export default {
   title: 'Webhooks',
   async render(main) {
-    const summary = h('p', { class: 'muted', role: 'status' });
-    const formSlot = h('div', { class: 'form-slot' });
-    const secretSlot = h('div', { class: 'secret-slot' });
-    const list = h('div', { class: 'webhook-list' });
-    const add = h('button', { type: 'button', class: 'btn-primary' }, 'Add a webhook');
-    let cards = new Map();
-
-    const closeForm = () => {
-      formSlot.replaceChildren();
-      add.hidden = false;
+    const el = {
+      summary: h('p', { class: 'muted', role: 'status' }),
+      formSlot: h('div', { class: 'form-slot' }),
+      secretSlot: h('div', { class: 'secret-slot' }),
+      list: h('div', { class: 'webhook-list' }),
+      add: h('button', { type: 'button', class: 'btn-primary' }, 'Add a webhook'),
     };
-    const page = {
-      async reload() {
-        let hooks;
-        try {
-          hooks = await api('GET', '/api/v1/webhooks');
-        } catch (err) {
-          list.replaceChildren(emptyState(`The webhooks could not be read: ${explain(err)}`));
-          return;
-        }
-        cards = new Map(hooks.map((w) => [w.webhook_id, webhookCard(w, page)]));
-        list.replaceChildren(...[...cards.values()].map((c) => c.card));
-        if (!hooks.length) {
-          list.replaceChildren(emptyState('No webhooks yet. Add one to have recognitions and alerts posted to your receiver as signed JSON.'));
-        }
-        await page.refresh();
-      },
-      /** The counters of every card (or of `only`'s, without refilling its open log). */
-      async refresh({ only = null } = {}) {
-        let stats;
-        try {
-          stats = await api('GET', '/api/v1/webhooks/stats');
-        } catch {
-          return;
-        }
-        summary.textContent = `${stats.total_webhooks} webhook${stats.total_webhooks === 1 ? '' : 's'}, ${stats.enabled_webhooks} enabled · ${stats.queue_size} event${stats.queue_size === 1 ? '' : 's'} waiting · delivery ${stats.manager_running ? 'running' : 'stopped'}`;
-        for (const [id, c] of cards) {
-          if (only && id !== only) continue;
-          const detail = await api('GET', `/api/v1/webhooks/${enc(id)}`).catch(() => null);
-          c.update(stats.webhooks[id], detail, { refill: !only });
-        }
-      },
-      showSecret(id, secret, why) {
-        secretSlot.replaceChildren(secretPanel(id, secret, why, () => add.focus()));
-        secretSlot.scrollIntoView({ block: 'nearest' });
-        secretSlot.querySelector('button')?.focus();
-      },
-      edit(w) {
-        add.hidden = true;
-        const form = webhookForm(w, {
-          onDone: async () => {
-            toast(`${w.webhook_id} saved`, 'ok');
-            closeForm();
-            await page.reload();
-          },
-          onCancel: closeForm,
-        });
-        formSlot.replaceChildren(form);
-        form.scrollIntoView({ block: 'nearest' });
-        form.querySelector('input[name="url"]').focus();
-      },
-    };
-    add.addEventListener('click', () => {
-      add.hidden = true;
-      const form = webhookForm(null, {
-        onDone: async (answer) => {
-          closeForm();
-          await page.reload();
-          page.showSecret(answer.webhook_id, answer.secret, `${answer.webhook_id} was created.`);
-          if (answer.ignored_fields) toast(`Ignored: ${answer.ignored_fields.join(', ')}`, 'warning');
-        },
-        onCancel: closeForm,
-      });
-      formSlot.replaceChildren(form);
-      form.querySelector('input[name="webhook_id"]').focus();
-    });
-
-    main.replaceChildren(
-      pageHeader('Webhooks', add),
-      summary,
-      secretSlot,
-      formSlot,
-      list);
+    const page = webhooksPage(el);
+    el.add.addEventListener('click', () => page.create());
+    main.replaceChildren(pageHeader('Webhooks', el.add), el.summary, el.secretSlot, el.formSlot, el.list);
     main.setAttribute('aria-busy', 'true');
     await page.reload();
     main.removeAttribute('aria-busy');
