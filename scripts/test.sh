@@ -45,6 +45,10 @@ fi
 
 cargo test --locked "$@"
 
+# The web console in Debian's Chromium against the real binary, in a loopback-only network
+# namespace (root; skipped with the reason otherwise). Screenshots: target/console-screenshots/.
+scripts/console-test.sh
+
 # Shipping: the deploy script's install/upgrade/rollback logic and the systemd units (seconds),
 # then the aarch64 cross build run under qemu-user (about 15 minutes from scratch on 2 cores;
 # SKIP_CROSS=1 skips it on a developer's machine).
