@@ -88,6 +88,11 @@ media_dir = "$work/media"
 
 [storage]
 dir = "$work/data"
+
+# A door relay this machine cannot drive (no GPIO here): the MQTT & GPIO page must say so.
+[[actions]]
+on = "face_recognized"
+pin = 17
 EOF
 
 pids=()

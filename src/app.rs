@@ -147,7 +147,13 @@ impl App {
         // The sinks, one line each; they stop in reverse order.
         let mut sinks: Vec<Arc<dyn Sink>> = vec![webhooks.clone()];
         sinks.extend(mqtt.clone().map(|m| m as Arc<dyn Sink>));
-        sinks.extend(crate::actions::start(&config.actions, devices.pins, &ctx)?);
+        let gpio = Arc::new(crate::actions::GpioStatus::default());
+        sinks.extend(crate::actions::start(
+            &config.actions,
+            devices.pins,
+            &ctx,
+            &gpio,
+        )?);
         let (listeners, http_addr, https) = bind_api(&config, tls).await?;
         let api_stop = root.child_token();
         let state = Arc::new(api::State {
@@ -161,6 +167,7 @@ impl App {
             ))),
             vision,
             mqtt: mqtt.clone(),
+            gpio,
             metrics,
             config: config.api.clone(),
             started: Instant::now(),

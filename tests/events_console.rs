@@ -102,6 +102,12 @@ async fn strangers_and_recognitions_keep_snapshots_a_stranger_is_named_from_one_
     assert_eq!(list[0]["event"]["event_type"], "stream_stopped");
     assert_eq!(all["next_before_seq"], Value::Null, "all read: {all}");
     assert_eq!(all["next_after_seq"], seqs[0]);
+    // Each entry says whether a snapshot is kept: the camera's strangers and recognitions only.
+    for e in list {
+        let t = e["event"]["event_type"].as_str().unwrap();
+        let kept = matches!(t, "stranger_alert" | "face_recognized");
+        assert_eq!(e["snapshot"], kept, "{e}");
+    }
 
     // A recognition names the enrolled photo that matched, whose crop is served; and keeps a
     // snapshot of the face.
@@ -187,6 +193,9 @@ async fn strangers_and_recognitions_keep_snapshots_a_stranger_is_named_from_one_
         (code, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("no_snapshot"))
     );
+    let newest = events(&api, "order=desc&limit=1").await;
+    assert_eq!(newest["events"][0]["event"]["id"], ids[0].as_str());
+    assert_eq!(newest["events"][0]["snapshot"], false, "{newest}");
     let (code, v) = api
         .post(
             &format!("/api/v1/events/{}/enrol", ids[0]),

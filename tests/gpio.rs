@@ -97,6 +97,33 @@ async fn a_recognised_face_pulses_the_door_relay_and_a_stranger_the_buzzer() {
         metrics.contains("facecv_actions_fired_total{on=\"face_recognized\",pin=\"17\"} 1"),
         "{metrics}"
     );
+    // The console's MQTT & GPIO page reads the same from the API.
+    let (status, v) = api.get("/api/v1/actions").await;
+    assert_eq!(status, http::StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "running", "{v}");
+    let fired: Vec<_> = v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["on"].as_str().unwrap(),
+                a["pin"].as_u64().unwrap(),
+                a["claimed"].as_bool().unwrap(),
+                a["fired"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        [
+            ("face_recognized", 17, true, 1),
+            ("stranger_alert", 27, true, 1),
+            ("input", 22, true, 0)
+        ]
+    );
+    let (_, health) = api.get("/health").await;
+    assert_eq!(health["gpio"]["state"], "running", "{health}");
     app.shutdown().await.unwrap();
 }
 
@@ -180,8 +207,20 @@ async fn a_face_recorded_long_before_the_actions_read_it_opens_nothing() {
 async fn without_gpio_the_appliance_runs_on_without_the_actions() {
     // Without the `rpi` feature there is no GPIO on any machine; with it, none here either.
     let app = start_app_with(|c| c.actions = actions()).await;
-    let (status, _) = app.api.get("/health").await;
+    let (status, health) = app.api.get("/health").await;
     assert_eq!(status, http::StatusCode::OK);
+    // Seen, not only logged once: the health and the console's page say the actions do not run.
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["gpio"]["state"], "unavailable", "{health}");
+    assert!(
+        health["gpio"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{health}"
+    );
+    let (_, v) = app.api.get("/api/v1/actions").await;
+    assert_eq!(v["state"], "unavailable", "{v}");
+    assert_eq!(v["actions"], serde_json::json!([]), "{v}");
     app.api.trigger("face_recognized", 1).await;
     assert_eq!(
         app.app.store().cursor(&SinkName::ACTIONS).unwrap(),

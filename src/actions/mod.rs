@@ -18,6 +18,7 @@ mod output;
 pub mod pins;
 #[cfg(feature = "rpi")]
 mod rppal;
+mod status;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +31,7 @@ use tokio::task::JoinHandle;
 pub use config::ActionConfig;
 use output::Pulser;
 use pins::{open_system_pins, Pins};
+pub use status::{GpioReport, GpioStatus};
 
 use crate::camera::control::CameraControl;
 use crate::delivery::{Sink, SinkContext};
@@ -85,10 +87,12 @@ pub struct Actions {
 /// Starts the GPIO actions where there is GPIO (`pins`, or this machine's); elsewhere says so
 /// once and runs on without them. Without actions their cursor is retired, so it holds nothing
 /// back.
+/// What happened is kept in `status` for the API.
 pub fn start(
     configs: &[ActionConfig],
     pins: Option<Arc<dyn Pins>>,
     ctx: &SinkContext,
+    status: &GpioStatus,
 ) -> Result<Option<Arc<dyn Sink>>, StoreError> {
     let store = ctx.outbox.store();
     if configs.is_empty() {
@@ -102,6 +106,7 @@ pub fn start(
                 "{e}; running without the {} GPIO actions in the config",
                 configs.len()
             );
+            status.unavailable(e.to_string());
             store.retire_sink(&SinkName::ACTIONS, "no GPIO")?;
             return Ok(None);
         }
@@ -112,6 +117,7 @@ pub fn start(
         pins,
         ctx.cameras.clone(),
         ctx.metrics.clone(),
+        status,
     )?;
     Ok(Some(Arc::new(actions)))
 }
@@ -125,6 +131,7 @@ impl Actions {
         pins: Arc<dyn Pins>,
         cameras: Arc<dyn CameraControl>,
         metrics: Arc<Metrics>,
+        status: &GpioStatus,
     ) -> Result<Actions, StoreError> {
         let stop = Shutdown::new();
         let mut tasks = Vec::new();
@@ -149,12 +156,17 @@ impl Actions {
                     tasks.push(tokio::spawn(run));
                 }),
             };
-            match claimed {
+            match &claimed {
                 Ok(()) => tracing::info!(pin, on = config.on(), "GPIO action ready"),
                 Err(e) => {
                     tracing::error!(pin, on = config.on(), error = %e, "GPIO action left out")
                 }
             }
+            let label = ActionLabel {
+                on: config.on(),
+                pin,
+            };
+            status.claimed(label, claimed.map_err(|e| e.to_string()));
         }
         if outputs.is_empty() {
             let store = outbox.store();

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{ok_json, query, query_param, read_json, text_response, ApiError, ApiResult, State};
 use crate::camera::CameraId;
 use crate::events::{EventFilter, EventType, Seq};
+use crate::pipeline::snapshot;
 use crate::store::timeline::{Order, TimelineQuery};
 
 /// The most events one trigger call records.
@@ -70,7 +71,8 @@ pub async fn trigger(state: &State, req: Request<Incoming>) -> ApiResult {
 }
 
 /// `GET /api/v1/events?after_seq=&limit=&event_type=&camera_id=`: the log, oldest first, each
-/// event with its sequence number. Page by passing the answer's `next_after_seq` back as
+/// event with its sequence number and whether a snapshot of it is kept (`snapshot`, for
+/// `GET /api/v1/events/{id}/snapshot.jpg`). Page by passing the answer's `next_after_seq` back as
 /// `after_seq`. The timeline's parameters (`order=desc` with `before_seq`, `person`, `since`,
 /// `until`) are read by `store::timeline`; without them the read is the outbox's own, as sinks
 /// read it.
@@ -130,6 +132,7 @@ pub fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
     };
     let newest = events.iter().map(|e| e.seq.0).max();
     let next_after = newest.unwrap_or(after.unwrap_or(0));
+    let snapshots = state.cameras.snapshots().0;
     // The stored texts go out as they are, without a parse and re-serialise.
     let mut body =
         String::with_capacity(events.iter().map(|e| e.json.len() + 32).sum::<usize>() + 96);
@@ -138,7 +141,16 @@ pub fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&format!("{{\"seq\":{},\"event\":{}}}", e.seq, e.json));
+        // Whether a snapshot is kept (cameras' strangers and recognitions, until pruned), so a
+        // page asks only for snapshots that exist.
+        let kept = matches!(
+            e.event_type,
+            EventType::StrangerAlert | EventType::FaceRecognized
+        ) && snapshot::find(snapshots, &e.camera_id, &e.id.0).is_some();
+        body.push_str(&format!(
+            "{{\"seq\":{},\"snapshot\":{kept},\"event\":{}}}",
+            e.seq, e.json
+        ));
     }
     let next_before = next_before.map_or("null".to_owned(), |s| s.to_string());
     body.push_str(&format!(

@@ -76,6 +76,8 @@ pub struct State {
     pub vision: Arc<crate::vision::VisionHealth>,
     /// `None` without `[mqtt]` or with `mqtt.enabled = false`.
     pub mqtt: Option<Arc<Bridge>>,
+    /// The GPIO actions: claimed, left out, or no GPIO here.
+    pub gpio: Arc<crate::actions::GpioStatus>,
     pub metrics: Arc<Metrics>,
     pub config: ApiConfig,
     pub started: Instant,
@@ -181,6 +183,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
         ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,
         ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state_ref)),
+        ["api", "v1", "actions"] => only(&method, Method::GET, || {
+            ok_json(&state_ref.gpio.report(&state_ref.metrics))
+        }),
         ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state_ref, &req)),
         ["api", "v1", "events", "trigger"] => {
             if method != Method::POST {

@@ -23,6 +23,7 @@ pub fn health(state: &State) -> ApiResult {
     }
     let store_ok = store.ok;
     let vision = state.vision.report();
+    let gpio = state.gpio.report(&state.metrics);
     let status = if store_ok && vision.ok && !state.stopping.is_cancelled() {
         "ok"
     } else {
@@ -43,6 +44,9 @@ pub fn health(state: &State) -> ApiResult {
         },
         "delivery": { "running": state.webhooks.running() },
         "mqtt": { "connected": state.mqtt.as_ref().is_some_and(|m| m.connected()) },
+        // Not part of "status": a board without GPIO still records and delivers; the console and
+        // GET /api/v1/actions say which actions run.
+        "gpio": { "state": gpio.state, "reason": gpio.reason },
         "vision": vision,
         // Where HTTPS is, and the certificate's fingerprint to check the browser's against.
         // Public knowledge (every TLS client is shown the certificate), so no secret here.

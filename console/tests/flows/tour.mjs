@@ -79,7 +79,8 @@ const mqtt = {
   async run(t) {
     const page = await openPage(t.ctx, '/mqtt');
     await waitFor('the MQTT state', async () => /MQTT is off|not configured/i.test(await page.locator('main').innerText()), 10000);
-    await waitFor('what the page says about GPIO', async () => /GPIO/i.test(await page.locator('main').innerText()), 5000);
+    // The configured door relay cannot be driven on a machine without GPIO: the page says so.
+    await waitFor('the GPIO actions shown as not running here', async () => /No GPIO here/.test(await page.locator('main').innerText()), 10000);
     noConsoleErrors(page);
   },
 };

@@ -31,16 +31,21 @@ function snapshot(event, what) {
   return img;
 }
 
-function eventItem({ seq, event }) {
+function eventItem({ seq, snapshot: kept, event }) {
   const d = describe(event);
   let media = null;
   let actions = null;
+  // `snapshot` says whether one is kept (an older appliance does not say: then ask).
+  const shot = (what) => (kept === false
+    ? h('p', { class: 'muted small' }, 'No snapshot was kept for this event.')
+    : snapshot(event, what));
   if (event.event_type === 'stranger_alert') {
-    media = snapshot(event, 'a stranger');
-    actions = strangerActions(event);
+    media = shot('a stranger');
+    // Naming a stranger enrols the face of the snapshot: without one there is nothing to enrol.
+    actions = kept === false ? null : strangerActions(event);
   } else if (event.event_type === 'face_recognized') {
     const names = (event.data.recognized_faces || []).map((f) => f.name).join(', ');
-    media = snapshot(event, names || 'the recognised face');
+    media = shot(names || 'the recognised face');
     actions = recognitionActions(event);
   }
   const meta = event.metadata || {};

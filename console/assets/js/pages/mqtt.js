@@ -1,6 +1,6 @@
-// The MQTT & GPIO page: the MQTT bridge's state, last error and counters, refreshed while the page
-// is open; and the GPIO actions the configuration defines. The API reports no GPIO state (nor does
-// /health): the page says so rather than guess.
+// The MQTT & GPIO page: the MQTT bridge's state, last error and counters, and the GPIO actions
+// (which claimed their pin, which were left out and why, pulses fired), refreshed while the page
+// is open. The configuration in use says what each action does.
 import { api, explain } from '../api.js';
 import { h, time, emptyState, badge, pageHeader } from '../ui.js';
 
@@ -77,28 +77,47 @@ function describe(a) {
   }
 }
 
-function gpioView(system, err) {
-  const note = h('p', { class: 'muted small' },
-    'The API does not report whether the pins are driven: /health and the API have no GPIO state. A build without the rpi feature, or a machine without /dev/gpiochip0, runs without its actions and says so once in the service\'s log (journalctl -u facecv).');
+const GPIO_STATE = {
+  running: ['Running', 'ok'],
+  degraded: ['Some left out', 'warn'],
+  unavailable: ['No GPIO here', 'err'],
+  off: ['Off', 'muted'],
+};
+
+function gpioView(gpio, system, err) {
+  const head = (state) => h('div', { class: 'card-head' }, h('h2', { id: 'gpio-h' }, 'GPIO actions'),
+    state ? badge(...(GPIO_STATE[state] || [state, 'muted'])) : null);
   if (err) {
-    return [h('h2', { id: 'gpio-h' }, 'GPIO actions'), emptyState(`The configuration could not be read: ${explain(err)}`), note];
+    return [head(null), emptyState(`The GPIO actions' state could not be read: ${explain(err)}`)];
   }
-  const actions = system?.config?.actions || [];
-  if (!actions.length) {
-    return [h('h2', { id: 'gpio-h' }, 'GPIO actions'),
-      h('p', {}, 'No GPIO actions are configured. [[actions]] in the config file drive a door relay, a buzzer or a light, and start a camera from a PIR or a button (see the README\'s "GPIO actions").'),
-      note];
+  const configured = system?.config?.actions || [];
+  if (gpio.state === 'off') {
+    return [head('off'),
+      h('p', {}, 'No GPIO actions are configured. [[actions]] in the config file drive a door relay, a buzzer or a light, and start a camera from a PIR or a button (see the README\'s "GPIO actions").')];
   }
+  const reason = gpio.reason ? h('p', { class: gpio.state === 'running' ? 'muted' : 'error-box' }, gpio.reason) : null;
+  if (gpio.state === 'unavailable') {
+    return [head('unavailable'), reason,
+      h('p', { class: 'muted small' }, `The appliance records and delivers events without its ${configured.length} configured action${configured.length === 1 ? '' : 's'}: a build with the rpi feature on a board with /dev/gpiochip0 drives them.`)];
+  }
+  // The report lists the actions in the configuration's order, as the configuration does.
+  const rows = gpio.actions.map((a, i) => {
+    const c = configured[i] && configured[i].pin === a.pin ? configured[i] : a;
+    return h('tr', {},
+      h('td', { 'data-label': 'On' }, h('code', {}, a.on)),
+      h('td', { 'data-label': 'Pin' }, `GPIO ${a.pin}`),
+      h('td', { 'data-label': 'State' }, a.claimed ? badge('Claimed', 'ok') : badge('Left out', 'err'),
+        a.error ? h('div', { class: 'small' }, a.error) : null),
+      h('td', { 'data-label': 'Pulses' }, a.on === 'input' ? '–' : String(a.fired)),
+      h('td', { 'data-label': 'What it does' }, describe(c)));
+  });
   return [
-    h('h2', { id: 'gpio-h' }, 'GPIO actions'),
+    head(gpio.state),
+    reason,
     h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-      h('caption', {}, `${actions.length} action${actions.length === 1 ? '' : 's'} in the configuration`),
-      h('thead', {}, h('tr', {}, ...['On', 'Pin', 'What it does'].map((c) => h('th', { scope: 'col' }, c)))),
-      h('tbody', {}, ...actions.map((a) => h('tr', {},
-        h('td', { 'data-label': 'On' }, h('code', {}, a.on)),
-        h('td', { 'data-label': 'Pin' }, `GPIO ${a.pin}`),
-        h('td', { 'data-label': 'What it does' }, describe(a))))))),
-    note,
+      h('caption', {}, `${gpio.actions.length} action${gpio.actions.length === 1 ? '' : 's'}; ${gpio.stale_events} event${gpio.stale_events === 1 ? '' : 's'} read too late to fire`),
+      h('thead', {}, h('tr', {}, ...['On', 'Pin', 'State', 'Pulses', 'What it does'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, ...rows))),
   ];
 }
 
@@ -125,9 +144,13 @@ export default {
       } catch (err) {
         mqttCard.replaceChildren(h('h2', { id: 'mqtt-h' }, 'MQTT'), emptyState(`The bridge's state could not be read: ${explain(err)}`));
       }
+      try {
+        gpioCard.replaceChildren(...gpioView(await api('GET', '/api/v1/actions'), system, systemErr));
+      } catch (err) {
+        gpioCard.replaceChildren(...gpioView(null, system, err));
+      }
     };
     await refresh();
-    gpioCard.replaceChildren(...gpioView(system, systemErr));
     main.removeAttribute('aria-busy');
     const timer = setInterval(refresh, REFRESH_MS);
     return () => clearInterval(timer);
