@@ -83,7 +83,13 @@ done
 
 cat <<EOF
 
-FaceCV Edge is running the demo (log: target/demo/facecv.log). Look at:
+FaceCV Edge is running the demo (log: target/demo/facecv.log).
+
+  Open the console in a browser on this machine: $base/
+  (no sign-in: without a token the appliance trusts this machine only). Cameras shows the door
+  camera live with names drawn in; Events, People and Webhooks follow what it sees.
+
+Or look with curl:
   $base/health
   $base/api/v1/cameras                                  the demo camera and its state
   $base/api/v1/insightface/faces                        the enrolled gallery

@@ -122,6 +122,22 @@ async fn the_demo_recognises_faces_within_a_minute_on_loopback_only() {
             }
         }
     }
+    // The console the script points at: served on this machine without signing in (no token,
+    // loopback), with the door camera's annotated live picture.
+    let (status, ct, _) = api.get_bytes("/").await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
+    let (status, session) = api.get("/api/v1/session").await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    assert_eq!(
+        (&session["signed_in"], &session["auth"]),
+        (&serde_json::json!(true), &serde_json::json!("loopback")),
+        "{session}"
+    );
+    let (status, ct, jpeg) = api
+        .get_bytes("/api/v1/cameras/demo_door/snapshot.jpg")
+        .await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, "image/jpeg"));
+    assert!(image::load_from_memory(&jpeg).is_ok());
     let _ = child.kill();
     let _ = child.wait();
     let (name, after) = recognized.expect("a face_recognized event within 60 s");
