@@ -125,7 +125,10 @@ async fn the_demo_recognises_faces_within_a_minute_on_loopback_only() {
     // The console the script points at: served on this machine without signing in (no token,
     // loopback), with the door camera's annotated live picture.
     let (status, ct, _) = api.get_bytes("/").await;
-    assert_eq!((status, ct.as_str()), (StatusCode::OK, "text/html; charset=utf-8"));
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::OK, "text/html; charset=utf-8")
+    );
     let (status, session) = api.get("/api/v1/session").await;
     assert_eq!(status, StatusCode::OK, "{session}");
     assert_eq!(

@@ -12,15 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::video::{frame_with, photos_of, root};
+use common::video::{photos_of, root, write_door_frames};
 use common::{eventually, start_app_with, Received, Receiver};
 use http::StatusCode;
 use serde_json::{json, Value};
 
 /// Writes the "video" as an image folder, one PNG per frame.
 fn make_video(dir: &Path) -> PathBuf {
-    let video = dir.join("door_video");
-    std::fs::create_dir_all(&video).unwrap();
     let salley = photos_of("John_Salley");
     let simm = photos_of("John_Simm");
     let savage = photos_of("John_Savage");
@@ -38,12 +36,7 @@ fn make_video(dir: &Path) -> PathBuf {
         scenes.push(Some(savage[3 + i % 8].clone()));
     }
     scenes.extend(std::iter::repeat_n(None, 4));
-    for (n, scene) in scenes.iter().enumerate() {
-        frame_with(scene.as_deref())
-            .save(video.join(format!("frame_{n:03}.png")))
-            .unwrap();
-    }
-    video
+    write_door_frames(&dir.join("door_video"), &scenes)
 }
 
 fn events_of(received: &[Received]) -> Vec<Value> {

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::video::{frame_with, photos_of, root};
+use common::video::{photos_of, root, write_door_frames};
 use common::{eventually, post_form, start_app_with, Api};
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -18,8 +18,6 @@ const TOKEN: &str = "a-token-for-the-console-tests";
 
 /// John Salley (enrolled) walks up and leaves, then John Simm (never enrolled) lingers.
 fn make_video(dir: &Path) -> PathBuf {
-    let video = dir.join("door_video");
-    std::fs::create_dir_all(&video).unwrap();
     let (salley, simm) = (photos_of("John_Salley"), photos_of("John_Simm"));
     let mut scenes: Vec<Option<PathBuf>> = Vec::new();
     for i in 0..10 {
@@ -30,12 +28,7 @@ fn make_video(dir: &Path) -> PathBuf {
         scenes.push(Some(simm[1 + i % 8].clone()));
     }
     scenes.extend(std::iter::repeat_n(None, 4));
-    for (n, scene) in scenes.iter().enumerate() {
-        frame_with(scene.as_deref())
-            .save(video.join(format!("frame_{n:03}.png")))
-            .unwrap();
-    }
-    video
+    write_door_frames(&dir.join("door_video"), &scenes)
 }
 
 async fn events(api: &Api, query: &str) -> Value {

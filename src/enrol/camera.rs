@@ -77,15 +77,7 @@ impl ShotCollector {
         ShotCollector {
             shots,
             min_confidence,
-            report: VideoReport {
-                frames: 0,
-                sampled: 0,
-                no_face: 0,
-                multiple_faces: 0,
-                too_small: 0,
-                usable: 0,
-                picked: Vec::new(),
-            },
+            report: VideoReport::new(0),
             candidates: Vec::with_capacity(shots * CANDIDATES_PER_SHOT),
             best: Vec::with_capacity(shots),
         }

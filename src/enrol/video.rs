@@ -102,6 +102,21 @@ pub struct VideoReport {
     pub picked: Vec<Pick>,
 }
 
+impl VideoReport {
+    /// Nothing seen yet of `frames` frames.
+    pub fn new(frames: usize) -> Self {
+        VideoReport {
+            frames,
+            sampled: 0,
+            no_face: 0,
+            multiple_faces: 0,
+            too_small: 0,
+            usable: 0,
+            picked: Vec::new(),
+        }
+    }
+}
+
 /// Reads the video at `path` (named with the extension [`sniff_video`] gave) and picks the best
 /// frames of its one person; returns what was seen and the picked faces with their pictures,
 /// best first.
@@ -115,15 +130,7 @@ pub fn pick_faces(
     let frames = for_each_frame(path, |_, _| Ok(()))?;
     let stride = frames.div_ceil(MAX_SAMPLES).max(1);
     let min_px = engine.config().enrol.min_face_px;
-    let mut report = VideoReport {
-        frames,
-        sampled: 0,
-        no_face: 0,
-        multiple_faces: 0,
-        too_small: 0,
-        usable: 0,
-        picked: Vec::new(),
-    };
+    let mut report = VideoReport::new(frames);
     let mut candidates = Vec::new();
     let mut faces = heapless::Vec::<Face, MAX_FACES>::new();
     for_each_frame(path, |i, frame| {

@@ -33,6 +33,18 @@ pub fn frame_with(photo: Option<&Path>) -> RgbImage {
     )
 }
 
+/// Writes a door camera's "video" as an image folder `dir`: one 640x480 PNG per scene
+/// ([`frame_with`]), `None` an empty doorway. Returns `dir`.
+pub fn write_door_frames(dir: &Path, scenes: &[Option<PathBuf>]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, scene) in scenes.iter().enumerate() {
+        frame_with(scene.as_deref())
+            .save(dir.join(format!("frame_{n:03}.png")))
+            .unwrap();
+    }
+    dir.to_owned()
+}
+
 /// A `size` frame of mid grey with each photo scaled to `side` x `side` at its top-left corner.
 pub fn scene(size: (u32, u32), photos: &[(&Path, u32, (i64, i64))]) -> RgbImage {
     let mut canvas = RgbImage::from_pixel(size.0, size.1, Rgb([118, 124, 120]));

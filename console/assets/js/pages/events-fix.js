@@ -33,21 +33,25 @@ function enrolAs(event, label, onDone) {
   return form;
 }
 
+/** A button that opens (`fill(area)`) and closes an area below it, saying which with aria-expanded. */
+function disclosure(label, fill) {
+  const area = h('div', { class: 'event-fix' });
+  const button = h('button', { type: 'button', 'aria-expanded': 'false' }, label);
+  button.addEventListener('click', () => {
+    const open = !area.firstChild;
+    button.setAttribute('aria-expanded', String(open));
+    if (open) fill(area);
+    else area.replaceChildren();
+  });
+  return h('div', { class: 'event-actions' }, button, area);
+}
+
 /** "This is …" under a stranger alert. */
 export function strangerActions(event) {
-  const area = h('div', { class: 'event-fix' });
-  const button = h('button', { type: 'button', 'aria-expanded': 'false' }, 'This is …');
-  button.addEventListener('click', () => {
-    if (area.firstChild) {
-      area.replaceChildren();
-      button.setAttribute('aria-expanded', 'false');
-      return;
-    }
-    button.setAttribute('aria-expanded', 'true');
+  return disclosure('This is …', (area) => {
     area.replaceChildren(enrolAs(event, 'Who is this? Their face in the snapshot is enrolled under this name.'));
     area.querySelector('input').focus();
   });
-  return h('div', { class: 'event-actions' }, button, area);
 }
 
 /** The matched enrolled photo of one recognised face, with "remove that photo". */
@@ -79,15 +83,7 @@ function matchedPhoto(face) {
 /** "Wrong person?" under a recognition. */
 export function recognitionActions(event) {
   const faces = (event.data && event.data.recognized_faces) || [];
-  const area = h('div', { class: 'event-fix' });
-  const button = h('button', { type: 'button', 'aria-expanded': 'false' }, 'Wrong person?');
-  button.addEventListener('click', () => {
-    if (area.firstChild) {
-      area.replaceChildren();
-      button.setAttribute('aria-expanded', 'false');
-      return;
-    }
-    button.setAttribute('aria-expanded', 'true');
+  return disclosure('Wrong person?', (area) => {
     const matched = faces.filter((f) => f.face_id);
     area.replaceChildren(
       matched.length
@@ -96,5 +92,4 @@ export function recognitionActions(event) {
         : h('p', { class: 'small muted' }, 'This event does not say which enrolled photo matched (it was recorded before the appliance kept that).'),
       enrolAs(event, 'Or enrol the face in the snapshot under the right name:'));
   });
-  return h('div', { class: 'event-actions' }, button, area);
 }
