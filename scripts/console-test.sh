@@ -46,10 +46,12 @@ if [ "${FACECV_CONSOLE_NETNS:-}" != 1 ]; then
     npm ci --prefix console/tests --silent --no-audit --no-fund
   fi
   say "building the debug binary"
-  cargo build --locked --quiet --bin facecv
+  # One build of both: the example needs the dev-dependencies, whose features would make a build
+  # of the binary alone a second, different build of every crate (after `cargo test`, nothing).
+  cargo build --locked --quiet --bin facecv --example demo-frames
   work=$(mktemp -d /tmp/facecv-console.XXXXXX)
   trap 'rm -rf "$work"' EXIT
-  cargo run --locked --quiet --example demo-frames -- "$work/demo" >/dev/null
+  target/debug/examples/demo-frames "$work/demo" >/dev/null
   # The door camera: the demo's loop (people walking up, a stranger lingering; 12 s at 4 fps)
   # six times over, so a camera added during the run is still showing faces a minute later.
   mkdir -p "$work/media/door"

@@ -54,10 +54,13 @@ scripts/fetch-litert.sh
 # DEMO_PROFILE=dev builds the debug binary instead: a quicker first build, slower recognition.
 profile="${DEMO_PROFILE:-release}"
 say "building ($profile; the first build takes a few minutes)"
-cargo build --profile "$profile" --locked --bin facecv
-cargo run --profile "$profile" --locked --quiet --example demo-frames -- target/demo
+# One build of both: the example needs the dev-dependencies, and their features would make a
+# second, different build of every crate if the binary and the example were built apart.
+cargo build --profile "$profile" --locked --bin facecv --example demo-frames
+out="target/$([ "$profile" = dev ] && echo debug || echo "$profile")"
+"$out/examples/demo-frames" target/demo
 
-bin="target/$([ "$profile" = dev ] && echo debug || echo "$profile")/facecv"
+bin="$out/facecv"
 port=7000
 base="http://127.0.0.1:$port"
 if curl -s -o /dev/null --max-time 2 "$base/health"; then
