@@ -239,13 +239,24 @@ impl LiveFeed {
         }
     }
 
-    fn encode(&mut self, width: u32, height: u32) -> Result<Bytes, image::ImageError> {
+    /// `jpeg-encoder` rather than the `image` crate's encoder: measured with `cargo bench --bench
+    /// live`, the first viewer costs 1.5 CPU ms per picture with it (AVX2 on x86) against 9.4
+    /// with `image`'s, and the pictures are a third smaller (12.9 against 18.5 KiB).
+    fn encode(&mut self, width: u32, height: u32) -> Result<Bytes, jpeg_encoder::EncodingError> {
+        let (w, h) = match (u16::try_from(width), u16::try_from(height)) {
+            (Ok(w), Ok(h)) => (w, h),
+            _ => {
+                return Err(jpeg_encoder::EncodingError::Write(format!(
+                    "a {width}x{height} frame is too large for JPEG"
+                )))
+            }
+        };
         let mut out = Vec::with_capacity(self.jpeg_capacity + self.jpeg_capacity / 8);
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY).encode(
+        jpeg_encoder::Encoder::new(&mut out, QUALITY).encode(
             &self.canvas,
-            width,
-            height,
-            image::ExtendedColorType::Rgb8,
+            w,
+            h,
+            jpeg_encoder::ColorType::Rgb,
         )?;
         self.jpeg_capacity = out.len();
         Ok(Bytes::from(out))
