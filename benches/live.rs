@@ -31,13 +31,12 @@ fn main() {
         .map(|s| s.parse().expect("--seconds N"))
         .unwrap_or(15);
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let frames = dir.path().join("door");
-    std::fs::create_dir_all(&frames).unwrap();
-    for (i, photo) in video::photos_of("John_Salley").iter().take(8).enumerate() {
-        video::frame_with(Some(photo))
-            .save(frames.join(format!("frame_{i:03}.png")))
-            .unwrap();
-    }
+    let scenes: Vec<_> = video::photos_of("John_Salley")
+        .into_iter()
+        .take(8)
+        .map(Some)
+        .collect();
+    let frames = video::write_door_frames(&dir.path().join("door"), &scenes);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

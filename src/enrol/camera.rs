@@ -97,17 +97,13 @@ impl ShotCollector {
         let index = self.report.frames;
         self.report.frames += 1;
         self.report.sampled += 1;
-        let pick = match judge(index, frame, faces, self.min_confidence, min_px) {
+        let (pick, face) = match judge(index, frame, faces, self.min_confidence, min_px) {
             Verdict::NoFace => return self.report.no_face += 1,
             Verdict::MultipleFaces => return self.report.multiple_faces += 1,
             Verdict::TooSmall => return self.report.too_small += 1,
-            Verdict::Candidate(pick) => pick,
+            Verdict::Candidate { pick, face } => (pick, face),
         };
-        let keypoints = faces
-            .iter()
-            .find(|f| f.score >= self.min_confidence)
-            .map_or([[0.0; 2]; 6], |f| f.keypoints);
-        self.keep_frame(&pick, frame, keypoints);
+        self.keep_frame(&pick, frame, faces[face].keypoints);
         self.candidates.push(pick);
     }
 

@@ -51,7 +51,11 @@ pub enum Verdict {
     MultipleFaces,
     /// One clear face, too narrow to enrol (or not embedded).
     TooSmall,
-    Candidate(Pick),
+    /// A candidate, and where its face is in the `faces` judged (for its keypoints and crop).
+    Candidate {
+        pick: Pick,
+        face: usize,
+    },
 }
 
 /// Judges one analysed frame; `faces` are what the engine found in it.
@@ -62,20 +66,26 @@ pub fn judge(
     min_confidence: f32,
     min_px: u32,
 ) -> Verdict {
-    let mut clear = faces.iter().filter(|f| f.score >= min_confidence);
+    let mut clear = faces
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.score >= min_confidence);
     match (clear.next(), clear.next()) {
         (None, _) => Verdict::NoFace,
         (Some(_), Some(_)) => Verdict::MultipleFaces,
-        (Some(face), None) => match &face.embedding {
-            Some(e) if face.bbox[2] - face.bbox[0] >= min_px as f32 => Verdict::Candidate(Pick {
-                frame_index: index,
-                bbox: face.bbox.map(|v| v.round() as i32),
-                detection_confidence: face.score,
-                sharpness: sharpness(frame, face.bbox),
-                quality: 0.0,
-                embedding: e.as_slice().to_vec(),
-                crop: Vec::new(),
-            }),
+        (Some((at, face)), None) => match &face.embedding {
+            Some(e) if face.bbox[2] - face.bbox[0] >= min_px as f32 => Verdict::Candidate {
+                pick: Pick {
+                    frame_index: index,
+                    bbox: face.bbox.map(|v| v.round() as i32),
+                    detection_confidence: face.score,
+                    sharpness: sharpness(frame, face.bbox),
+                    quality: 0.0,
+                    embedding: e.as_slice().to_vec(),
+                    crop: Vec::new(),
+                },
+                face: at,
+            },
             _ => Verdict::TooSmall,
         },
     }

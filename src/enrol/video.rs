@@ -143,12 +143,11 @@ pub fn pick_faces(
             Verdict::NoFace => report.no_face += 1,
             Verdict::MultipleFaces => report.multiple_faces += 1,
             Verdict::TooSmall => report.too_small += 1,
-            Verdict::Candidate(mut pick) => {
-                // The one clear face judge() found: its aligned crop is the thumbnail kept.
-                if let Some(face) = faces.iter().find(|f| f.score >= opts.min_confidence) {
-                    let (crop, side) = engine.crop_of(&frame.rgb, frame.width, frame.height, face);
-                    pick.crop = shot::jpeg(crop, side, side)?;
-                }
+            Verdict::Candidate { mut pick, face } => {
+                // The face's aligned crop is the thumbnail kept with it.
+                let (crop, side) =
+                    engine.crop_of(&frame.rgb, frame.width, frame.height, &faces[face]);
+                pick.crop = shot::jpeg(crop, side, side)?;
                 candidates.push(pick);
             }
         }
