@@ -16,13 +16,14 @@
 //! constant time, so the time a comparison takes says nothing about the token, its length
 //! included.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::store::private_file::write_private;
 
 /// The file below `storage.dir` that holds a rotated token.
 pub const FILE: &str = "api-token";
@@ -187,27 +188,12 @@ fn read_file(path: &Path) -> Result<Option<String>, TokenError> {
     Ok(Some(token.to_owned()))
 }
 
-/// Writes `token` and a newline to `path` through a temporary file (0600) in the same folder,
-/// synced and renamed into place, so that a power cut leaves the old file or the new one.
+/// Writes `token` and a newline to `path`, whole and 0600 (`store::private_file`).
 fn write_file(path: &Path, token: &str) -> Result<(), TokenError> {
-    let err = |source| TokenError::Write {
+    write_private(path, format!("{token}\n").as_bytes()).map_err(|source| TokenError::Write {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".api-token-")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.write_all(format!("{token}\n").as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err)?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

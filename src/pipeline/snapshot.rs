@@ -14,7 +14,7 @@
 //! [`SnapshotLinks`] signs links to snapshots, so that a webhook receiver can fetch one without
 //! the API token: an HMAC-SHA256 over the path and an expiry, with a key made once per device.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -22,6 +22,7 @@ use sha2::Sha256;
 
 use crate::camera::{CameraId, Frame};
 use crate::events::EventId;
+use crate::store::private_file::write_private;
 
 /// Snapshots kept per camera.
 pub const KEEP: usize = 500;
@@ -192,21 +193,11 @@ impl SnapshotLinks {
 
 fn make_key(path: &Path) -> std::io::Result<[u8; KEY_LEN]> {
     use rand::RngCore;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut key = [0u8; KEY_LEN];
     rand::rngs::OsRng.fill_bytes(&mut key);
-    // Written whole to a temporary name and renamed: a power cut never leaves half a key, which
-    // would refuse to load (or, worse, a key that changed under the links given out).
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+    // Written whole: a power cut never leaves half a key, which would refuse to load (or, worse,
+    // a key that changed under the links given out).
+    write_private(path, &key)?;
     tracing::info!(path = %path.display(), "made the key that signs snapshot links");
     Ok(key)
 }

@@ -23,6 +23,7 @@ pub(crate) mod damage;
 pub(crate) mod faces;
 pub(crate) mod migrations;
 pub(crate) mod outbox;
+pub(crate) mod private_file;
 mod quota;
 pub(crate) mod salvage;
 pub(crate) mod sinks;
