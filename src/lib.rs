@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod metrics;
 pub mod pipeline;
 pub mod samples;
+pub mod score;
 pub mod shutdown;
 pub mod store;
 mod systemd;

@@ -20,6 +20,7 @@ mod live;
 mod mqtt;
 mod ops;
 mod people;
+mod routes;
 mod server;
 mod session;
 mod snapshots;
