@@ -112,6 +112,108 @@ macro_rules! route {
 #[allow(unused_imports)]
 pub(crate) use route;
 
+/// One segment of a route's path: a literal, or a `{name}` that takes any one segment.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Lit(String),
+    Param(String),
+}
+
+/// The routes, split into segments once.
+pub(crate) struct Table {
+    routes: Vec<(Vec<Seg>, Route)>,
+}
+
+/// What a request's method and path find in the table.
+pub(crate) enum Lookup<'a> {
+    Found(&'a Route, Params),
+    /// The path exists, not with this method: 405 with `Allow`.
+    WrongMethod(Vec<Method>),
+    Missing,
+}
+
+impl Table {
+    /// Panics on two routes with the same method and path: a programming error the tests catch.
+    pub(crate) fn new(routes: Vec<Route>) -> Table {
+        let routes: Vec<(Vec<Seg>, Route)> =
+            routes.into_iter().map(|r| (split(&r.path), r)).collect();
+        for (i, (_, a)) in routes.iter().enumerate() {
+            for (_, b) in &routes[..i] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} is routed twice",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+        Table { routes }
+    }
+
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.routes.iter().map(|(_, r)| r)
+    }
+
+    /// The route for `method` on the decoded `segments`. Where a literal and a `{name}` both
+    /// match (`/webhooks/stats` and `/webhooks/{webhook_id}`), the literal wins, position by
+    /// position from the left; the path chosen that way answers 405 for a method it lacks, so
+    /// `PUT /webhooks/stats` is refused rather than taken for a webhook named "stats".
+    pub(crate) fn find(&self, method: &Method, segments: &[String]) -> Lookup<'_> {
+        let best = self
+            .routes
+            .iter()
+            .filter(|(pattern, _)| matches(pattern, segments))
+            .map(|(pattern, _)| pattern)
+            .max_by(|a, b| specificity(a).cmp(&specificity(b)));
+        let Some(best) = best else {
+            return Lookup::Missing;
+        };
+        let on_path = self.routes.iter().filter(|(p, _)| p == best);
+        let mut allowed = Vec::new();
+        for (pattern, route) in on_path {
+            if route.method == *method {
+                let values = pattern
+                    .iter()
+                    .zip(segments)
+                    .filter_map(|(seg, value)| match seg {
+                        Seg::Param(name) => Some((name.clone(), value.clone())),
+                        Seg::Lit(_) => None,
+                    })
+                    .collect();
+                return Lookup::Found(route, Params::new(values));
+            }
+            allowed.push(route.method.clone());
+        }
+        Lookup::WrongMethod(allowed)
+    }
+}
+
+fn split(path: &str) -> Vec<Seg> {
+    path.split('/')
+        .skip(1)
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Seg::Param(name.to_owned()),
+                None => Seg::Lit(s.to_owned()),
+            },
+        )
+        .collect()
+}
+
+fn matches(pattern: &[Seg], segments: &[String]) -> bool {
+    pattern.len() == segments.len()
+        && pattern.iter().zip(segments).all(|(p, s)| match p {
+            Seg::Lit(lit) => lit == s,
+            // An empty segment (`/webhooks//enable`) names nothing.
+            Seg::Param(_) => !s.is_empty(),
+        })
+}
+
+/// Literals before parameters, compared from the left.
+fn specificity(pattern: &[Seg]) -> Vec<bool> {
+    pattern.iter().map(|s| matches!(s, Seg::Lit(_))).collect()
+}
+
 /// The values of a route's `{name}` segments, percent-decoded, in the order of the path.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Params {
@@ -153,5 +255,60 @@ mod tests {
         assert_eq!(r.operation.operation_id.as_deref(), Some("hello"));
         let old = r.alias("/api/v1/older/hello/{name}");
         assert_eq!(old.operation.operation_id.as_deref(), Some("older_hello"));
+    }
+
+    /// Says hello to everyone.
+    #[utoipa::path(get, path = "/api/v1/hello/all", responses((status = 200)))]
+    async fn hello_all(_state: Arc<State>, _req: Request<Incoming>, _params: Params) -> ApiResult {
+        super::super::ok_json(&"all")
+    }
+
+    /// Forgets a name.
+    #[utoipa::path(delete, path = "/api/v1/hello/{name}", params(("name" = String, Path)),
+        responses((status = 200)))]
+    async fn forget(_state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+        super::super::ok_json(&params.get("name"))
+    }
+
+    fn segs(path: &str) -> Vec<String> {
+        path.split('/').skip(1).map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn literals_win_and_a_literal_path_refuses_other_methods() {
+        let table = Table::new(vec![route!(hello), route!(forget), route!(hello_all)]);
+        match table.find(&Method::GET, &segs("/api/v1/hello/all")) {
+            Lookup::Found(r, _) => assert_eq!(r.path, "/api/v1/hello/all"),
+            _ => panic!("GET /hello/all"),
+        }
+        match table.find(&Method::DELETE, &segs("/api/v1/hello/ann")) {
+            Lookup::Found(r, p) => {
+                assert_eq!(r.method, Method::DELETE);
+                assert_eq!(p.get("name"), "ann");
+            }
+            _ => panic!("DELETE /hello/ann"),
+        }
+        assert!(matches!(
+            table.find(&Method::DELETE, &segs("/api/v1/hello/all")),
+            Lookup::WrongMethod(m) if m == vec![Method::GET]
+        ));
+        assert!(matches!(
+            table.find(&Method::PUT, &segs("/api/v1/hello/ann")),
+            Lookup::WrongMethod(m) if m.len() == 2
+        ));
+        assert!(matches!(
+            table.find(&Method::GET, &segs("/api/v1/hello")),
+            Lookup::Missing
+        ));
+        assert!(matches!(
+            table.find(&Method::GET, &segs("/api/v1/hello/")),
+            Lookup::Missing
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "routed twice")]
+    fn a_route_cannot_be_routed_twice() {
+        Table::new(vec![route!(hello), route!(hello)]);
     }
 }
