@@ -13,9 +13,12 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 /// The name of one of the six event kinds, as FaceCV spells it on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     FaceDetected,
@@ -72,16 +75,22 @@ impl FromStr for EventType {
 /// A face box in pixels of the frame, `[x1, y1, x2, y2]`, as FaceCV sends it.
 pub type BBox = [i32; 4];
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DetectedFace {
+    #[schema(value_type = [i32], min_items = 4, max_items = 4, example = json!([100, 80, 220, 230]))]
     pub bbox: BBox,
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.93)]
     pub confidence: f32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecognizedFace {
+    /// The person's name, or `Unknown`.
+    #[schema(example = "John Doe")]
     pub name: String,
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.87)]
     pub confidence: f32,
+    #[schema(value_type = [i32], min_items = 4, max_items = 4, example = json!([100, 80, 220, 230]))]
     pub bbox: BBox,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_id: Option<String>,
@@ -90,7 +99,7 @@ pub struct RecognizedFace {
     pub metadata: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AlertLevel {
     Low,
@@ -99,7 +108,7 @@ pub enum AlertLevel {
     Critical,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttendanceAction {
     CheckIn,
@@ -109,7 +118,7 @@ pub enum AttendanceAction {
 }
 
 /// Why a stream ended: receivers treat a lost source differently from an operator's stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     Requested,
@@ -134,7 +143,7 @@ impl StopReason {
 }
 
 /// What happened, with the payload FaceCV put under `data` for each kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event_type", content = "data", rename_all = "snake_case")]
 pub enum EventData {
     FaceDetected {
@@ -147,7 +156,10 @@ pub enum EventData {
     },
     StrangerAlert {
         alert_level: AlertLevel,
+        /// The stranger's best similarity in the gallery (0 with an empty gallery).
+        #[schema(minimum = 0.0, maximum = 1.0)]
         confidence: f32,
+        #[schema(value_type = [i32], min_items = 4, max_items = 4)]
         bbox: BBox,
         appearance_count: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +173,7 @@ pub enum EventData {
         face_id: String,
         name: String,
         action: AttendanceAction,
+        #[schema(minimum = 0.0, maximum = 1.0)]
         confidence: f32,
         #[serde(default)]
         metadata: Map<String, Value>,
@@ -202,10 +215,12 @@ impl EventData {
 }
 
 /// FaceCV's event `metadata`: where the event came from and under which threshold.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct EventMetadata {
+    #[schema(example = "insightface_stream")]
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.55)]
     pub threshold: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_timestamp: Option<String>,
@@ -243,16 +258,7 @@ impl NewEvent {
 
     /// Serialises the event as receivers will see it, under the given stable id.
     pub fn to_json(&self, id: &EventId) -> String {
-        #[derive(Serialize)]
-        struct Wire<'a> {
-            id: &'a str,
-            #[serde(flatten)]
-            data: &'a EventData,
-            timestamp: String,
-            camera_id: &'a str,
-            metadata: &'a EventMetadata,
-        }
-        serde_json::to_string(&Wire {
+        serde_json::to_string(&Event {
             id: &id.0,
             data: &self.data,
             timestamp: format_timestamp(self.timestamp),
@@ -261,6 +267,27 @@ impl NewEvent {
         })
         .expect("events serialise: all keys are strings and all floats are finite")
     }
+}
+
+/// One recorded event as every reader gets it (webhooks, MQTT, `GET /api/v1/events`): FaceCV's
+/// five fields and our `id`. Written once, when the event is recorded; its type is also the
+/// OpenAPI document's description of that text.
+#[derive(Serialize, ToSchema)]
+pub struct Event<'a> {
+    /// The receiver's deduplication key (`evt_` and 32 hex digits).
+    #[schema(
+        pattern = "^evt_[0-9a-f]{32}$",
+        example = "evt_0193a1b2c3d4e5f60718293a4b5c6d7e"
+    )]
+    id: &'a str,
+    #[serde(flatten)]
+    data: &'a EventData,
+    /// ISO 8601, UTC, with milliseconds.
+    #[schema(example = "2025-05-26T10:30:45.123Z")]
+    timestamp: String,
+    #[schema(example = "entrance_camera")]
+    camera_id: &'a str,
+    metadata: &'a EventMetadata,
 }
 
 /// The stable id of a recorded event (`evt_` + a time-ordered UUIDv7), the receiver's deduplication key.

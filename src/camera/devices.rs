@@ -16,7 +16,7 @@ pub const MAX_NODES: usize = 64;
 pub const MAX_FORMATS: usize = 128;
 
 /// One V4L2 capture device.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VideoDevice {
     pub path: String,
     /// The card's name (`Integrated Camera`, `mmal service 16.1`); empty when it could not be read.

@@ -82,7 +82,7 @@ pub fn rgb_len(width: u32, height: u32) -> usize {
 }
 
 /// How raw frames are laid out in memory.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PixelFormat {
     /// Packed R, G, B bytes (`ffmpeg -pix_fmt rgb24`, V4L2 `RGB3`).

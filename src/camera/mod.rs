@@ -121,19 +121,23 @@ impl CameraError {
 }
 
 /// Where a camera's frames come from. Deserialised from the config's `[camera.source]` table.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SourceSpec {
     /// A V4L2 device (USB cameras, CSI cameras with a V4L2 driver). The driver may give another
     /// size or rate than asked; the source logs and reports what it got.
     V4l2 {
+        #[schema(value_type = String, example = "/dev/video0")]
         device: PathBuf,
         #[serde(default = "default_width")]
+        #[schema(example = 640)]
         width: u32,
         #[serde(default = "default_height")]
+        #[schema(example = 480)]
         height: u32,
         /// 0 keeps the driver's rate.
         #[serde(default = "default_fps")]
+        #[schema(minimum = 0.0)]
         fps: f32,
         /// `None` picks one the device offers: YUYV up to 640x480, MJPEG above.
         #[serde(default)]
@@ -148,8 +152,11 @@ pub enum SourceSpec {
     },
     /// A y4m or MJPEG file, a single image, or a folder of images; paced at `fps` (0: unpaced).
     File {
+        /// In `api.media_dir` for a camera of the API.
+        #[schema(value_type = String, example = "clip.y4m")]
         path: PathBuf,
         #[serde(default)]
+        #[schema(minimum = 0.0)]
         fps: f32,
         #[serde(default)]
         looped: bool,
@@ -157,11 +164,14 @@ pub enum SourceSpec {
     /// A moving test pattern with no faces, for soak tests and a camera-less default config.
     Synthetic {
         #[serde(default = "default_width")]
+        #[schema(example = 640)]
         width: u32,
         #[serde(default = "default_height")]
+        #[schema(example = 480)]
         height: u32,
         /// 0: as fast as the pattern can be drawn.
         #[serde(default = "default_fps")]
+        #[schema(minimum = 0.0)]
         fps: f32,
     },
 }

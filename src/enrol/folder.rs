@@ -28,7 +28,7 @@ pub enum FolderError {
 }
 
 /// What happened to one photo.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FileReport {
     pub file: String,
     /// `ok`, or why the photo cannot be used: `not_an_image`, `unsupported_image_format`,
@@ -40,7 +40,7 @@ pub struct FileReport {
 }
 
 /// What happened to one person's folder.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PersonReport {
     pub name: String,
     pub enrolled: bool,

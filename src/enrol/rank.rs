@@ -19,7 +19,7 @@ use crate::vision::Face;
 pub const FULL_SIZE_PX: f32 = 160.0;
 
 /// A frame chosen for enrolment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Pick {
     pub frame_index: usize,
     pub bbox: [i32; 4],

@@ -91,7 +91,7 @@ pub struct VideoOptions {
 }
 
 /// What the video (or the camera) showed and what was chosen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VideoReport {
     pub frames: usize,
     pub sampled: usize,

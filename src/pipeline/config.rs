@@ -9,21 +9,27 @@ use crate::camera::CameraId;
 use crate::camera::{parse_source, ApiSources, SourceRefusal, SourceSpec};
 use crate::config::check::ConfigError;
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"camera_id": "front_door", "source": "synthetic", "fps": 5, "autostart": false}))]
 pub struct CameraConfig {
+    /// Letters, digits, `_`, `-` and `.`; not `devices`, and no `..` (it names a folder).
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")]
     pub camera_id: String,
     /// FaceCV's source string: "0" (the first local camera), "/dev/videoN", an `rtsp://` URL, a
     /// video file or image folder, or "synthetic". `spec` gives every detail instead.
     #[serde(default)]
+    #[schema(example = "synthetic")]
     pub source: Option<String>,
     #[serde(default)]
     pub spec: Option<SourceSpec>,
     /// Frames analysed per second at most; the camera may deliver more (they are dropped).
     #[serde(default = "default_fps")]
+    #[schema(minimum = 0.1, maximum = 60.0, example = 5)]
     pub fps: f32,
     /// Match threshold for this camera; unset means the gallery's.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.55)]
     pub threshold: Option<f32>,
     /// Start with the appliance.
     #[serde(default = "default_true")]
@@ -41,22 +47,26 @@ pub struct CameraConfig {
 /// `[cameras.reconnect]`: the back-off of a live source (cameras, commands) that goes away, and
 /// how often a flapping one is told to receivers. Every value in seconds; see `camera::Backoff`
 /// and `pipeline::flap` for why these defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReconnectConfig {
     /// The first wait before reopening, 0.1 to 60; each loss doubles it (with ±20% jitter).
     #[serde(default = "default_min_delay")]
+    #[schema(minimum = 0.1, maximum = 60.0, example = 0.5)]
     pub min_delay: f64,
     /// The longest wait, `min_delay` to 3600.
     #[serde(default = "default_max_delay")]
+    #[schema(minimum = 60.0, maximum = 3600.0, example = 60)]
     pub max_delay: f64,
     /// How long a source must deliver without a break before its back-off is reset and a flap is
     /// over, 1 to 3600.
     #[serde(default = "default_healthy_after")]
+    #[schema(minimum = 1.0, maximum = 3600.0, example = 60)]
     pub healthy_after: f64,
     /// While a source flaps, at most one `stream_started`/`stream_stopped` pair per this long,
     /// 1 to 86400; the returns in between are counted in the next one's `restarts`.
     #[serde(default = "default_report_every")]
+    #[schema(minimum = 1.0, maximum = 86400.0, example = 1200)]
     pub report_every: f64,
 }
 

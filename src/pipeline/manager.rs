@@ -67,7 +67,7 @@ pub enum CamerasError {
 }
 
 /// Where a camera was defined; see the module comment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CameraOrigin {
     Config,

@@ -16,18 +16,25 @@ use super::tracker::{Track, Tracker, Verdict};
 use crate::config::check::ConfigError;
 use crate::events::{AlertLevel, AttendanceAction, DetectedFace, EventData, RecognizedFace};
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// Seconds before a face still in view is announced again.
+    #[schema(minimum = 0, maximum = 86400, example = 60)]
     pub detected_interval: f64,
+    #[schema(minimum = 0, maximum = 86400, example = 60)]
     pub recognized_interval: f64,
     /// Frames a face must be seen, and judged unknown, before it is a stranger.
+    #[schema(minimum = 1, maximum = 1000, example = 5)]
     pub stranger_min_frames: u32,
+    #[schema(minimum = 0, maximum = 86400, example = 600)]
     pub stranger_cooldown: f64,
+    #[schema(example = 20)]
     pub stranger_hourly_cap: u32,
     pub attendance: bool,
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.8)]
     pub attendance_min_confidence: f32,
+    #[schema(minimum = 0, maximum = 86400, example = 300)]
     pub attendance_window: f64,
     pub attendance_action: AttendanceAction,
 }

@@ -16,7 +16,7 @@ use crate::events::StopReason;
 use crate::shutdown::Shutdown;
 
 /// What the API shows of a camera.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CameraStatus {
     pub camera_id: String,
     pub source: String,

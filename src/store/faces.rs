@@ -15,8 +15,9 @@ use serde_json::{Map, Value};
 use super::{now_text, Durability, Result, Store, StoreError};
 
 /// One enrolled image of a person, as the API lists it (the embedding is not shown).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FaceRecord {
+    #[schema(example = "4f0c2f9e-8a51-4a8e-9a33-0d6c1f1f7b21")]
     pub id: String,
     pub name: String,
     pub embedding_model: String,
@@ -26,6 +27,7 @@ pub struct FaceRecord {
     /// Whether its pictures are kept (faces enrolled before v5 have none). Not one of FaceCV's
     /// fields: our own listing adds it, FaceCV's paths keep FaceCV's shape.
     #[serde(skip)]
+    #[schema(ignore)]
     pub has_image: bool,
 }
 
