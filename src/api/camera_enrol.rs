@@ -12,11 +12,13 @@ use std::time::Duration;
 use http::Request;
 use hyper::body::Incoming;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::engine::with_engine;
 use super::enrol::DEFAULT_MIN_CONFIDENCE;
-use super::people::store_person;
+use super::people::{enrolled, store_person, Enrolled};
+use super::routes::Params;
 use super::{ok_json, read_json, ApiError, ApiResult, State};
 use crate::config::check::check_range;
 use crate::enrol::camera::ShotsError;
@@ -26,14 +28,28 @@ use crate::vision::Face;
 /// How often the route looks whether the collection is complete or the camera has stopped.
 const POLL: Duration = Duration::from_millis(100);
 
-#[derive(Debug, Deserialize)]
+/// Who stands in front of the camera, and how long to look for good shots of them.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "John Doe", "shots": 5, "timeout_s": 20}))]
 struct CameraEnrol {
+    /// Trimmed, 1 to 128 bytes.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "\\S",
+        example = "John Doe"
+    )]
     name: String,
+    /// The best this many shots are enrolled.
     #[serde(default = "default_shots")]
+    #[schema(minimum = 1, maximum = 10, default = 5)]
     shots: u32,
+    /// How long to look, in seconds.
     #[serde(default = "default_timeout")]
+    #[schema(minimum = 1, maximum = 60, default = 20)]
     timeout_s: u32,
+    /// Kept with the person (department, employee_id, ...); events carry it.
     #[serde(default)]
     metadata: Map<String, Value>,
 }
@@ -58,7 +74,24 @@ fn shots_error(e: ShotsError) -> ApiError {
     }
 }
 
-pub(super) async fn enrol(state: &State, req: Request<Incoming>, id: &str) -> ApiResult {
+/// Enrol the person in front of a camera
+///
+/// "Take five good shots now": while the person stands in front of a running camera, the frames
+/// it analyses anyway are judged and ranked as a video's are, and the best `shots` are enrolled.
+/// One enrolment per camera at a time (409 `enrolment_in_progress`); 422 `no_good_shots` when no
+/// usable face was seen within `timeout_s`.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/enrol", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    request_body = CameraEnrol,
+    responses((status = 200, description = "The person enrolled, with what the camera saw", body = Enrolled),
+        (status = 409, description = "`camera_not_running` or `enrolment_in_progress`")))]
+pub(super) async fn enrol_from_camera(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    params: Params,
+) -> ApiResult {
+    let state: &State = &state;
+    let id = params.get("camera_id");
     let body: CameraEnrol = read_json(state, req).await?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.len() > 128 {
@@ -139,15 +172,14 @@ pub(super) async fn enrol(state: &State, req: Request<Incoming>, id: &str) -> Ap
         shots = faces.len(),
         "person enrolled from a camera"
     );
-    ok_json(&json!({
-        "success": true,
-        "message": format!("Registered {} shot(s) of {name} from camera {id}", faces.len()),
-        "name": name,
-        "camera_id": id,
-        "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
-        "faces": faces,
-        "video": report,
-    }))
+    let message = format!(
+        "Registered {} shot(s) of {name} from camera {id}",
+        faces.len()
+    );
+    let mut answer: Enrolled = enrolled(&name, &faces, message);
+    answer.camera_id = Some(id.to_owned());
+    answer.video = Some(report);
+    ok_json(&answer)
 }
 
 fn lock(c: &Mutex<ShotCollector>) -> std::sync::MutexGuard<'_, ShotCollector> {

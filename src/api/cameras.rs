@@ -7,13 +7,18 @@
 //! Also here: the V4L2 devices present (`devices`), and the console's live view, snapshots
 //! (`live.rs`) and enrolment from a camera (`camera_enrol.rs`).
 
-use http::{Method, Request};
-use hyper::body::Incoming;
-use serde_json::{json, Value};
+use std::sync::Arc;
 
-use super::{ok_json, read_json, ApiError, ApiResult, State};
-use crate::camera::{CameraError, SourceRefusal};
-use crate::pipeline::{CameraConfig, CamerasError};
+use http::Request;
+use hyper::body::Incoming;
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+use super::routes::{route, Params, Route};
+use super::{camera_enrol, live, ok_json, read_json, ApiError, ApiResult, State};
+use crate::camera::{CameraError, SourceRefusal, VideoDevice};
+use crate::pipeline::{CameraConfig, CameraStatus, CamerasError};
 
 impl From<CamerasError> for ApiError {
     fn from(e: CamerasError) -> Self {
@@ -57,44 +62,143 @@ fn refusal(r: SourceRefusal) -> ApiError {
     }
 }
 
-pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
-    let method = req.method().clone();
-    match (rest, &method) {
-        // Before the camera routes; `devices` is no camera id (`camera::CameraId`).
-        (["devices"], &Method::GET) => devices().await,
-        ([id, "live.mjpg"], &Method::GET) => super::live::mjpeg(state, &req, id),
-        ([id, "snapshot.jpg"], &Method::GET) => super::live::snapshot(state, id).await,
-        ([id, "enrol"], &Method::POST) => super::camera_enrol::enrol(state, req, id).await,
-        (["devices"] | [_, "live.mjpg" | "snapshot.jpg" | "enrol"], _) => {
-            Err(ApiError::MethodNotAllowed(method))
-        }
-        ([], &Method::GET) => ok_json(&state.cameras.list()),
-        ([], &Method::POST) => add(state, req).await,
-        ([id], &Method::GET) | ([id, "status"], &Method::GET) => {
-            ok_json(&state.cameras.status(id)?)
-        }
-        ([id], &Method::PUT) => replace(state, req, id).await,
-        ([id], &Method::DELETE) => {
-            let (cameras, id2) = (state.cameras.clone(), id.to_string());
-            blocking(move || cameras.remove(&id2)).await?;
-            ok_json(&json!({ "success": true, "camera_id": id }))
-        }
-        ([id, action @ ("start" | "stop")], &Method::POST) => {
-            let (cameras, id2, on) = (state.cameras.clone(), id.to_string(), *action == "start");
-            blocking(move || cameras.switch(&id2, on)).await?;
-            ok_json(&state.cameras.status(id)?)
-        }
-        ([] | [_] | [_, "start" | "stop" | "status"], _) => Err(ApiError::MethodNotAllowed(method)),
-        _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
-    }
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route!(camera_devices),
+        route!(list_cameras),
+        route!(add_camera),
+        route!(get_camera),
+        route!(camera_status),
+        route!(replace_camera),
+        route!(delete_camera),
+        route!(start_camera),
+        route!(stop_camera),
+        route!(live::live_view),
+        route!(live::camera_snapshot),
+        route!(camera_enrol::enrol_from_camera),
+    ]
 }
 
-/// `GET /api/v1/cameras/devices`: the V4L2 capture devices present (opening each one blocks).
-async fn devices() -> ApiResult {
+/// The V4L2 capture devices present.
+#[derive(Serialize, ToSchema)]
+#[schema(as = VideoDevices)]
+struct Devices {
+    devices: Vec<VideoDevice>,
+}
+
+/// The capture devices present
+///
+/// Each V4L2 device with its name, driver, bus and the formats and frame sizes it offers, so that
+/// an installer adding a camera picks a device and a size it can actually give.
+#[utoipa::path(get, path = "/api/v1/cameras/devices", tag = "cameras",
+    responses((status = 200, description = "The devices (opening each one takes a moment)", body = Devices)))]
+async fn camera_devices(_state: Arc<State>, _req: Request<Incoming>, _: Params) -> ApiResult {
     let devices = tokio::task::spawn_blocking(crate::camera::list_devices)
         .await
         .map_err(|_| ApiError::Unavailable)?;
-    ok_json(&json!({ "devices": devices }))
+    ok_json(&Devices { devices })
+}
+
+/// Every camera
+///
+/// The config file's, the API's and the streams' cameras, each with its state and counters.
+#[utoipa::path(get, path = "/api/v1/cameras", tag = "cameras",
+    responses((status = 200, description = "The cameras", body = Vec<CameraStatus>)))]
+async fn list_cameras(state: Arc<State>, _req: Request<Incoming>, _: Params) -> ApiResult {
+    ok_json(&state.cameras.list())
+}
+
+/// Add a camera
+///
+/// The camera is remembered and comes back after a restart, running if it was. Sources are those
+/// the API may open (a local camera, a network stream, a file of `api.media_dir`, the synthetic
+/// pattern); commands belong in the config file. With `autostart` (the default) it starts now,
+/// and a camera that cannot start is not added.
+#[utoipa::path(post, path = "/api/v1/cameras", tag = "cameras",
+    request_body = CameraConfig,
+    responses((status = 200, description = "The camera added", body = CameraStatus),
+        (status = 409, description = "A camera of that id exists")))]
+async fn add_camera(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    add(&state, req).await
+}
+
+/// A camera
+#[utoipa::path(get, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    responses((status = 200, description = "The camera's state and counters", body = CameraStatus)))]
+async fn get_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    ok_json(&state.cameras.status(params.get("camera_id"))?)
+}
+
+/// A camera's status
+///
+/// The same answer as the camera's own path, under FaceCV's name for it.
+#[utoipa::path(get, path = "/api/v1/cameras/{camera_id}/status", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    responses((status = 200, description = "The camera's state and counters", body = CameraStatus)))]
+async fn camera_status(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    ok_json(&state.cameras.status(params.get("camera_id"))?)
+}
+
+/// Change a camera
+///
+/// A new definition for a camera of the API (the config file's are changed in the file); a
+/// running one restarts with it. The body may leave out `camera_id` but not contradict the path.
+#[utoipa::path(put, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    request_body = CameraConfig,
+    responses((status = 200, description = "The camera as it is now", body = CameraStatus)))]
+async fn replace_camera(state: Arc<State>, req: Request<Incoming>, params: Params) -> ApiResult {
+    replace(&state, req, params.get("camera_id")).await
+}
+
+/// What a delete answers.
+#[derive(Serialize, ToSchema)]
+struct CameraDeleted {
+    success: bool,
+    camera_id: String,
+}
+
+/// Remove a camera
+///
+/// A camera of the API is stopped and forgotten; the config file's stay in the file.
+#[utoipa::path(delete, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    responses((status = 200, description = "The camera is gone", body = CameraDeleted)))]
+async fn delete_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    let id = params.get("camera_id").to_owned();
+    let (cameras, id2) = (state.cameras.clone(), id.clone());
+    blocking(move || cameras.remove(&id2)).await?;
+    ok_json(&CameraDeleted {
+        success: true,
+        camera_id: id,
+    })
+}
+
+/// Start a camera
+///
+/// Remembered: a camera of the API started here runs again after a restart.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/start", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    responses((status = 200, description = "The camera, running", body = CameraStatus)))]
+async fn start_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    switch(&state, params.get("camera_id"), true).await
+}
+
+/// Stop a camera
+///
+/// Remembered: a camera of the API stopped here stays stopped after a restart.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/stop", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    responses((status = 200, description = "The camera, stopped", body = CameraStatus)))]
+async fn stop_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    switch(&state, params.get("camera_id"), false).await
+}
+
+async fn switch(state: &State, id: &str, on: bool) -> ApiResult {
+    let (cameras, id2) = (state.cameras.clone(), id.to_owned());
+    blocking(move || cameras.switch(&id2, on)).await?;
+    ok_json(&state.cameras.status(id)?)
 }
 
 /// Camera starts load models and stops join a thread: both block.

@@ -7,18 +7,23 @@
 //! `quality_threshold`, `method` for a video; `directory_path` for a folder.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use http::Request;
 use hyper::body::Incoming;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::bodies::{FolderRequest, VideoForm};
 use super::engine::with_engine;
 use super::form::read_form;
-use super::people::{enrolled, person, store_person};
+use super::people::{enrolled, person, store_person, Enrolled};
+use super::routes::Params;
 use super::{is_json, not_json, ok_json, read_body, ApiError, ApiResult, State};
 use crate::confine::{ConfineError, Root};
 use crate::enrol::folder::FolderError;
-use crate::enrol::{self, VideoError, VideoOptions};
+use crate::enrol::{self, PersonReport, VideoError, VideoOptions};
 
 /// Frames enrolled from a video unless the form says `count`.
 const DEFAULT_COUNT: usize = 5;
@@ -40,6 +45,37 @@ fn video_error(e: VideoError) -> ApiError {
             message: e.to_string(),
         },
     }
+}
+
+/// Enrol a person from a video
+///
+/// A short video of one person (turning their head is good): the best `count` frames, ranked by
+/// sharpness, size and detector confidence, are enrolled, and the answer says what was seen.
+#[utoipa::path(post, path = "/api/v1/faces/video", tag = "faces",
+    request_body(content = VideoForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The person enrolled, with what the video showed", body = Enrolled),
+        (status = 415, description = "`unsupported_video`: not y4m or MJPEG")))]
+pub(super) async fn enrol_video(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    video(&state, req).await
+}
+
+/// Enrol everyone in a folder on the appliance
+///
+/// Every person folder under `directory_path` (`<dir>/<name>/*.jpg`), which must lie in
+/// `api.offline_enrol_dir` (403 `offline_enrolment_disabled` without it); the answer tells, per
+/// person and per photo, what was enrolled and why anything was not.
+#[utoipa::path(post, path = "/api/v1/faces/offline", tag = "faces",
+    request_body(content(
+        (FolderRequest = "application/json"),
+        (FolderRequest = "multipart/form-data"),
+        (FolderRequest = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "What was enrolled and skipped", body = FolderEnrolled)))]
+pub(super) async fn enrol_folder(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _: Params,
+) -> ApiResult {
+    offline(&state, req).await
 }
 
 /// `POST …/video_face/`: enrols the best `count` frames of a video showing one person.
@@ -97,7 +133,7 @@ pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
         faces.len()
     );
     let mut body = enrolled(&name, &faces, message);
-    body["video"] = json!(report);
+    body.video = Some(report);
     ok_json(&body)
 }
 
@@ -131,13 +167,32 @@ pub async fn offline(state: &State, req: Request<Incoming>) -> ApiResult {
         skipped = skipped.len(),
         "folder enrolled"
     );
-    ok_json(&json!({
-        "success": !enrolled.is_empty(),
-        "message": format!("{} people enrolled, {} skipped", enrolled.len(), skipped.len()),
-        "enrolled": enrolled,
-        "skipped": skipped,
-        "people": report.people,
-    }))
+    ok_json(&FolderEnrolled {
+        success: !enrolled.is_empty(),
+        message: format!(
+            "{} people enrolled, {} skipped",
+            enrolled.len(),
+            skipped.len()
+        ),
+        enrolled,
+        skipped,
+        people: report.people,
+    })
+}
+
+/// What a folder's enrolment did, person by person.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesFolderEnrolled)]
+struct FolderEnrolled {
+    /// Someone was enrolled.
+    success: bool,
+    #[schema(example = "3 people enrolled, 1 skipped")]
+    message: String,
+    /// The names enrolled.
+    enrolled: Vec<String>,
+    /// The names skipped (`people` says why).
+    skipped: Vec<String>,
+    people: Vec<PersonReport>,
 }
 
 /// FaceCV's `directory_path` (or `directory`) from a multipart or urlencoded form, or JSON.

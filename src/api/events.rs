@@ -1,14 +1,17 @@
 //! `/api/v1/events`: read the outbox (in order, or as a timeline), and record sample events
 //! through the real path. An event's snapshot and enrolment from it: `snapshots.rs`.
 
+use std::sync::Arc;
+
 use http::Request;
 use hyper::body::Incoming;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::routes::{route, Params, Route};
 use super::{ok_json, query, query_param, read_json, text_response, ApiError, ApiResult, State};
 use crate::camera::CameraId;
-use crate::events::{EventFilter, EventType, Seq};
+use crate::events::{Event, EventFilter, EventId, EventType, Seq};
 use crate::pipeline::snapshot;
 use crate::store::timeline::{Order, TimelineQuery};
 
@@ -17,14 +20,43 @@ const MAX_TRIGGER: u32 = 1000;
 /// The most events one read returns.
 const MAX_READ: usize = 1000;
 
-#[derive(Deserialize)]
+pub(super) fn routes() -> Vec<Route> {
+    vec![route!(list_events), route!(trigger_events)]
+}
+
+/// Sample events to record.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"event_type": "face_recognized", "count": 1, "camera_id": "test_camera"}))]
+#[schema(as = EventsTrigger)]
 struct Trigger {
     event_type: EventType,
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 1000, default = 1)]
     count: u32,
+    /// The camera the samples claim to come from (need not exist).
     #[serde(default = "default_camera")]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", default = "test_camera")]
     camera_id: String,
+}
+
+/// What a trigger recorded.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EventsTriggered)]
+struct Triggered {
+    event_type: EventType,
+    count: usize,
+    events: Vec<Recorded>,
+}
+
+/// One recorded sample: where it is in the log and its id.
+#[derive(Serialize, ToSchema)]
+#[schema(as = RecordedEvent)]
+struct Recorded {
+    #[schema(value_type = i64, minimum = 1)]
+    seq: Seq,
+    #[schema(value_type = String, pattern = "^evt_[0-9a-f]{32}$")]
+    id: EventId,
 }
 
 impl Trigger {
@@ -53,7 +85,15 @@ fn default_camera() -> String {
     "test_camera".into()
 }
 
-pub async fn trigger(state: &State, req: Request<Incoming>) -> ApiResult {
+/// Record sample events
+///
+/// Sample events of one type go through the real path (outbox, webhooks, MQTT, actions), so an
+/// installation can be tried end to end without a face in front of a camera.
+#[utoipa::path(post, path = "/api/v1/events/trigger", tag = "events",
+    request_body = Trigger,
+    responses((status = 200, description = "The events recorded, in order", body = Triggered)))]
+async fn trigger_events(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    let state: &State = &state;
     if state.stopping.is_cancelled() {
         return Err(ApiError::Unavailable);
     }
@@ -63,32 +103,118 @@ pub async fn trigger(state: &State, req: Request<Incoming>) -> ApiResult {
         .map(|_| crate::samples::sample(t.event_type, &t.camera_id))
         .collect();
     let recorded = state.outbox.append(events).await?;
-    let list: Vec<_> = recorded
-        .iter()
-        .map(|r| json!({ "seq": r.seq, "id": r.id }))
+    let events: Vec<Recorded> = recorded
+        .into_iter()
+        .map(|r| Recorded {
+            seq: r.seq,
+            id: r.id,
+        })
         .collect();
-    ok_json(&json!({ "event_type": t.event_type, "count": list.len(), "events": list }))
+    ok_json(&Triggered {
+        event_type: t.event_type,
+        count: events.len(),
+        events,
+    })
 }
 
-/// `GET /api/v1/events?after_seq=&limit=&event_type=&camera_id=`: the log, oldest first, each
-/// event with its sequence number and whether a snapshot of it is kept (`snapshot`, for
-/// `GET /api/v1/events/{id}/snapshot.jpg`). Page by passing the answer's `next_after_seq` back as
-/// `after_seq`. The timeline's parameters (`order=desc` with `before_seq`, `person`, `since`,
-/// `until`) are read by `store::timeline`; without them the read is the outbox's own, as sinks
-/// read it.
-pub fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
-    let q = query(req);
-    let after = query_param::<i64>(&q, "after_seq")?;
-    let limit = query_param::<usize>(&q, "limit")?.unwrap_or(100);
+/// The query of `GET /api/v1/events`. Without any of the timeline's parameters (`order=desc`,
+/// `before_seq`, `person`, `since`, `until`) the read is the outbox's own, as sinks read it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventsQuery {
+    /// Only events after this sequence number: pass the last answer's `next_after_seq`.
+    #[param(minimum = 0, example = 0)]
+    after_seq: Option<i64>,
+    /// At most this many events.
+    #[param(minimum = 1, maximum = 1000, default = 100, example = 50)]
+    limit: Option<usize>,
+    /// Only these types, comma-separated.
+    #[param(
+        pattern = "^(face_detected|face_recognized|stranger_alert|attendance_recorded|stream_started|stream_stopped)(,(face_detected|face_recognized|stranger_alert|attendance_recorded|stream_started|stream_stopped))*$",
+        example = "stranger_alert,face_recognized"
+    )]
+    event_type: Option<String>,
+    /// Only from these cameras, comma-separated.
+    #[param(example = "entrance")]
+    camera_id: Option<String>,
+    /// `desc`: newest first (page with `before_seq`).
+    #[param(pattern = "^(asc|desc)$", example = "desc")]
+    order: Option<String>,
+    /// With `order=desc`: only events before this sequence number (`next_before_seq`).
+    #[param(minimum = 1, example = 1000)]
+    before_seq: Option<i64>,
+    /// Only events naming this person (recognitions and attendance).
+    #[param(min_length = 1, max_length = 128, example = "John Doe")]
+    person: Option<String>,
+    /// Only events recorded at or after this time (RFC 3339).
+    #[param(format = DateTime, example = "2026-11-29T08:00:00Z")]
+    since: Option<String>,
+    /// Only events recorded before this time (RFC 3339), later than `since`.
+    #[param(format = DateTime, example = "2026-11-30T08:00:00Z")]
+    until: Option<String>,
+}
+
+impl EventsQuery {
+    /// The query's values, each parsed (422 naming the parameter) but not yet checked together.
+    fn read(q: &[(String, String)]) -> Result<EventsQuery, ApiError> {
+        let text = |name: &str| q.iter().find(|(k, _)| k == name).map(|(_, v)| v.to_owned());
+        Ok(EventsQuery {
+            after_seq: query_param(q, "after_seq")?,
+            limit: query_param(q, "limit")?,
+            event_type: text("event_type"),
+            camera_id: text("camera_id"),
+            order: text("order"),
+            before_seq: query_param(q, "before_seq")?,
+            person: text("person"),
+            since: text("since"),
+            until: text("until"),
+        })
+    }
+}
+
+/// A page of the log: the stored events as they were recorded, oldest first (or newest first
+/// with `order=desc`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // `list_events` writes this shape from the stored texts, without a re-parse.
+struct EventPage {
+    events: Vec<EventEntry>,
+    /// Pass it back as `after_seq` for the next page (the same value when nothing is newer).
+    next_after_seq: i64,
+    /// Pass it back as `before_seq` with `order=desc` for the next page back; `null` at the start.
+    next_before_seq: Option<i64>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // See `EventPage`.
+struct EventEntry {
+    seq: i64,
+    /// Whether `GET /api/v1/events/{event_id}/snapshot.jpg` has a picture for it.
+    snapshot: bool,
+    event: Event<'static>,
+}
+
+/// Read the event log
+///
+/// The log in order, each event with its sequence number and whether a snapshot of it is kept,
+/// so that a page asks only for snapshots that exist. Page forward by passing the answer's
+/// `next_after_seq` back as `after_seq`; the timeline's parameters (`order=desc` with
+/// `before_seq`, `person`, `since`, `until`) serve the console's history.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery),
+    responses((status = 200, description = "A page of the log", body = EventPage)))]
+async fn list_events(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    let state: &State = &state;
+    let q = EventsQuery::read(&query(&req))?;
+    let after = q.after_seq;
+    let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_READ).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",
             format!("must be between 1 and {MAX_READ}"),
         ));
     }
-    let types: Option<Vec<EventType>> = match q.iter().find(|(k, _)| k == "event_type") {
+    let types: Option<Vec<EventType>> = match &q.event_type {
         None => None,
-        Some((_, v)) => Some(
+        Some(v) => Some(
             v.split(',')
                 .map(|s| s.trim().parse::<EventType>())
                 .collect::<Result<_, _>>()
@@ -96,9 +222,9 @@ pub fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
         ),
     };
     let cameras: Option<Vec<String>> = q
-        .iter()
-        .find(|(k, _)| k == "camera_id")
-        .map(|(_, v)| v.split(',').map(|c| c.trim().to_owned()).collect());
+        .camera_id
+        .as_ref()
+        .map(|v| v.split(',').map(|c| c.trim().to_owned()).collect());
     let filter = EventFilter {
         types: types.as_deref(),
         cameras: cameras.as_deref(),
@@ -173,12 +299,8 @@ struct Timeline {
 }
 
 impl Timeline {
-    fn read(q: &[(String, String)]) -> Result<Option<Timeline>, ApiError> {
-        let order = match q
-            .iter()
-            .find(|(k, _)| k == "order")
-            .map(|(_, v)| v.as_str())
-        {
+    fn read(q: &EventsQuery) -> Result<Option<Timeline>, ApiError> {
+        let order = match q.order.as_deref() {
             None | Some("asc") => Order::Asc,
             Some("desc") => Order::Desc,
             Some(other) => {
@@ -188,19 +310,19 @@ impl Timeline {
                 ))
             }
         };
-        let before = query_param::<i64>(q, "before_seq")?;
+        let before = q.before_seq;
         if before.is_some_and(|b| b < 1) {
             return Err(ApiError::invalid("before_seq", "must be 1 or more"));
         }
-        let person = match q.iter().find(|(k, _)| k == "person") {
+        let person = match &q.person {
             None => None,
-            Some((_, v)) if v.trim().is_empty() || v.len() > 128 => {
+            Some(v) if v.trim().is_empty() || v.len() > 128 => {
                 return Err(ApiError::invalid("person", "must be 1 to 128 characters"))
             }
-            Some((_, v)) => Some(v.trim().to_owned()),
+            Some(v) => Some(v.trim().to_owned()),
         };
-        let since_ms = time_param(q, "since")?;
-        let until_ms = time_param(q, "until")?;
+        let since_ms = time_param(q.since.as_deref(), "since")?;
+        let until_ms = time_param(q.until.as_deref(), "until")?;
         if let (Some(s), Some(u)) = (since_ms, until_ms) {
             if s >= u {
                 return Err(ApiError::invalid("until", "must be later than since"));
@@ -222,8 +344,8 @@ impl Timeline {
 }
 
 /// An RFC 3339 time as unix milliseconds.
-fn time_param(q: &[(String, String)], name: &str) -> Result<Option<i64>, ApiError> {
-    let Some((_, v)) = q.iter().find(|(k, _)| k == name) else {
+fn time_param(v: Option<&str>, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(v) = v else {
         return Ok(None);
     };
     let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)

@@ -5,43 +5,168 @@
 //!
 //! Uploads are analysed by the API's own engine (`engine.rs`); the forms are read by `form.rs`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Method, Request};
 use hyper::body::Incoming;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
+pub(super) use super::bodies::Jpeg;
+use super::bodies::{DetectForm, RecognizeForm, RegisterForm, VerifyForm};
 use super::engine::{image_error, with_engine};
 use super::form::read_form;
-use super::people::{enrolled, person, store_person};
-use super::{ok_json, query, query_param, ApiError, ApiResult, State};
+use super::people::{enrolled, person, store_person, Enrolled};
+use super::routes::{route, Params, Route};
+use super::{enrol, ok_json, query, query_param, ApiError, ApiResult, State};
 use crate::enrol::shot;
-use crate::store::faces::FacePicture;
+use crate::score;
+use crate::store::faces::{FacePicture, FaceRecord};
 
-/// Routes under one of the three prefixes; `rest` is the path after it.
+/// FaceCV's routes under its two prefixes; `rest` is the path after it. Ours are in the table.
 pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: bool) -> ApiResult {
     let method = req.method().clone();
     match (rest, &method) {
         (["register"], &Method::POST) => register(state, req).await,
-        ([], &Method::POST) if ours => register(state, req).await,
         (["recognize"], &Method::POST) => recognize(state, req).await,
         (["verify"], &Method::POST) => verify(state, req).await,
         (["detect"], &Method::POST) => detect(state, req).await,
         (["video_face"], &Method::POST) if !ours => super::enrol::video(state, req).await,
-        (["video"], &Method::POST) if ours => super::enrol::video(state, req).await,
         (["faces", "offline"], &Method::POST) if !ours => super::enrol::offline(state, req).await,
-        (["offline"], &Method::POST) if ours => super::enrol::offline(state, req).await,
-        ([], &Method::GET) if ours => list(state, &req, true),
-        ([id, "crop.jpg"], &Method::GET) if ours => picture(state, id, FacePicture::Crop),
-        ([id, "photo.jpg"], &Method::GET) if ours => picture(state, id, FacePicture::Photo),
         (["faces"], &Method::GET) if !ours => list(state, &req, false),
-        (["count"], &Method::GET) if ours => count(state),
         (["faces", "count"], &Method::GET) if !ours => count(state),
-        (["by-name", name], &Method::DELETE) if ours => delete_by_name(state, name),
         (["faces", "by-name", name], &Method::DELETE) if !ours => delete_by_name(state, name),
-        ([id], &Method::DELETE) if ours => delete(state, id),
         (["faces", id], &Method::DELETE) if !ours => delete(state, id),
         _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
     }
+}
+
+pub(super) fn routes() -> Vec<Route> {
+    let register = route!(register_face);
+    let register_old = register.alias("/api/v1/faces/register");
+    vec![
+        register,
+        register_old,
+        route!(recognize_faces),
+        route!(verify_faces),
+        route!(detect_faces),
+        route!(enrol::enrol_video),
+        route!(enrol::enrol_folder),
+        route!(list_faces),
+        route!(count_faces),
+        route!(face_crop),
+        route!(face_photo),
+        route!(delete_faces_by_name),
+        route!(delete_face),
+    ]
+}
+
+const FACE_ID: &str = "The face's id (one enrolled image)";
+
+/// Enrol a person
+///
+/// One or more photos of one person, each with exactly one face; all are checked before any is
+/// stored, so a bad one fails the whole enrolment. The cameras recognise the person from their
+/// next frame. Also served at `/api/v1/faces/register`.
+#[utoipa::path(post, path = "/api/v1/faces", tag = "faces",
+    request_body(content = RegisterForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The person enrolled", body = Enrolled)))]
+async fn register_face(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    register(&state, req).await
+}
+
+/// Recognise the faces in a photo
+///
+/// Each face found, named by the gallery: a face less similar than `threshold` to everyone is
+/// `Unknown`, with its best similarity as its confidence.
+#[utoipa::path(post, path = "/api/v1/faces/recognize", tag = "faces",
+    request_body(content = RecognizeForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The faces found", body = Recognition)))]
+async fn recognize_faces(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    recognize(&state, req).await
+}
+
+/// Whether two photos show the same person
+#[utoipa::path(post, path = "/api/v1/faces/verify", tag = "faces",
+    request_body(content = VerifyForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The verdict", body = Verification)))]
+async fn verify_faces(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    verify(&state, req).await
+}
+
+/// Find the faces in a photo
+///
+/// Boxes and landmarks only, without naming anyone.
+#[utoipa::path(post, path = "/api/v1/faces/detect", tag = "faces",
+    request_body(content = DetectForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The faces found", body = Detection)))]
+async fn detect_faces(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    detect(&state, req).await
+}
+
+/// The enrolled faces
+///
+/// One entry per enrolled image, newest first, with whether its pictures are kept.
+#[utoipa::path(get, path = "/api/v1/faces", tag = "faces",
+    params(("limit" = Option<usize>, Query, description = "At most this many", minimum = 1, maximum = 10000, example = 100),
+        ("name" = Option<String>, Query, description = "Only this person's", example = "John Doe")),
+    responses((status = 200, description = "The faces", body = FaceList)))]
+async fn list_faces(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
+    list(&state, &req, true)
+}
+
+/// How many faces and people are enrolled
+#[utoipa::path(get, path = "/api/v1/faces/count", tag = "faces",
+    responses((status = 200, description = "The counts", body = FaceCount)))]
+async fn count_faces(state: Arc<State>, _req: Request<Incoming>, _: Params) -> ApiResult {
+    count(&state)
+}
+
+/// An enrolled face's crop
+///
+/// The aligned face as the embedder saw it (the console's thumbnail).
+#[utoipa::path(get, path = "/api/v1/faces/{face_id}/crop.jpg", tag = "faces",
+    params(("face_id" = String, Path, description = FACE_ID)),
+    responses((status = 200, description = "The crop", content_type = "image/jpeg", body = Jpeg),
+        (status = 404, description = "`not_found`: no such face; `no_image`: enrolled before pictures were kept")))]
+async fn face_crop(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    picture(&state, params.get("face_id"), FacePicture::Crop)
+}
+
+/// An enrolled face's photo
+///
+/// The photo or frame it was enrolled from (long side at most 1024 px), so that it can be
+/// enrolled again under another model.
+#[utoipa::path(get, path = "/api/v1/faces/{face_id}/photo.jpg", tag = "faces",
+    params(("face_id" = String, Path, description = FACE_ID)),
+    responses((status = 200, description = "The photo", content_type = "image/jpeg", body = Jpeg),
+        (status = 404, description = "`not_found`: no such face; `no_image`: enrolled before pictures were kept")))]
+async fn face_photo(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    picture(&state, params.get("face_id"), FacePicture::Photo)
+}
+
+/// Forget a person
+///
+/// Every face enrolled under the name; the cameras stop recognising them from the next frame.
+#[utoipa::path(delete, path = "/api/v1/faces/by-name/{name}", tag = "faces",
+    params(("name" = String, Path, description = "The person's name as enrolled (a path segment: `%20` for a space)", example = "John Doe")),
+    responses((status = 200, description = "The faces deleted", body = NameDeleted)))]
+async fn delete_faces_by_name(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    params: Params,
+) -> ApiResult {
+    delete_by_name(&state, params.get("name"))
+}
+
+/// Forget one enrolled face
+#[utoipa::path(delete, path = "/api/v1/faces/{face_id}", tag = "faces",
+    params(("face_id" = String, Path, description = FACE_ID)),
+    responses((status = 200, description = "The face deleted", body = FaceDeleted)))]
+async fn delete_face(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    delete(&state, params.get("face_id"))
 }
 
 async fn register(state: &State, req: Request<Incoming>) -> ApiResult {
@@ -89,19 +214,55 @@ async fn recognize(state: &State, req: Request<Incoming>) -> ApiResult {
             .map(|f| {
                 let best = f.embedding.as_ref().and_then(|e| g.best(e));
                 let known = best.as_ref().filter(|m| m.similarity >= threshold);
-                json!({
-                    "name": known.map_or("Unknown", |m| m.id.name.as_str()),
-                    "confidence": known.map_or(0.0, |m| m.similarity),
-                    "best_similarity": best.as_ref().map(|m| m.similarity),
-                    "bbox": f.bbox.map(|v| v.round() as i32),
-                    "detection_confidence": f.score,
-                    "metadata": known.map(|m| Value::Object(m.id.metadata.clone())).unwrap_or(json!({})),
-                })
+                // An Unknown face's confidence is its best similarity, as SSE and events say.
+                let similarity = best.as_ref().map(|m| score::confidence(m.similarity));
+                RecognizedFace {
+                    name: known.map_or("Unknown", |m| m.id.name.as_str()).to_owned(),
+                    confidence: similarity.unwrap_or(0.0),
+                    best_similarity: similarity,
+                    bbox: f.bbox.map(|v| v.round() as i32),
+                    detection_confidence: score::confidence(f.score),
+                    metadata: known.map(|m| m.id.metadata.clone()).unwrap_or_default(),
+                }
             })
             .collect::<Vec<_>>())
     })
     .await?;
-    ok_json(&json!({ "faces": faces, "face_count": faces.len() }))
+    ok_json(&Recognition {
+        face_count: faces.len(),
+        faces,
+    })
+}
+
+/// The faces a photo shows, each named or `Unknown`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesRecognition)]
+struct Recognition {
+    faces: Vec<RecognizedFace>,
+    face_count: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhotoRecognizedFace)]
+struct RecognizedFace {
+    /// The person's name, or `Unknown` under the threshold.
+    #[schema(example = "John Doe")]
+    name: String,
+    /// The similarity to the person named; for `Unknown`, the best similarity in the gallery
+    /// (0 with an empty gallery).
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.72)]
+    confidence: f64,
+    /// The best similarity in the gallery; `null` for a face too small to embed or an empty
+    /// gallery.
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.72)]
+    best_similarity: Option<f64>,
+    /// `[x1, y1, x2, y2]` in pixels of the photo.
+    #[schema(min_items = 4, max_items = 4, example = json!([100, 80, 220, 230]))]
+    bbox: [i32; 4],
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.98)]
+    detection_confidence: f64,
+    /// The person's enrolment metadata; `{}` for `Unknown`.
+    metadata: Map<String, Value>,
 }
 
 async fn verify(state: &State, req: Request<Incoming>) -> ApiResult {
@@ -120,9 +281,24 @@ async fn verify(state: &State, req: Request<Incoming>) -> ApiResult {
     })
     .await?;
     let threshold = threshold.unwrap_or(default);
-    ok_json(
-        &json!({ "verified": similarity >= threshold, "similarity": similarity, "threshold": threshold }),
-    )
+    ok_json(&Verification {
+        verified: similarity >= threshold,
+        similarity: score::confidence(similarity),
+        threshold: score::as_written(threshold),
+    })
+}
+
+/// Whether two photos show the same person.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesVerification)]
+struct Verification {
+    /// `similarity` reaches `threshold`.
+    verified: bool,
+    /// The faces' similarity (cosine, below 0 shown as 0).
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.81)]
+    similarity: f64,
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.55)]
+    threshold: f64,
 }
 
 async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
@@ -138,11 +314,40 @@ async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
         Ok(found
             .iter()
             .filter(|d| d.score >= min_confidence)
-            .map(|d| json!({ "bbox": d.bbox.map(|v| v.round() as i32), "confidence": d.score, "landmarks": d.keypoints }))
+            .map(|d| DetectedFace {
+                bbox: d.bbox.map(|v| v.round() as i32),
+                confidence: score::confidence(d.score),
+                landmarks: d.keypoints,
+            })
             .collect::<Vec<_>>())
     })
     .await?;
-    ok_json(&json!({ "faces": faces, "face_count": faces.len() }))
+    ok_json(&Detection {
+        face_count: faces.len(),
+        faces,
+    })
+}
+
+/// The faces a photo shows.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesDetection)]
+struct Detection {
+    faces: Vec<DetectedFace>,
+    face_count: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = PhotoDetectedFace)]
+struct DetectedFace {
+    /// `[x1, y1, x2, y2]` in pixels of the photo.
+    #[schema(min_items = 4, max_items = 4, example = json!([100, 80, 220, 230]))]
+    bbox: [i32; 4],
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.98)]
+    confidence: f64,
+    /// Right eye, left eye, nose tip, mouth centre, right ear, left ear: `[x, y]` in pixels
+    /// ("right" is the person's right).
+    #[schema(min_items = 6, max_items = 6)]
+    landmarks: [[f32; 2]; 6],
 }
 
 /// Our listing adds `has_image` to each face; FaceCV's keeps FaceCV's fields.
@@ -157,15 +362,36 @@ fn list(state: &State, req: &Request<Incoming>, ours: bool) -> ApiResult {
     if !ours {
         return ok_json(&json!({ "faces": faces, "total": faces.len() }));
     }
-    let entries: Vec<Value> = faces
-        .iter()
-        .map(|f| {
-            let mut v = json!(f);
-            v["has_image"] = json!(f.has_image);
-            v
+    let faces: Vec<FaceEntry> = faces
+        .into_iter()
+        .map(|face| FaceEntry {
+            has_image: face.has_image,
+            face,
         })
         .collect();
-    ok_json(&json!({ "faces": entries, "total": entries.len() }))
+    ok_json(&FaceList {
+        total: faces.len(),
+        faces,
+    })
+}
+
+/// The enrolled faces.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesList)]
+struct FaceList {
+    faces: Vec<FaceEntry>,
+    /// The faces in this answer.
+    total: usize,
+}
+
+/// An enrolled face as our listing shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesEntry)]
+struct FaceEntry {
+    #[serde(flatten)]
+    face: FaceRecord,
+    /// Whether its crop and photo are kept (not for faces enrolled before pictures were).
+    has_image: bool,
 }
 
 /// `GET /api/v1/faces/{id}/crop.jpg` and `/photo.jpg`: 404 `not_found` for no such face (as
@@ -190,20 +416,54 @@ pub(super) fn jpeg_response(jpeg: Vec<u8>) -> http::Response<super::Body> {
     r
 }
 
+/// How many faces (enrolled images) and people the gallery holds.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesCount)]
+struct FaceCount {
+    count: u64,
+    people: u64,
+}
+
 fn count(state: &State) -> ApiResult {
-    let (faces, people) = state.store.face_count()?;
-    ok_json(&json!({ "count": faces, "people": people }))
+    let (count, people) = state.store.face_count()?;
+    ok_json(&FaceCount { count, people })
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesDeleted)]
+struct FaceDeleted {
+    success: bool,
+    #[schema(example = 1)]
+    deleted: usize,
+    face_id: String,
 }
 
 fn delete(state: &State, id: &str) -> ApiResult {
     state.store.delete_face(id)?;
     state.cameras.gallery().reload(&state.store)?;
-    ok_json(&json!({ "success": true, "deleted": 1, "face_id": id }))
+    ok_json(&FaceDeleted {
+        success: true,
+        deleted: 1,
+        face_id: id.to_owned(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = FacesDeletedByName)]
+struct NameDeleted {
+    success: bool,
+    /// The faces deleted (0 when nobody had the name).
+    deleted: usize,
+    name: String,
 }
 
 /// `name` comes percent-decoded as a path segment (`A+B` is "A+B", `A%20B` is "A B").
 fn delete_by_name(state: &State, name: &str) -> ApiResult {
-    let n = state.store.delete_faces_by_name(name)?;
+    let deleted = state.store.delete_faces_by_name(name)?;
     state.cameras.gallery().reload(&state.store)?;
-    ok_json(&json!({ "success": true, "deleted": n, "name": name }))
+    ok_json(&NameDeleted {
+        success: true,
+        deleted,
+        name: name.to_owned(),
+    })
 }

@@ -16,7 +16,9 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 
+use super::faces::Jpeg;
 use super::limits::StreamPermit;
+use super::routes::Params;
 use super::{query, query_param, ApiError, ApiResult, State};
 use crate::pipeline::live::{LiveTap, Viewer, MAX_FPS};
 use crate::shutdown::Shutdown;
@@ -76,9 +78,28 @@ fn skip_stale(viewer: &mut Viewer) {
     }
 }
 
-/// `GET …/live.mjpg[?fps=N]`.
-pub(super) fn mjpeg(state: &State, req: &Request<Incoming>, id: &str) -> ApiResult {
-    let fps = fps(req)?;
+/// A camera's live view
+///
+/// What a running camera analyses, with its face boxes and names drawn in (the console's live
+/// view), as a `multipart/x-mixed-replace` stream of JPEG parts (boundary `frame`, each part with
+/// `Content-Type: image/jpeg` and `Content-Length`) that browsers show in an `<img>`. The pictures
+/// are made only while someone looks. A view holds one of `api.max_streams` while open (429
+/// `too_many_streams` past it) and ends with the closing boundary when the camera or the API
+/// stops; while the source is lost the last picture is sent again every 15 s.
+#[utoipa::path(get, path = "/api/v1/cameras/{camera_id}/live.mjpg", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door"),
+        ("fps" = Option<u32>, Query, description = "Pictures a second", minimum = 1, maximum = 10, example = 5)),
+    responses((status = 200, description = "The live view, until the camera stops",
+            content_type = "multipart/x-mixed-replace", body = String),
+        (status = 409, description = "`camera_not_running`: start the camera first")))]
+pub(super) async fn live_view(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    params: Params,
+) -> ApiResult {
+    let state: &State = &state;
+    let id = params.get("camera_id");
+    let fps = fps(&req)?;
     let tap = running_tap(state, id)?;
     let permit = state.streams.try_acquire().map_err(|e| {
         state.metrics.api.streams_refused.inc();
@@ -178,9 +199,22 @@ async fn next_picture(viewer: &mut Viewer, due: tokio::time::Instant) -> Option<
     Some(jpeg)
 }
 
-/// `GET …/snapshot.jpg`: the latest annotated picture, or the next one within [`SNAPSHOT_WAIT`].
-pub(super) async fn snapshot(state: &State, id: &str) -> ApiResult {
-    let tap = running_tap(state, id)?;
+/// A camera's picture now
+///
+/// The latest annotated picture of a running camera, or the next one within 5 s; it holds no
+/// place among the live streams.
+#[utoipa::path(get, path = "/api/v1/cameras/{camera_id}/snapshot.jpg", tag = "cameras",
+    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    responses((status = 200, description = "The picture", content_type = "image/jpeg", body = Jpeg),
+        (status = 409, description = "`camera_not_running`: start the camera first"),
+        (status = 503, description = "`no_picture`: the camera analysed no frame in time")))]
+pub(super) async fn camera_snapshot(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    params: Params,
+) -> ApiResult {
+    let id = params.get("camera_id");
+    let tap = running_tap(&state, id)?;
     let mut viewer = tap.view(MAX_FPS).ok_or_else(|| not_running(id))?;
     skip_stale(&mut viewer);
     let jpeg = match tokio::time::timeout(

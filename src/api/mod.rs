@@ -4,6 +4,7 @@
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
 mod attempts;
+mod bodies;
 mod camera_enrol;
 mod cameras;
 mod config;
@@ -172,7 +173,13 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// Every route of the table: each module lists its own (`routes()` beside its handlers).
 fn table() -> Vec<routes::Route> {
-    let modules: Vec<Vec<routes::Route>> = vec![];
+    let modules: Vec<Vec<routes::Route>> = vec![
+        events::routes(),
+        snapshots::routes(),
+        cameras::routes(),
+        people::routes(),
+        faces::routes(),
+    ];
     modules.into_iter().flatten().collect()
 }
 
@@ -202,15 +209,6 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["api", "v1", "actions"] => only(&method, Method::GET, || {
             ok_json(&state_ref.gpio.report(&state_ref.metrics))
         }),
-        ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state_ref, &req)),
-        ["api", "v1", "events", "trigger"] => {
-            if method != Method::POST {
-                return Err(ApiError::MethodNotAllowed(method));
-            }
-            events::trigger(state_ref, req).await
-        }
-        ["api", "v1", "events", id, what] => snapshots::route(state_ref, req, id, what).await,
-        ["api", "v1", "cameras", rest @ ..] => cameras::route(state_ref, req, rest).await,
         ["api", "v1", "face_recognition_insightface" | "face_recognition_deepface", "recognize", "webcam", "stream"] =>
         {
             if method != Method::GET {
@@ -221,10 +219,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["api", "v1", "insightface" | "face_recognition_insightface", rest @ ..] => {
             faces::route(state_ref, req, rest, false).await
         }
-        ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
         ["api", "v1", "session"] => session::route(state_ref, req).await,
         ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
-        ["api", "v1", "people", rest @ ..] => people::route(state_ref, req, rest).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),
     }
 }

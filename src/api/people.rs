@@ -2,13 +2,18 @@
 //! `faces.rs`, the video and folder enrolments in `enrol.rs`, enrolment from an event in
 //! `events.rs` and from a live camera), and `PUT /api/v1/people/{name}`, the rename.
 
-use http::{Method, Request};
+use std::sync::Arc;
+
+use http::Request;
 use hyper::body::Incoming;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
 use super::form::Form;
+use super::routes::{route, Params, Route};
 use super::{ok_json, read_json, ApiError, ApiResult, State};
+use crate::enrol::video::VideoReport;
 use crate::enrol::{shot, Shot};
 use crate::store::faces::FaceRecord;
 
@@ -55,33 +60,64 @@ pub(super) fn store_person(
     Ok(faces)
 }
 
-/// `POST /api/v1/faces`'s answer, which every enrolment of one person's photos gives.
-pub(super) fn enrolled(name: &str, faces: &[FaceRecord], message: String) -> Value {
-    json!({
-        "success": true,
-        "message": message,
-        "name": name,
-        "face_ids": faces.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
-        "faces": faces,
-    })
+/// `POST /api/v1/faces`'s answer, which every enrolment of one person gives: the images of a
+/// video or a camera add what was seen and picked (`video`), a camera names itself.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Enrolled {
+    success: bool,
+    #[schema(example = "Registered 1 image(s) of John Doe")]
+    message: String,
+    #[schema(example = "John Doe")]
+    name: String,
+    /// The camera the shots were taken by (`POST /api/v1/cameras/{camera_id}/enrol`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) camera_id: Option<String>,
+    face_ids: Vec<String>,
+    faces: Vec<FaceRecord>,
+    /// For a video or a camera: the frames seen and the ones picked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) video: Option<VideoReport>,
 }
 
-/// `/api/v1/people/{name}`.
-pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
-    match (rest, req.method()) {
-        ([name], &Method::PUT) => {
-            let name = name.to_string();
-            rename(state, req, &name).await
-        }
-        ([_], m) => Err(ApiError::MethodNotAllowed(m.clone())),
-        _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
+pub(super) fn enrolled(name: &str, faces: &[FaceRecord], message: String) -> Enrolled {
+    Enrolled {
+        success: true,
+        message,
+        name: name.to_owned(),
+        camera_id: None,
+        face_ids: faces.iter().map(|f| f.id.clone()).collect(),
+        faces: faces.to_vec(),
+        video: None,
     }
 }
 
-#[derive(Deserialize)]
+pub(super) fn routes() -> Vec<Route> {
+    vec![route!(rename_person)]
+}
+
+/// A person's new name.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Jane Doe"}))]
+#[schema(as = PersonRename)]
 struct Rename {
+    /// Trimmed, 1 to 128 bytes.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "\\S",
+        example = "Jane Doe"
+    )]
     name: String,
+}
+
+/// The person under their new name.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PersonRenamed)]
+struct Renamed {
+    name: String,
+    /// The faces that took the new name.
+    face_count: usize,
 }
 
 /// A rename body read and checked as [`rename`] does, for the fuzzer.
@@ -89,13 +125,26 @@ pub(super) fn check_rename(bytes: &[u8]) -> Result<(), ApiError> {
     check_name(&super::parse_json::<Rename>(bytes)?.name).map(drop)
 }
 
-/// `PUT /api/v1/people/{name}` `{"name": "<new>"}`: every face of the person takes the new
-/// name, and the cameras recognise them by it from the next frame.
-async fn rename(state: &State, req: Request<Incoming>, from: &str) -> ApiResult {
+/// Rename a person
+///
+/// Every face of the person takes the new name, and the cameras recognise them by it from the
+/// next frame: a typo at enrolment is mended without enrolling again.
+#[utoipa::path(put, path = "/api/v1/people/{name}", tag = "people",
+    params(("name" = String, Path, description = "The person's name as enrolled", example = "John Doe")),
+    request_body = Rename,
+    responses((status = 200, description = "The person renamed", body = Renamed),
+        (status = 404, description = "Nobody is enrolled under that name"),
+        (status = 409, description = "Someone is enrolled under the new name already")))]
+async fn rename_person(state: Arc<State>, req: Request<Incoming>, params: Params) -> ApiResult {
+    let state: &State = &state;
+    let from = params.get("name");
     let body: Rename = read_json(state, req).await?;
     let to = check_name(&body.name)?;
     let face_count = state.store.rename_person(from, &to)?;
     state.cameras.gallery().reload(&state.store)?;
     tracing::info!(from, to, face_count, "person renamed");
-    ok_json(&json!({ "name": to, "face_count": face_count }))
+    ok_json(&Renamed {
+        name: to,
+        face_count,
+    })
 }

@@ -6,14 +6,18 @@
 //! The file is found from the event's id and its camera only (`pipeline::snapshot::find`): a
 //! path stored in an event is never opened.
 
+use std::sync::Arc;
+
 use http::{Method, Request};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::engine::{image_error, with_engine};
-use super::faces::jpeg_response;
-use super::people::{check_name, enrolled, store_person};
+use super::faces::{jpeg_response, Jpeg};
+use super::people::{check_name, enrolled, store_person, Enrolled};
+use super::routes::{route, Params, Route};
 use super::{ok_json, query, read_json, ApiError, ApiResult, State};
 use crate::enrol::shot;
 use crate::events::EventId;
@@ -52,14 +56,26 @@ pub(super) fn signed_snapshot(state: &State, req: &Request<Incoming>) -> bool {
     links.verify(&SnapshotLinks::path(&id), expires, sig, now)
 }
 
-/// `/api/v1/events/{id}/...` below the event.
-pub async fn route(state: &State, req: Request<Incoming>, id: &str, what: &str) -> ApiResult {
-    match (what, req.method()) {
-        ("snapshot.jpg", &Method::GET) => Ok(jpeg_response(read(state, id).await?)),
-        ("enrol", &Method::POST) => enrol(state, req, id).await,
-        ("snapshot.jpg" | "enrol", m) => Err(ApiError::MethodNotAllowed(m.clone())),
-        _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
-    }
+pub(super) fn routes() -> Vec<Route> {
+    vec![route!(event_snapshot), route!(enrol_from_event)]
+}
+
+/// An event's snapshot
+///
+/// The picture kept of a stranger or a recognition, for a person to look at. Without the token
+/// it is served to a link signed by the appliance (`data.snapshot_url` in `stranger_alert`, with
+/// `api.public_url` set), so a webhook receiver can show it without holding the token.
+#[utoipa::path(get, path = "/api/v1/events/{event_id}/snapshot.jpg", tag = "events",
+    params(
+        ("event_id" = String, Path, description = "The event's id",
+            pattern = "^evt_[0-9a-f]{32}$", example = "evt_0193a1b2c3d4e5f60718293a4b5c6d7e"),
+        ("expires" = Option<u64>, Query, description = "A signed link's expiry (unix seconds); with `sig`, stands for the token"),
+        ("sig" = Option<String>, Query, description = "A signed link's signature"),
+    ),
+    responses((status = 200, description = "The snapshot", content_type = "image/jpeg", body = Jpeg),
+        (status = 404, description = "`not_found`: no such event; `no_snapshot`: none is kept of it")))]
+async fn event_snapshot(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
+    Ok(jpeg_response(read(&state, params.get("event_id")).await?))
 }
 
 /// The snapshot's bytes: 404 `not_found` for an event that is not stored, `no_snapshot` for one
@@ -94,10 +110,21 @@ async fn read(state: &State, id: &str) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
+/// Who the face in the snapshot is.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "John Doe", "metadata": {"department": "Engineering"}}))]
+#[schema(as = EventEnrol)]
 struct Enrol {
+    /// Trimmed, 1 to 128 bytes.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "\\S",
+        example = "John Doe"
+    )]
     name: String,
+    /// Kept with the person (department, employee_id, ...); events carry it.
     #[serde(default)]
     metadata: Map<String, Value>,
 }
@@ -107,9 +134,19 @@ pub(super) fn check_enrol(bytes: &[u8]) -> Result<(), ApiError> {
     check_name(&super::parse_json::<Enrol>(bytes)?.name).map(drop)
 }
 
-/// `POST /api/v1/events/{id}/enrol` `{"name", "metadata"}`: the one face of the event's
-/// snapshot enrolled under `name`, answered as `POST /api/v1/faces` answers.
-async fn enrol(state: &State, req: Request<Incoming>, id: &str) -> ApiResult {
+/// Enrol the face of an event's snapshot
+///
+/// A stranger named, or a wrong recognition corrected, from what the camera saw: the one face of
+/// the event's snapshot is enrolled under `name`, answered as `POST /api/v1/faces` answers.
+#[utoipa::path(post, path = "/api/v1/events/{event_id}/enrol", tag = "events",
+    params(("event_id" = String, Path, description = "The event's id",
+        pattern = "^evt_[0-9a-f]{32}$", example = "evt_0193a1b2c3d4e5f60718293a4b5c6d7e")),
+    request_body = Enrol,
+    responses((status = 200, description = "The person enrolled", body = Enrolled),
+        (status = 404, description = "`not_found`: no such event; `no_snapshot`: none is kept of it")))]
+async fn enrol_from_event(state: Arc<State>, req: Request<Incoming>, params: Params) -> ApiResult {
+    let state: &State = &state;
+    let id = params.get("event_id");
     let body: Enrol = read_json(state, req).await?;
     let name = check_name(&body.name)?;
     let jpeg = read(state, id).await?;
