@@ -128,7 +128,8 @@ async fn count_faces(state: Arc<State>, _req: Request<Incoming>, _: Params) -> A
 ///
 /// The aligned face as the embedder saw it (the console's thumbnail).
 #[utoipa::path(get, path = "/api/v1/faces/{face_id}/crop.jpg", tag = "faces",
-    params(("face_id" = String, Path, description = FACE_ID)),
+    params(("face_id" = String, Path, description = FACE_ID, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "4f0c2f9e-8a51-4a8e-9a33-0d6c1f1f7b21")),
     responses((status = 200, description = "The crop", content_type = "image/jpeg", body = Jpeg),
         (status = 404, description = "`not_found`: no such face; `no_image`: enrolled before pictures were kept")))]
 async fn face_crop(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
@@ -140,7 +141,8 @@ async fn face_crop(state: Arc<State>, _req: Request<Incoming>, params: Params) -
 /// The photo or frame it was enrolled from (long side at most 1024 px), so that it can be
 /// enrolled again under another model.
 #[utoipa::path(get, path = "/api/v1/faces/{face_id}/photo.jpg", tag = "faces",
-    params(("face_id" = String, Path, description = FACE_ID)),
+    params(("face_id" = String, Path, description = FACE_ID, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "4f0c2f9e-8a51-4a8e-9a33-0d6c1f1f7b21")),
     responses((status = 200, description = "The photo", content_type = "image/jpeg", body = Jpeg),
         (status = 404, description = "`not_found`: no such face; `no_image`: enrolled before pictures were kept")))]
 async fn face_photo(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
@@ -151,7 +153,8 @@ async fn face_photo(state: Arc<State>, _req: Request<Incoming>, params: Params) 
 ///
 /// Every face enrolled under the name; the cameras stop recognising them from the next frame.
 #[utoipa::path(delete, path = "/api/v1/faces/by-name/{name}", tag = "faces",
-    params(("name" = String, Path, description = "The person's name as enrolled (a path segment: `%20` for a space)", example = "John Doe")),
+    params(("name" = String, Path, description = "The person's name as enrolled (a path segment: `%20` for a space)",
+        min_length = 1, max_length = 128, example = "John Doe")),
     responses((status = 200, description = "The faces deleted", body = NameDeleted)))]
 async fn delete_faces_by_name(
     state: Arc<State>,
@@ -163,7 +166,8 @@ async fn delete_faces_by_name(
 
 /// Forget one enrolled face
 #[utoipa::path(delete, path = "/api/v1/faces/{face_id}", tag = "faces",
-    params(("face_id" = String, Path, description = FACE_ID)),
+    params(("face_id" = String, Path, description = FACE_ID, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "4f0c2f9e-8a51-4a8e-9a33-0d6c1f1f7b21")),
     responses((status = 200, description = "The face deleted", body = FaceDeleted)))]
 async fn delete_face(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
     delete(&state, params.get("face_id"))

@@ -130,7 +130,8 @@ pub(super) fn check_rename(bytes: &[u8]) -> Result<(), ApiError> {
 /// Every face of the person takes the new name, and the cameras recognise them by it from the
 /// next frame: a typo at enrolment is mended without enrolling again.
 #[utoipa::path(put, path = "/api/v1/people/{name}", tag = "people",
-    params(("name" = String, Path, description = "The person's name as enrolled", example = "John Doe")),
+    params(("name" = String, Path, description = "The person's name as enrolled",
+        min_length = 1, max_length = 128, example = "John Doe")),
     request_body = Rename,
     responses((status = 200, description = "The person renamed", body = Renamed),
         (status = 404, description = "Nobody is enrolled under that name"),
