@@ -140,9 +140,31 @@ pub(super) async fn enrol_from_camera(
         .unwrap_or_else(|p| p.into_inner());
     let same_person = state.cameras.gallery().read().threshold();
     let (report, shots) = collector.finish(same_person).map_err(shots_error)?;
-    // The pictures every enrolment keeps: the crop aligned again from the kept frame (the
-    // camera's engine has moved on), and the frame as the photo.
-    let shots = with_engine(state, move |engine| {
+    let shots = with_pictures(state, shots).await?;
+    let faces = store_person(state, &name, &shots, &body.metadata)?;
+    tracing::info!(
+        camera = id,
+        name,
+        shots = faces.len(),
+        "person enrolled from a camera"
+    );
+    let message = format!(
+        "Registered {} shot(s) of {name} from camera {id}",
+        faces.len()
+    );
+    let mut answer: Enrolled = enrolled(&name, &faces, message);
+    answer.camera_id = Some(id.to_owned());
+    answer.video = Some(report);
+    ok_json(&answer)
+}
+
+/// The pictures every enrolment keeps: the crop aligned again from the kept frame (the camera's
+/// engine has moved on), and the frame as the photo.
+async fn with_pictures(
+    state: &State,
+    shots: Vec<crate::enrol::camera::Shot>,
+) -> Result<Vec<shot::Shot>, ApiError> {
+    with_engine(state, move |engine| {
         shots
             .iter()
             .map(|s| {
@@ -164,22 +186,7 @@ pub(super) async fn enrol_from_camera(
             })
             .collect::<Result<Vec<_>, ApiError>>()
     })
-    .await?;
-    let faces = store_person(state, &name, &shots, &body.metadata)?;
-    tracing::info!(
-        camera = id,
-        name,
-        shots = faces.len(),
-        "person enrolled from a camera"
-    );
-    let message = format!(
-        "Registered {} shot(s) of {name} from camera {id}",
-        faces.len()
-    );
-    let mut answer: Enrolled = enrolled(&name, &faces, message);
-    answer.camera_id = Some(id.to_owned());
-    answer.video = Some(report);
-    ok_json(&answer)
+    .await
 }
 
 fn lock(c: &Mutex<ShotCollector>) -> std::sync::MutexGuard<'_, ShotCollector> {

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::routes::{route, Params, Route};
 use super::{ok_json, query, query_param, read_json, text_response, ApiError, ApiResult, State};
 use crate::camera::CameraId;
-use crate::events::{Event, EventFilter, EventId, EventType, Seq};
+use crate::events::{Event, EventFilter, EventId, EventType, Seq, StoredEvent};
 use crate::pipeline::snapshot;
 use crate::store::timeline::{Order, TimelineQuery};
 
@@ -175,7 +175,7 @@ impl EventsQuery {
 /// A page of the log: the stored events as they were recorded, oldest first (or newest first
 /// with `order=desc`).
 #[derive(ToSchema)]
-#[allow(dead_code)] // `list_events` writes this shape from the stored texts, without a re-parse.
+#[allow(dead_code)] // `page` writes this shape from the stored texts, without a re-parse.
 struct EventPage {
     events: Vec<EventEntry>,
     /// Pass it back as `after_seq` for the next page (the same value when nothing is newer).
@@ -258,8 +258,23 @@ async fn list_events(state: Arc<State>, req: Request<Incoming>, _: Params) -> Ap
     };
     let newest = events.iter().map(|e| e.seq.0).max();
     let next_after = newest.unwrap_or(after.unwrap_or(0));
+    let body = page(state, &events, next_after, next_before);
+    Ok(text_response(
+        http::StatusCode::OK,
+        "application/json",
+        body,
+    ))
+}
+
+/// An [`EventPage`] written from the stored texts, which go out as they are, without a parse and
+/// re-serialise.
+fn page(
+    state: &State,
+    events: &[StoredEvent],
+    next_after: i64,
+    next_before: Option<Seq>,
+) -> String {
     let snapshots = state.cameras.snapshots().0;
-    // The stored texts go out as they are, without a parse and re-serialise.
     let mut body =
         String::with_capacity(events.iter().map(|e| e.json.len() + 32).sum::<usize>() + 96);
     body.push_str("{\"events\":[");
@@ -282,11 +297,7 @@ async fn list_events(state: Arc<State>, req: Request<Incoming>, _: Params) -> Ap
     body.push_str(&format!(
         "],\"next_after_seq\":{next_after},\"next_before_seq\":{next_before}}}"
     ));
-    Ok(text_response(
-        http::StatusCode::OK,
-        "application/json",
-        body,
-    ))
+    body
 }
 
 /// The timeline's parameters, each checked; `None` when none is given (the outbox's own read).
