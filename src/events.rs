@@ -75,12 +75,14 @@ pub type BBox = [i32; 4];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectedFace {
     pub bbox: BBox,
+    #[serde(serialize_with = "crate::score::ser_confidence")]
     pub confidence: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecognizedFace {
     pub name: String,
+    #[serde(serialize_with = "crate::score::ser_confidence")]
     pub confidence: f32,
     pub bbox: BBox,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +149,9 @@ pub enum EventData {
     },
     StrangerAlert {
         alert_level: AlertLevel,
+        /// The face's best similarity in the gallery (under the threshold), as SSE and
+        /// `/recognize` give an Unknown face: 0 with an empty gallery.
+        #[serde(serialize_with = "crate::score::ser_confidence")]
         confidence: f32,
         bbox: BBox,
         appearance_count: u32,
@@ -161,12 +166,14 @@ pub enum EventData {
         face_id: String,
         name: String,
         action: AttendanceAction,
+        #[serde(serialize_with = "crate::score::ser_confidence")]
         confidence: f32,
         #[serde(default)]
         metadata: Map<String, Value>,
     },
     StreamStarted {
         source: String,
+        #[serde(serialize_with = "crate::score::ser_as_written")]
         fps: f32,
         /// Ours: after a loss, how many times the source came back since the previous recorded
         /// `stream_started`/`stream_stopped`, this return included; more than 1 when a flapping
@@ -205,7 +212,11 @@ impl EventData {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EventMetadata {
     pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::score::ser_opt_as_written"
+    )]
     pub threshold: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_timestamp: Option<String>,
@@ -445,6 +456,47 @@ mod tests {
         assert_eq!(v["webhook_id"], "main_recognition");
         assert_eq!(v["events"].as_array().unwrap().len(), 2);
         assert_eq!(v["events"][1], serde_json::from_str::<Value>(&b).unwrap());
+    }
+
+    #[test]
+    fn scores_go_out_as_written_and_confidences_never_above_1() {
+        let mut e = recognized();
+        if let EventData::FaceRecognized {
+            recognized_faces, ..
+        } = &mut e.data
+        {
+            // A face matched against its own enrolment photo: rounding in the dot product.
+            recognized_faces[0].confidence = 1.000_000_1;
+        }
+        e.metadata.threshold = Some(0.55);
+        let text = e.to_json(&EventId::generate());
+        assert!(text.contains(r#""threshold":0.55}"#), "{text}");
+        assert!(text.contains(r#""confidence":1.0,"#), "{text}");
+        let alert = NewEvent::new(
+            "door",
+            EventData::StrangerAlert {
+                alert_level: AlertLevel::Medium,
+                confidence: 0.31,
+                bbox: [1, 2, 3, 4],
+                appearance_count: 5,
+                image_path: None,
+                snapshot_url: None,
+            },
+            EventMetadata::default(),
+        );
+        let text = alert.to_json(&EventId::generate());
+        assert!(text.contains(r#""confidence":0.31,"#), "{text}");
+        let started = NewEvent::new(
+            "door",
+            EventData::StreamStarted {
+                source: "0".into(),
+                fps: 0.3,
+                restarts: None,
+            },
+            EventMetadata::default(),
+        );
+        let text = started.to_json(&EventId::generate());
+        assert!(text.contains(r#""fps":0.3"#), "{text}");
     }
 
     #[test]
