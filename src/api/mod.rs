@@ -172,7 +172,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// Every route of the table: each module lists its own (`routes()` beside its handlers).
 fn table() -> Vec<routes::Route> {
-    let modules: Vec<Vec<routes::Route>> = vec![];
+    let modules: Vec<Vec<routes::Route>> = vec![webhooks::routes()];
     modules.into_iter().flatten().collect()
 }
 
@@ -197,7 +197,6 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["assets", rest @ ..] => console::asset(&req, rest),
         ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
         ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
-        ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,
         ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state_ref)),
         ["api", "v1", "actions"] => only(&method, Method::GET, || {
             ok_json(&state_ref.gpio.report(&state_ref.metrics))
