@@ -172,7 +172,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// Every route of the table: each module lists its own (`routes()` beside its handlers).
 fn table() -> Vec<routes::Route> {
-    let modules: Vec<Vec<routes::Route>> = vec![webhooks::routes()];
+    let modules: Vec<Vec<routes::Route>> = vec![webhooks::routes(), streams::routes()];
     modules.into_iter().flatten().collect()
 }
 
@@ -210,13 +210,6 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         }
         ["api", "v1", "events", id, what] => snapshots::route(state_ref, req, id, what).await,
         ["api", "v1", "cameras", rest @ ..] => cameras::route(state_ref, req, rest).await,
-        ["api", "v1", "face_recognition_insightface" | "face_recognition_deepface", "recognize", "webcam", "stream"] =>
-        {
-            if method != Method::GET {
-                return Err(ApiError::MethodNotAllowed(method));
-            }
-            streams::stream(state.clone(), req).await
-        }
         ["api", "v1", "insightface" | "face_recognition_insightface", rest @ ..] => {
             faces::route(state_ref, req, rest, false).await
         }
