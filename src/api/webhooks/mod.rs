@@ -14,7 +14,9 @@ use http::Request;
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::Value;
-use utoipa::IntoParams;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::routes::{route, Params, Route};
 use super::{ok_json, query, query_param, read_json, ApiError, ApiResult, State};
@@ -26,15 +28,17 @@ use crate::store::StoreError;
 pub(super) use probe::check_test;
 use views::{
     DeadLetters, Deleted, Deliveries, DeliveryState, NewSecret, Replay, ReplayKind, Stats,
-    WebhookFigures, WebhookView,
+    WebhookFigures, WebhookPayload, WebhookView,
 };
 
 /// Every `/api/v1/webhooks...` route. `stats` and `test` are literal segments, which the table
 /// prefers to `{webhook_id}` (FaceCV declared `{webhook_id}` first and never reached `stats`).
 pub(super) fn routes() -> Vec<Route> {
+    let mut create = route!(create_webhook);
+    create.schemas = create_schemas;
     vec![
         route!(list_webhooks),
-        route!(create_webhook),
+        create,
         route!(webhook_stats),
         route!(probe::test_webhook),
         route!(get_webhook),
@@ -139,6 +143,7 @@ fn check_event_types(types: &Value) -> Result<(), ApiError> {
 /// this once. Creating an id that exists with the same settings answers the stored webhook
 /// again (without the secret), so a setup script can run twice; with other settings it is a 409
 /// that names the fields that differ (change them with `PUT /api/v1/webhooks/{webhook_id}`).
+/// Deliveries are POSTed to `url` as `#/components/schemas/WebhookPayload`.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks",
     request_body = WebhookConfig,
     responses(
@@ -167,6 +172,16 @@ pub(super) async fn create_webhook(
     view.secret = Some(record.secret.clone());
     view.ignored_fields = ignored;
     ok_json(&view)
+}
+
+/// The create route's components, and the payload its receiver will get (`WebhookPayload`).
+fn create_schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+    use utoipa::__dev::SchemaReferences;
+    __path_create_webhook::schemas(out);
+    out.push((
+        WebhookPayload::name().into_owned(),
+        WebhookPayload::schema(),
+    ));
 }
 
 /// A create for an id that exists: the stored webhook when the settings are the same, else 409.

@@ -153,3 +153,28 @@ pub(super) struct NewSecret {
     #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
     pub secret: String,
 }
+
+/// What a webhook's receiver gets: FaceCV's envelope around one batch of events, POSTed as JSON
+/// with the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+/// Described here for the document; the body itself is assembled from the events' stored texts
+/// (`events::envelope`), never from this type.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[schema(example = json!({"webhook_id": "main_recognition",
+    "timestamp": "2025-05-26T10:30:45.123Z",
+    "events": [{"id": "evt_0192b6c1f0a47c3e9a51c2f0d1e2a3b4", "event_type": "face_recognized",
+        "timestamp": "2025-05-26T10:30:45.100Z", "camera_id": "entrance_camera",
+        "data": {"recognized_faces": [{"name": "John Doe", "confidence": 0.95,
+            "bbox": [100, 100, 200, 200], "face_id": "face_7f3a",
+            "metadata": {"department": "Engineering"}}], "recognized_count": 1},
+        "metadata": {"source": "insightface_stream", "threshold": 0.6,
+            "frame_timestamp": "2025-05-26T10:30:45.100Z"}}]}))]
+pub(super) struct WebhookPayload {
+    webhook_id: String,
+    /// When the batch was sent (RFC 3339, UTC, milliseconds).
+    timestamp: String,
+    /// In the order they were recorded; each `{id, event_type, timestamp, camera_id, data,
+    /// metadata}`, `metadata.source` being `insightface_stream` for a camera's events.
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<serde_json::Value>,
+}
