@@ -486,3 +486,54 @@ fn end_stream(state: Arc<State>, held: Held) {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_stream_paths_are_described_with_their_messages() {
+        let routes = routes();
+        let paths: Vec<&str> = routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/v1/face_recognition_insightface/recognize/webcam/stream",
+                "/api/v1/face_recognition_deepface/recognize/webcam/stream"
+            ]
+        );
+        assert_ne!(
+            routes[0].operation.operation_id,
+            routes[1].operation.operation_id
+        );
+        let mut schemas = Vec::new();
+        (routes[1].schemas)(&mut schemas);
+        let names: Vec<&str> = schemas.iter().map(|(n, _)| n.as_str()).collect();
+        for name in ["LiveFrame", "LiveFace", "StreamError", "StreamEnd"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let doc = serde_json::to_value(&routes[0].operation).unwrap();
+        let params: Vec<&str> = doc["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            params,
+            [
+                "camera_id",
+                "source",
+                "threshold",
+                "fps",
+                "webhook_urls",
+                "webhook_timeout",
+                "webhook_retry_count"
+            ]
+        );
+        assert!(
+            doc["responses"]["200"]["content"]["text/event-stream"].is_object(),
+            "{doc}"
+        );
+    }
+}

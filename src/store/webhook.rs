@@ -336,6 +336,35 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_schema_has_the_ranges_validate_enforces_and_a_valid_example() {
+        use utoipa::PartialSchema;
+        let doc = serde_json::to_value(WebhookConfig::schema()).unwrap();
+        let p = &doc["properties"];
+        for (field, lo, hi) in [
+            ("timeout", 1.0, 300.0),
+            ("retry_count", 0.0, 10.0),
+            ("retry_delay", 1.0, 60.0),
+            ("batch_size", 1.0, 100.0),
+            ("batch_timeout", 0.1, 60.0),
+        ] {
+            assert_eq!(p[field]["minimum"].as_f64(), Some(lo), "{field}: {doc}");
+            assert_eq!(p[field]["maximum"].as_f64(), Some(hi), "{field}: {doc}");
+        }
+        let names = p["event_types"]["items"]["enum"].as_array().unwrap();
+        assert_eq!(names.len(), EventType::ALL.len(), "{doc}");
+        assert_eq!(
+            doc["required"],
+            serde_json::json!(["webhook_id", "url"]),
+            "{doc}"
+        );
+        // The example Schemathesis starts from is one the appliance takes.
+        let example: WebhookConfig = serde_json::from_value(doc["example"].clone()).unwrap();
+        example.validate().unwrap();
+        let secret = p["secret"]["example"].as_str().unwrap();
+        SigningKey::parse(secret).unwrap();
+    }
+
+    #[test]
     fn refuses_malformed_secrets() {
         assert_eq!(SigningKey::parse("abc").unwrap_err(), SecretError::Prefix);
         assert_eq!(

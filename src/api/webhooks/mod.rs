@@ -558,3 +558,39 @@ pub(super) async fn rotate_webhook_secret(
         secret,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_webhook_route_is_described_once_with_its_components() {
+        let routes = routes();
+        let mut ids: Vec<String> = routes
+            .iter()
+            .map(|r| r.operation.operation_id.clone().unwrap())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 13, "{ids:?}");
+        assert!(routes
+            .iter()
+            .all(|r| r.path.starts_with("/api/v1/webhooks")));
+        let create = routes
+            .iter()
+            .find(|r| r.method == http::Method::POST && r.path == "/api/v1/webhooks")
+            .unwrap();
+        let mut schemas = Vec::new();
+        (create.schemas)(&mut schemas);
+        let names: Vec<&str> = schemas.iter().map(|(n, _)| n.as_str()).collect();
+        for name in ["WebhookConfig", "WebhookView", "WebhookPayload"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+    }
+
+    #[test]
+    fn the_test_routes_example_is_a_body_it_takes() {
+        let doc = serde_json::to_value(<probe::TestRequest as PartialSchema>::schema()).unwrap();
+        check_test(doc["example"].to_string().as_bytes()).unwrap();
+    }
+}
