@@ -131,11 +131,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.secret:
         config["secret"] = args.secret
     r = api.call("POST", "/api/v1/webhooks", config, ok=(200, 409))
-    if r.status_code == 200:
-        secret = r.json()["secret"]
+    created = r.json() if r.status_code == 200 else {}
+    if "secret" in created:
+        secret = created["secret"]
         print(f"Created webhook {args.webhook_id} -> {args.receiver}")
     else:
-        # The stored secret is never shown again, so a replacement sets one we know.
+        # It existed: with these settings (200, without the secret) or others (409). The stored
+        # secret is never shown again, so a replacement sets one we know.
         secret = config.setdefault("secret", args.secret or new_secret())
         api.call("PUT", f"/api/v1/webhooks/{args.webhook_id}", config)
         print(f"Webhook {args.webhook_id} existed; replaced its configuration -> {args.receiver}")

@@ -80,6 +80,7 @@ pub struct DetectedFace {
     #[schema(value_type = [i32], min_items = 4, max_items = 4, example = json!([100, 80, 220, 230]))]
     pub bbox: BBox,
     #[schema(minimum = 0.0, maximum = 1.0, example = 0.93)]
+    #[serde(serialize_with = "crate::score::ser_confidence")]
     pub confidence: f32,
 }
 
@@ -89,6 +90,7 @@ pub struct RecognizedFace {
     #[schema(example = "John Doe")]
     pub name: String,
     #[schema(minimum = 0.0, maximum = 1.0, example = 0.87)]
+    #[serde(serialize_with = "crate::score::ser_confidence")]
     pub confidence: f32,
     #[schema(value_type = [i32], min_items = 4, max_items = 4, example = json!([100, 80, 220, 230]))]
     pub bbox: BBox,
@@ -156,7 +158,9 @@ pub enum EventData {
     },
     StrangerAlert {
         alert_level: AlertLevel,
-        /// The stranger's best similarity in the gallery (0 with an empty gallery).
+        /// The face's best similarity in the gallery (under the threshold), as SSE and
+        /// `/recognize` give an Unknown face: 0 with an empty gallery.
+        #[serde(serialize_with = "crate::score::ser_confidence")]
         #[schema(minimum = 0.0, maximum = 1.0)]
         confidence: f32,
         #[schema(value_type = [i32], min_items = 4, max_items = 4)]
@@ -174,12 +178,14 @@ pub enum EventData {
         name: String,
         action: AttendanceAction,
         #[schema(minimum = 0.0, maximum = 1.0)]
+        #[serde(serialize_with = "crate::score::ser_confidence")]
         confidence: f32,
         #[serde(default)]
         metadata: Map<String, Value>,
     },
     StreamStarted {
         source: String,
+        #[serde(serialize_with = "crate::score::ser_as_written")]
         fps: f32,
         /// Ours: after a loss, how many times the source came back since the previous recorded
         /// `stream_started`/`stream_stopped`, this return included; more than 1 when a flapping
@@ -219,7 +225,11 @@ impl EventData {
 pub struct EventMetadata {
     #[schema(example = "insightface_stream")]
     pub source: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::score::ser_opt_as_written"
+    )]
     #[schema(minimum = 0.0, maximum = 1.0, example = 0.55)]
     pub threshold: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,6 +482,47 @@ mod tests {
         assert_eq!(v["webhook_id"], "main_recognition");
         assert_eq!(v["events"].as_array().unwrap().len(), 2);
         assert_eq!(v["events"][1], serde_json::from_str::<Value>(&b).unwrap());
+    }
+
+    #[test]
+    fn scores_go_out_as_written_and_confidences_never_above_1() {
+        let mut e = recognized();
+        if let EventData::FaceRecognized {
+            recognized_faces, ..
+        } = &mut e.data
+        {
+            // A face matched against its own enrolment photo: rounding in the dot product.
+            recognized_faces[0].confidence = 1.000_000_1;
+        }
+        e.metadata.threshold = Some(0.55);
+        let text = e.to_json(&EventId::generate());
+        assert!(text.contains(r#""threshold":0.55}"#), "{text}");
+        assert!(text.contains(r#""confidence":1.0,"#), "{text}");
+        let alert = NewEvent::new(
+            "door",
+            EventData::StrangerAlert {
+                alert_level: AlertLevel::Medium,
+                confidence: 0.31,
+                bbox: [1, 2, 3, 4],
+                appearance_count: 5,
+                image_path: None,
+                snapshot_url: None,
+            },
+            EventMetadata::default(),
+        );
+        let text = alert.to_json(&EventId::generate());
+        assert!(text.contains(r#""confidence":0.31,"#), "{text}");
+        let started = NewEvent::new(
+            "door",
+            EventData::StreamStarted {
+                source: "0".into(),
+                fps: 0.3,
+                restarts: None,
+            },
+            EventMetadata::default(),
+        );
+        let text = started.to_json(&EventId::generate());
+        assert!(text.contains(r#""fps":0.3"#), "{text}");
     }
 
     #[test]

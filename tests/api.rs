@@ -50,9 +50,16 @@ async fn webhooks_are_created_listed_read_replaced_toggled_and_deleted_like_face
         json!({"total_sent": 0, "success_count": 0, "failed_count": 0, "attempts": 0, "failed_attempts": 0})
     );
 
+    // The same create again (FaceCV's integration script run twice): the stored webhook; other
+    // settings for the same id: 409, pointing to PUT.
     let (code, again) = api.post("/api/v1/webhooks", body.clone()).await;
+    assert_eq!(code, StatusCode::OK, "{again}");
+    assert_eq!(again["created_at"], created["created_at"]);
+    let mut other = body.clone();
+    other["batch_size"] = json!(7);
+    let (code, again) = api.post("/api/v1/webhooks", other).await;
     assert_eq!(code, StatusCode::CONFLICT);
-    assert_eq!(error_code(&again), "conflict");
+    assert_eq!(error_code(&again), "webhook_exists");
 
     let (code, list) = api.get("/api/v1/webhooks").await;
     assert_eq!(code, StatusCode::OK);

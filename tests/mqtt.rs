@@ -28,6 +28,22 @@ async fn each_event_goes_to_its_type_and_camera_topics_at_qos_1_as_the_webhook_o
     })
     .await;
 
+    // Scores as written: the samples' threshold 0.6 is `0.6`, not its f32 widened to f64.
+    for m in sub.messages().into_iter().filter(is_event) {
+        assert!(m.payload.contains("\"threshold\":0.6,"), "{}", m.payload);
+        let v = m.json();
+        let confidences = v["data"]["recognized_faces"]
+            .as_array()
+            .map(|f| f.iter().map(|f| f["confidence"].clone()).collect())
+            .unwrap_or_else(|| vec![v["data"]["confidence"].clone()]);
+        for c in confidences {
+            let c = c.as_f64().unwrap();
+            let shortest: f64 = format!("{:?}", c as f32).parse().unwrap();
+            assert_eq!(c, shortest, "a confidence as written: {}", m.payload);
+            assert!(c <= 1.0, "{}", m.payload);
+        }
+    }
+
     let (_, log) = app.api.get("/api/v1/events?after_seq=0").await;
     let stored: Vec<Value> = log["events"]
         .as_array()

@@ -179,6 +179,8 @@ fn table() -> Vec<routes::Route> {
         cameras::routes(),
         people::routes(),
         faces::routes(),
+        webhooks::routes(),
+        streams::routes(),
     ];
     modules.into_iter().flatten().collect()
 }
@@ -204,18 +206,10 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["assets", rest @ ..] => console::asset(&req, rest),
         ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
         ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
-        ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,
         ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state_ref)),
         ["api", "v1", "actions"] => only(&method, Method::GET, || {
             ok_json(&state_ref.gpio.report(&state_ref.metrics))
         }),
-        ["api", "v1", "face_recognition_insightface" | "face_recognition_deepface", "recognize", "webcam", "stream"] =>
-        {
-            if method != Method::GET {
-                return Err(ApiError::MethodNotAllowed(method));
-            }
-            streams::stream(state.clone(), req).await
-        }
         ["api", "v1", "insightface" | "face_recognition_insightface", rest @ ..] => {
             faces::route(state_ref, req, rest, false).await
         }

@@ -4,6 +4,12 @@
 //! and register the ad-hoc `webhook_urls` as webhooks on the same durable path (limited to this
 //! camera, batch size 1 as FaceCV had them). When the client leaves, a camera the stream started is
 //! stopped, and the ad-hoc webhooks are deleted once they have delivered what they owe.
+//!
+//! A source that cannot be read is told on the stream, not only in the camera's status: each
+//! failed attempt to open it sends `event: error` (`retrying: true`) while the camera keeps
+//! reopening it with back-off, and the frames resume when it comes back; a source that can never
+//! work (a damaged file, a wrong setting) sends `event: error` with `retrying: false`, then
+//! `event: end`, and the stream ends.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,7 +21,11 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::sync::{broadcast, mpsc};
 
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
 use super::limits::StreamPermit;
+use super::routes::{route, Params, Route};
 use super::stream_cameras::Hold;
 use super::{query, query_param, ApiError, ApiResult, State};
 use crate::config::check::{check_range, ConfigError};
@@ -29,13 +39,33 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How long ad-hoc webhooks may take to drain after their stream ended before they are dropped.
 const DRAIN_LIMIT: Duration = Duration::from_secs(600);
 
+/// FaceCV's query parameters, with the ranges [`check_params`] enforces.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StreamParams {
+    /// The camera: one of the config file's or the API's, or a new one made for this stream.
+    #[param(value_type = Option<String>, default = "0", pattern = r"^[A-Za-z0-9_.\-]{1,64}$",
+        example = "entrance")]
     camera_id: String,
+    /// For a new camera: a V4L2 device number, an `rtsp://` or `http(s)://` URL, `synthetic`,
+    /// or a video file, picture or folder in `api.media_dir`.
+    #[param(value_type = Option<String>, default = "0", example = "synthetic")]
     source: String,
+    /// For a new camera: the similarity a face needs to be named; absent, the calibrated one.
+    #[param(minimum = 0, maximum = 1, example = 0.6)]
     threshold: Option<f32>,
+    /// For a new camera: frames analysed per second.
+    #[param(value_type = Option<f32>, minimum = 0.1, maximum = 60, default = 10, example = 10)]
     fps: f32,
+    /// Comma-separated http(s) URLs (at most 8) that receive this camera's events while the
+    /// stream lasts, and until they have delivered them.
+    #[param(value_type = Option<String>, example = "http://127.0.0.1:8080/webhook")]
     webhook_urls: Vec<String>,
+    /// Seconds each ad-hoc webhook waits for its receiver.
+    #[param(value_type = Option<f64>, minimum = 1, maximum = 300, default = 30, example = 30)]
     webhook_timeout: f64,
+    /// Retries of each ad-hoc webhook after its first attempt.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 10, default = 3, example = 3)]
     webhook_retry_count: u32,
 }
 
@@ -119,7 +149,54 @@ struct Held {
     permit: StreamPermit,
 }
 
-pub async fn stream(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
+/// Both stream paths: FaceCV's InsightFace one, and its DeepFace twin (the same engine here).
+pub(super) fn routes() -> Vec<Route> {
+    let mut stream = route!(recognize_webcam_stream);
+    stream.schemas = message_schemas;
+    let deepface = stream.alias("/api/v1/face_recognition_deepface/recognize/webcam/stream");
+    vec![stream, deepface]
+}
+
+/// The stream's messages, as components of the document (the body itself is a string).
+fn message_schemas(
+    out: &mut Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )>,
+) {
+    fn add<T: ToSchema>(
+        out: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        out.push((T::name().into_owned(), T::schema()));
+        T::schemas(out);
+    }
+    add::<crate::pipeline::runner::LiveFrame>(out);
+    add::<StreamError>(out);
+    add::<StreamEnd>(out);
+}
+
+/// Recognises faces on a camera live, as server-sent events, with ad-hoc webhooks.
+///
+/// Starts the camera (a new one from `source`, or a known one as it is) and sends, while the
+/// client stays: `data: <LiveFrame>` per analysed frame (`#/components/schemas/LiveFrame`; an
+/// Unknown face's `confidence` is its best similarity in the gallery), `: keep-alive` comments,
+/// `event: error` + `data: <StreamError>` each time the source cannot be read (`retrying` says
+/// whether the camera keeps trying), and last, unless the client left, `event: end` + `data:
+/// <StreamEnd>`. The ad-hoc `webhook_urls` receive the camera's events (batch size 1).
+#[utoipa::path(get, path = "/api/v1/face_recognition_insightface/recognize/webcam/stream",
+    tag = "streams", params(StreamParams),
+    responses((status = 200, description = "Server-sent events: `data:` LiveFrame messages, \
+        `event: error` StreamError and `event: end` StreamEnd (see the schemas)",
+        content_type = "text/event-stream", body = String,
+        example = json!("data: {\"camera_id\":\"entrance\",\"timestamp\":\"2025-05-26T10:30:45.123Z\",\"faces\":[{\"name\":\"Unknown\",\"confidence\":0.31,\"bbox\":[100,100,200,200],\"metadata\":{}}]}\n\n"))))]
+pub(super) async fn recognize_webcam_stream(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _params: Params,
+) -> ApiResult {
     let p = params(&req)?;
     let webhooks = check_params(&p)?;
     let permit = state.streams.try_acquire().inspect_err(|_| {
@@ -209,17 +286,122 @@ async fn add_webhooks(
     Ok(hooks)
 }
 
-/// Why a stream ended, as its last message says: `event: end` with `{"reason": ...}`.
-fn end_event(reason: &str, state: Option<&str>) -> Bytes {
-    let data = match state {
-        Some(s) => serde_json::json!({ "reason": reason, "state": s }),
-        None => serde_json::json!({ "reason": reason }),
+/// The stream's last message when it ends for another reason than its client leaving:
+/// `event: end`.
+#[derive(Serialize, ToSchema)]
+struct StreamEnd {
+    /// `camera_stopped`, `camera_removed` or `shutdown`.
+    #[schema(example = "camera_stopped")]
+    reason: &'static str,
+    /// With `camera_stopped`: the camera's state (`stopped`, `ended`, `error`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "error")]
+    state: Option<String>,
+}
+
+fn end_event(reason: &'static str, state: Option<&str>) -> Bytes {
+    let end = StreamEnd {
+        reason,
+        state: state.map(str::to_owned),
     };
-    Bytes::from(format!("event: end\ndata: {data}\n\n"))
+    sse("end", &end)
+}
+
+/// `event: error`: the camera's source cannot be read. Shaped as every error answer of the API
+/// (`error` with `code` and `message`, FastAPI's `detail`), with FaceCV's `camera_id` beside it:
+/// FaceCV's own streams sent `{"error", "camera_id"}` in a `data:` line, so clients that read
+/// only `data:` lines and look for `error` see it too.
+#[derive(Serialize, ToSchema)]
+struct StreamError {
+    #[schema(example = "entrance")]
+    camera_id: String,
+    error: StreamErrorCause,
+    /// The message again, where FastAPI clients read it.
+    #[schema(example = "cannot open rtsp://10.0.0.7/stream: connection refused")]
+    detail: String,
+    /// Whether the camera keeps reopening the source (the stream goes on, and frames resume when
+    /// it is back); `false` is followed by `event: end`.
+    retrying: bool,
+    /// While retrying: when the next attempt is due (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_retry_at: Option<String>,
+    /// Attempts to reopen the source so far.
+    reconnects: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StreamErrorCause {
+    /// `source_unavailable` (retrying) or `source_failed` (given up).
+    #[schema(example = "source_unavailable")]
+    code: &'static str,
+    message: String,
+}
+
+fn error_event(camera: &str, status: &crate::pipeline::CameraStatus, why: &str) -> Bytes {
+    let retrying = status.running;
+    let error = StreamError {
+        camera_id: camera.to_owned(),
+        error: StreamErrorCause {
+            code: if retrying {
+                "source_unavailable"
+            } else {
+                "source_failed"
+            },
+            message: why.to_owned(),
+        },
+        detail: why.to_owned(),
+        retrying,
+        next_retry_at: status.next_retry_at.clone(),
+        reconnects: status.reconnects,
+    };
+    sse("error", &error)
+}
+
+/// One named server-sent event with a JSON message.
+fn sse(event: &str, data: &impl Serialize) -> Bytes {
+    let data = serde_json::to_string(data).expect("stream messages serialise");
+    Bytes::from(format!("event: {event}\ndata: {data}\n\n"))
+}
+
+/// What the stream last told of its camera's source, so that each failed attempt is told once.
+#[derive(Default)]
+struct SourceWatch {
+    told: Option<(String, u64)>,
+}
+
+impl SourceWatch {
+    /// The messages the camera's status calls for, and whether the stream ends with them.
+    fn look(
+        &mut self,
+        camera: &str,
+        status: &crate::pipeline::CameraStatus,
+    ) -> (Option<Bytes>, Option<Bytes>) {
+        if status.running {
+            let Some(why) = &status.source_error else {
+                self.told = None; // the source is back
+                return (None, None);
+            };
+            let now = (why.clone(), status.reconnects);
+            if self.told.as_ref() == Some(&now) {
+                return (None, None);
+            }
+            self.told = Some(now);
+            return (Some(error_event(camera, status, why)), None);
+        }
+        let error = match (&status.last_error, status.state.as_str()) {
+            (Some(why), "error" | "source_lost") => Some(error_event(camera, status, why)),
+            _ => None,
+        };
+        (
+            error,
+            Some(end_event("camera_stopped", Some(&status.state))),
+        )
+    }
 }
 
 /// Sends each analysed frame to the client until it leaves or the camera stops; every end but
-/// the client's own leaving is told with `event: end`.
+/// the client's own leaving is told with `event: end`, and a source that cannot be read with
+/// `event: error`.
 async fn forward(
     state: Arc<State>,
     mut live: broadcast::Receiver<Arc<crate::pipeline::runner::LiveFrame>>,
@@ -228,32 +410,38 @@ async fn forward(
 ) {
     let mut check = tokio::time::interval(Duration::from_secs(1));
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    let mut watch = SourceWatch::default();
     let camera = held.camera.clone();
     let end = loop {
         let message = tokio::select! {
             frame = live.recv() => match frame {
                 Ok(f) => Bytes::from(format!("data: {}\n\n", serde_json::to_string(&*f).unwrap_or_default())),
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break Some(end_event("camera_removed", None)),
+                Err(broadcast::error::RecvError::Closed) => break vec![end_event("camera_removed", None)],
             },
             _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
             _ = check.tick() => {
                 if state.stopping.is_cancelled() {
-                    break Some(end_event("shutdown", None));
+                    break vec![end_event("shutdown", None)];
                 }
                 match state.cameras.status(&camera) {
-                    Ok(s) if s.running => continue,
-                    Ok(s) => break Some(end_event("camera_stopped", Some(&s.state))),
-                    Err(_) => break Some(end_event("camera_removed", None)),
+                    Ok(s) => match watch.look(&camera, &s) {
+                        (None, None) => continue,
+                        (Some(error), None) => error,
+                        (error, Some(end)) => break error.into_iter().chain([end]).collect(),
+                    },
+                    Err(_) => break vec![end_event("camera_removed", None)],
                 }
             }
         };
         if tx.send(message).await.is_err() {
-            break None; // the client left
+            break Vec::new(); // the client left
         }
     };
-    if let Some(end) = end {
-        let _ = tx.send(end).await;
+    for message in end {
+        if tx.send(message).await.is_err() {
+            break;
+        }
     }
     end_stream(state, held);
 }
@@ -297,4 +485,55 @@ fn end_stream(state: Arc<State>, held: Held) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_stream_paths_are_described_with_their_messages() {
+        let routes = routes();
+        let paths: Vec<&str> = routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/v1/face_recognition_insightface/recognize/webcam/stream",
+                "/api/v1/face_recognition_deepface/recognize/webcam/stream"
+            ]
+        );
+        assert_ne!(
+            routes[0].operation.operation_id,
+            routes[1].operation.operation_id
+        );
+        let mut schemas = Vec::new();
+        (routes[1].schemas)(&mut schemas);
+        let names: Vec<&str> = schemas.iter().map(|(n, _)| n.as_str()).collect();
+        for name in ["LiveFrame", "LiveFace", "StreamError", "StreamEnd"] {
+            assert!(names.contains(&name), "{name} in {names:?}");
+        }
+        let doc = serde_json::to_value(&routes[0].operation).unwrap();
+        let params: Vec<&str> = doc["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            params,
+            [
+                "camera_id",
+                "source",
+                "threshold",
+                "fps",
+                "webhook_urls",
+                "webhook_timeout",
+                "webhook_retry_count"
+            ]
+        );
+        assert!(
+            doc["responses"]["200"]["content"]["text/event-stream"].is_object(),
+            "{doc}"
+        );
+    }
 }

@@ -284,6 +284,7 @@ mod tests {
         let o = Observation {
             bbox,
             score: 0.9,
+            similarity: 0.0,
             identity: None,
         };
         (face, o)

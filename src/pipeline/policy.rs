@@ -159,7 +159,7 @@ impl Policy {
                         } else {
                             AlertLevel::Medium
                         },
-                        confidence: track.score,
+                        confidence: track.similarity,
                         bbox: bbox(track),
                         appearance_count: track.frames,
                         image_path: None,
@@ -239,6 +239,7 @@ mod tests {
         vec![Observation {
             bbox: [x, 50.0, x + 120.0, 170.0],
             score: 0.93,
+            similarity: identity.as_ref().map_or(0.31, |i| i.similarity),
             identity,
         }]
     }
@@ -361,6 +362,12 @@ mod tests {
             &|_| frame(100.0, None),
         );
         assert_eq!(types(&fifth), [EventType::StrangerAlert]);
+        match &fifth[0] {
+            // The face's best similarity in the gallery, as SSE and `/recognize` report an
+            // Unknown face; not the detector's score (0.93 here).
+            EventData::StrangerAlert { confidence, .. } => assert_eq!(*confidence, 0.31),
+            e => panic!("{e:?}"),
+        }
         // Another stranger two minutes later: within the 10-minute cooldown, no alert.
         let mut t = Tracker::new(TrackerConfig::default());
         let soon = run(

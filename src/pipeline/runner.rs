@@ -27,20 +27,31 @@ use crate::shutdown::Shutdown;
 use crate::store::Outbox;
 use crate::vision::{Face, FaceEngine, MAX_FACES};
 
-/// One analysed frame, for live viewers (FaceCV's SSE messages).
-#[derive(Debug, Clone, Serialize)]
+/// One analysed frame, for live viewers (FaceCV's SSE messages: each `data:` line is one).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveFrame {
+    #[schema(example = "entrance")]
     pub camera_id: String,
+    /// When the frame was captured (RFC 3339, UTC, milliseconds).
+    #[schema(example = "2025-05-26T10:30:45.123Z")]
     pub timestamp: String,
     pub faces: Vec<LiveFace>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LiveFace {
     /// "Unknown" when nobody enrolled matched, as FaceCV said.
     pub name: String,
+    /// The best similarity in the gallery, for an Unknown face too (0 with an empty gallery):
+    /// the number `/recognize` and `stranger_alert` give for the same face.
+    #[serde(serialize_with = "crate::score::ser_confidence")]
+    #[schema(minimum = 0, maximum = 1, example = 0.87)]
     pub confidence: f32,
+    /// `[x1, y1, x2, y2]` in pixels of the frame.
+    #[schema(example = json!([100, 100, 200, 200]))]
     pub bbox: [i32; 4],
+    /// The person's enrolment metadata; empty for an Unknown face.
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -62,6 +73,9 @@ pub struct CameraCounters {
     /// Why the last frame could not be analysed, until one is: a camera whose every frame fails
     /// must not look like a running one.
     pub analysis_error: Mutex<Option<String>>,
+    /// What went wrong when the run ended in an error (a source that cannot work as configured):
+    /// the status and the live streams tell it after the run is over.
+    pub end_detail: Mutex<Option<String>>,
 }
 
 /// A source's back-off and flapping as the camera's status shows them.
@@ -152,6 +166,11 @@ impl CameraRun {
         capture.stop();
         let frames = self.counters.frames_analysed.load(Ordering::Relaxed);
         tracing::info!(camera = %self.config.camera_id, ?reason, frames, "camera stopped");
+        *self
+            .counters
+            .end_detail
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = detail.clone();
         self.record(vec![EventData::StreamStopped {
             source: self.config.source_label(),
             reason,
@@ -350,22 +369,21 @@ impl CameraRun {
         let gallery = self.gallery.read();
         let threshold = self.config.threshold.unwrap_or(gallery.threshold());
         for face in faces {
-            let identity = face
-                .embedding
-                .as_ref()
-                .and_then(|e| gallery.best(e))
-                .and_then(|m| {
-                    (m.similarity >= threshold).then(|| Identity {
-                        person_id: m.id.name.clone(),
-                        name: m.id.name.clone(),
-                        face_id: m.id.face_id.clone(),
-                        similarity: m.similarity,
-                        metadata: m.id.metadata.clone(),
-                    })
-                });
+            let best = face.embedding.as_ref().and_then(|e| gallery.best(e));
+            let similarity = best.as_ref().map_or(0.0, |m| m.similarity);
+            let identity = best.and_then(|m| {
+                (m.similarity >= threshold).then(|| Identity {
+                    person_id: m.id.name.clone(),
+                    name: m.id.name.clone(),
+                    face_id: m.id.face_id.clone(),
+                    similarity: m.similarity,
+                    metadata: m.id.metadata.clone(),
+                })
+            });
             out.push(Observation {
                 bbox: face.bbox,
                 score: face.score,
+                similarity,
                 identity,
             });
         }
@@ -382,7 +400,7 @@ impl CameraRun {
                     .identity
                     .as_ref()
                     .map_or_else(|| "Unknown".to_owned(), |i| i.name.clone()),
-                confidence: o.identity.as_ref().map_or(o.score, |i| i.similarity),
+                confidence: o.similarity,
                 bbox: o.bbox.map(|v| v.round() as i32),
                 metadata: o
                     .identity
@@ -406,7 +424,8 @@ impl CameraRun {
         let mut extra = serde_json::Map::new();
         extra.insert("embedder".into(), serde_json::json!(self.gallery.model()));
         EventMetadata {
-            source: "facecv_edge".into(),
+            // What FaceCV's guide shows receivers, for the same events.
+            source: "insightface_stream".into(),
             threshold: Some(threshold),
             frame_timestamp,
             extra,

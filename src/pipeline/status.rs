@@ -49,8 +49,8 @@ pub struct CameraStatus {
     /// While capture waits to reopen the source: when it tries next (RFC 3339, UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_retry_at: Option<String>,
-    /// Why the camera could not start (the model file and what is wrong with it, say), or why
-    /// its source was last lost while it flaps or reconnects.
+    /// Why the camera could not start (the model file and what is wrong with it, say), why its
+    /// source was last lost while it flaps or reconnects, or why its last run ended in `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -129,12 +129,18 @@ pub(super) fn status_of(entry: &Entry) -> CameraStatus {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let end_detail = counters
+        .end_detail
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let last_error = entry.start_error.clone().or_else(|| {
-        flaps
-            .last_error
-            .clone()
-            .or(analysis_error)
-            .filter(|_| running)
+        if running {
+            flaps.last_error.clone().or(analysis_error)
+        } else {
+            // A run that ended in an error says why, after it is over.
+            end_detail
+        }
     });
     CameraStatus {
         camera_id: entry.config.camera_id.clone(),

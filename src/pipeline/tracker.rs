@@ -28,6 +28,9 @@ pub struct Observation {
     /// `[x1, y1, x2, y2]` in frame pixels.
     pub bbox: [f32; 4],
     pub score: f32,
+    /// The best similarity in the gallery, above the threshold or not (0 with an empty gallery
+    /// or no embedding): what an Unknown face reports as its confidence, as `/recognize` does.
+    pub similarity: f32,
     /// `None` when no enrolled person was above the threshold.
     pub identity: Option<Identity>,
 }
@@ -69,6 +72,8 @@ pub enum Verdict {
 pub struct Track {
     pub bbox: [f32; 4],
     pub score: f32,
+    /// The latest frame's best similarity in the gallery (see [`Observation::similarity`]).
+    pub similarity: f32,
     pub frames: u32,
     missed: u32,
     /// The identities of the last `window` frames this track was seen in.
@@ -145,6 +150,7 @@ impl Tracker {
                     let o = &observations[i];
                     track.bbox = o.bbox;
                     track.score = o.score;
+                    track.similarity = o.similarity;
                     track.frames += 1;
                     track.missed = 0;
                     if track.history.len() == self.config.window {
@@ -166,6 +172,7 @@ impl Tracker {
             self.tracks.push(Track {
                 bbox: o.bbox,
                 score: o.score,
+                similarity: o.similarity,
                 frames: 1,
                 missed: 0,
                 history,
@@ -225,6 +232,7 @@ mod tests {
         Observation {
             bbox: [x, 100.0, x + 100.0, 200.0],
             score: 0.9,
+            similarity: identity.as_ref().map_or(0.2, |i| i.similarity),
             identity,
         }
     }

@@ -13,7 +13,7 @@ use super::{now_text, Durability, Result, Store, StoreError};
 use crate::events::Seq;
 
 /// Where a webhook came from; config-file webhooks are re-applied at every start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Config,
@@ -41,7 +41,7 @@ impl Origin {
 }
 
 /// FaceCV's `statistics`, counted in events, plus the attempts behind them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct WebhookStats {
     /// Events that reached an outcome: delivered or dead-lettered.
     pub total_sent: u64,
@@ -80,11 +80,13 @@ impl WebhookRecord {
 }
 
 /// One HTTP request to a webhook, as `GET /api/v1/webhooks/{id}/deliveries` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub msg_id: String,
     pub attempt: u32,
+    #[schema(value_type = i64)]
     pub first_seq: Seq,
+    #[schema(value_type = i64)]
     pub last_seq: Seq,
     pub events: u32,
     pub status: Option<u16>,
@@ -94,13 +96,16 @@ pub struct Attempt {
 }
 
 /// A batch every retry failed for; kept whole so it can be replayed after its events are pruned.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: i64,
+    #[schema(value_type = i64)]
     pub first_seq: Seq,
+    #[schema(value_type = i64)]
     pub last_seq: Seq,
     pub event_count: u32,
     /// The event objects as they were sent.
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<serde_json::Value>,
     pub error: String,
     pub created_at: String,

@@ -42,38 +42,102 @@ impl fmt::Display for WebhookId {
     }
 }
 
-/// One webhook, with FaceCV's field names, ranges and defaults (`facecv-api-notes.md`).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// One webhook, with FaceCV's field names, ranges and defaults (`facecv-api-notes.md`). The
+/// `#[schema]` ranges are the ones [`WebhookConfig::validate`] enforces, so that a client built
+/// from the OpenAPI document is refused nothing the document allows.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"webhook_id": "main_recognition",
+    "url": "http://127.0.0.1:8080/webhook/face-recognition",
+    "headers": {"Authorization": "Bearer your-token"}, "timeout": 30, "retry_count": 3,
+    "batch_size": 10, "batch_timeout": 1.0, "enabled": true,
+    "event_types": ["face_recognized", "stranger_alert"]}))]
 pub struct WebhookConfig {
+    /// The webhook's name, in URLs and logs.
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$", example = "main_recognition")]
     pub webhook_id: String,
+    /// Where batches are POSTed: an http or https URL.
+    #[schema(
+        pattern = r"^https?://[^\s/?#]+",
+        max_length = 2048,
+        example = "http://127.0.0.1:8080/webhook/face-recognition"
+    )]
     pub url: String,
+    /// Sent with every delivery; the appliance's own (`Content-Type`, `webhook-*`) cannot be set.
     #[serde(default)]
+    #[schema(example = json!({"Authorization": "Bearer your-token"}))]
     pub headers: BTreeMap<String, String>,
     /// Seconds to wait for the receiver's answer, 1 to 300.
     #[serde(default = "default_timeout")]
+    #[schema(minimum = 1, maximum = 300, default = 30, example = 30)]
     pub timeout: f64,
     /// Retries after the first attempt, 0 to 10 (FaceCV counted attempts; 0 meant none at all).
     #[serde(default = "default_retry_count")]
+    #[schema(minimum = 0, maximum = 10, default = 3, example = 3)]
     pub retry_count: u32,
     /// The first back-off in seconds, 1 to 60; each retry doubles it, with jitter.
     #[serde(default = "default_retry_delay")]
+    #[schema(minimum = 1, maximum = 60, default = 1, example = 1)]
     pub retry_delay: f64,
+    /// Events per request, 1 to 100.
     #[serde(default = "default_batch_size")]
+    #[schema(minimum = 1, maximum = 100, default = 10, example = 10)]
     pub batch_size: u32,
     /// Seconds to wait for a batch to fill, 0.1 to 60.
     #[serde(default = "default_batch_timeout")]
+    #[schema(minimum = 0.1, maximum = 60, default = 1.0, example = 1.0)]
     pub batch_timeout: f64,
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     pub enabled: bool,
     /// Absent means every type.
     #[serde(default)]
+    #[schema(schema_with = event_types_schema)]
     pub event_types: Option<Vec<EventType>>,
     /// Only events of these cameras; absent means every camera.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = camera_ids_schema)]
     pub camera_ids: Option<Vec<String>>,
     /// Standard Webhooks signing secret, `whsec_` + base64 key. Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        write_only,
+        pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}$",
+        example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    )]
     pub secret: Option<String>,
+}
+
+/// `event_types` as the document shows it: the six names, or null for every type.
+fn event_types_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let names = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(EventType::ALL.iter().map(|t| t.as_str())));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(names)
+        .unique_items(true)
+        .description(Some(
+            "The event types this webhook receives; null or absent: every type.",
+        ))
+        .examples([serde_json::json!(["face_recognized", "stranger_alert"])])
+        .build()
+}
+
+/// `camera_ids` as the document shows it: camera ids, or null for every camera.
+fn camera_ids_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let ids = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(r"^[A-Za-z0-9_.\-]{1,64}$"));
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(ids)
+        .description(Some(
+            "Only events of these cameras; null or absent: every camera.",
+        ))
+        .examples([serde_json::json!(["entrance"])])
+        .build()
 }
 
 fn default_timeout() -> f64 {
@@ -269,6 +333,35 @@ mod tests {
             br#"{"test": 2432232314}"#,
         );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn the_documented_schema_has_the_ranges_validate_enforces_and_a_valid_example() {
+        use utoipa::PartialSchema;
+        let doc = serde_json::to_value(WebhookConfig::schema()).unwrap();
+        let p = &doc["properties"];
+        for (field, lo, hi) in [
+            ("timeout", 1.0, 300.0),
+            ("retry_count", 0.0, 10.0),
+            ("retry_delay", 1.0, 60.0),
+            ("batch_size", 1.0, 100.0),
+            ("batch_timeout", 0.1, 60.0),
+        ] {
+            assert_eq!(p[field]["minimum"].as_f64(), Some(lo), "{field}: {doc}");
+            assert_eq!(p[field]["maximum"].as_f64(), Some(hi), "{field}: {doc}");
+        }
+        let names = p["event_types"]["items"]["enum"].as_array().unwrap();
+        assert_eq!(names.len(), EventType::ALL.len(), "{doc}");
+        assert_eq!(
+            doc["required"],
+            serde_json::json!(["webhook_id", "url"]),
+            "{doc}"
+        );
+        // The example Schemathesis starts from is one the appliance takes.
+        let example: WebhookConfig = serde_json::from_value(doc["example"].clone()).unwrap();
+        example.validate().unwrap();
+        let secret = p["secret"]["example"].as_str().unwrap();
+        SigningKey::parse(secret).unwrap();
     }
 
     #[test]

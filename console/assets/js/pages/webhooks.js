@@ -322,7 +322,9 @@ function webhooksPage(el) {
       openForm(null, async (answer) => {
         closeForm();
         await page.reload();
-        page.showSecret(answer.webhook_id, answer.secret, `${answer.webhook_id} was created.`);
+        // A create repeated with the same settings answers the stored webhook, without its secret.
+        if (answer.secret) page.showSecret(answer.webhook_id, answer.secret, `${answer.webhook_id} was created.`);
+        else toast(answer.message || `${answer.webhook_id} already exists`, 'info');
         if (answer.ignored_fields) toast(`Ignored: ${answer.ignored_fields.join(', ')}`, 'info');
       }, 'webhook_id');
     },
