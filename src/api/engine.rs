@@ -28,6 +28,11 @@ impl ApiEngine {
         }
     }
 
+    /// The models and settings it is (or will be) made from.
+    pub(super) fn config(&self) -> &VisionConfig {
+        &self.config
+    }
+
     pub fn get(&mut self) -> Result<&mut FaceEngine, VisionError> {
         if self.engine.is_none() {
             let made = FaceEngine::new(self.config.clone());

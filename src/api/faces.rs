@@ -1,7 +1,6 @@
-//! Enrolment and recognition: FaceCV's routes under `/api/v1/insightface` and the older
-//! `/api/v1/face_recognition_insightface`, with the same multipart field names (`file`, `name`,
-//! `department`, `employee_id`, `file1`, `file2`, `threshold`, `min_confidence`), and ours under
-//! `/api/v1/faces`.
+//! Enrolment and recognition under `/api/v1/faces`, with FaceCV's multipart field names (`file`,
+//! `name`, `department`, `employee_id`, `file1`, `file2`, `threshold`, `min_confidence`) and the
+//! appliance's own answers. FaceCV's paths, in FaceCV's shapes, are `facecv/`.
 //!
 //! Uploads are analysed by the API's own engine (`engine.rs`); the forms are read by `form.rs`.
 
@@ -17,29 +16,23 @@ use super::{ok_json, query, query_param, ApiError, ApiResult, State};
 use crate::enrol::shot;
 use crate::store::faces::FacePicture;
 
-/// Routes under one of the three prefixes; `rest` is the path after it.
-pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: bool) -> ApiResult {
+/// Routes under `/api/v1/faces`; `rest` is the path after it.
+pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
     let method = req.method().clone();
     match (rest, &method) {
         (["register"], &Method::POST) => register(state, req).await,
-        ([], &Method::POST) if ours => register(state, req).await,
+        ([], &Method::POST) => register(state, req).await,
         (["recognize"], &Method::POST) => recognize(state, req).await,
         (["verify"], &Method::POST) => verify(state, req).await,
         (["detect"], &Method::POST) => detect(state, req).await,
-        (["video_face"], &Method::POST) if !ours => super::enrol::video(state, req).await,
-        (["video"], &Method::POST) if ours => super::enrol::video(state, req).await,
-        (["faces", "offline"], &Method::POST) if !ours => super::enrol::offline(state, req).await,
-        (["offline"], &Method::POST) if ours => super::enrol::offline(state, req).await,
-        ([], &Method::GET) if ours => list(state, &req, true),
-        ([id, "crop.jpg"], &Method::GET) if ours => picture(state, id, FacePicture::Crop),
-        ([id, "photo.jpg"], &Method::GET) if ours => picture(state, id, FacePicture::Photo),
-        (["faces"], &Method::GET) if !ours => list(state, &req, false),
-        (["count"], &Method::GET) if ours => count(state),
-        (["faces", "count"], &Method::GET) if !ours => count(state),
-        (["by-name", name], &Method::DELETE) if ours => delete_by_name(state, name),
-        (["faces", "by-name", name], &Method::DELETE) if !ours => delete_by_name(state, name),
-        ([id], &Method::DELETE) if ours => delete(state, id),
-        (["faces", id], &Method::DELETE) if !ours => delete(state, id),
+        (["video"], &Method::POST) => super::enrol::video(state, req).await,
+        (["offline"], &Method::POST) => super::enrol::offline(state, req).await,
+        ([], &Method::GET) => list(state, &req),
+        ([id, "crop.jpg"], &Method::GET) => picture(state, id, FacePicture::Crop),
+        ([id, "photo.jpg"], &Method::GET) => picture(state, id, FacePicture::Photo),
+        (["count"], &Method::GET) => count(state),
+        (["by-name", name], &Method::DELETE) => delete_by_name(state, name),
+        ([id], &Method::DELETE) => delete(state, id),
         _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
     }
 }
@@ -133,7 +126,7 @@ async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
         let (rgb, w, h) = engine.decode(&image).map_err(|e| image_error("file", e))?;
         let mut found = heapless::Vec::new();
         engine
-            .detect(&rgb, w, h, &mut found)
+            .detect_still(&rgb, w, h, &mut found)
             .map_err(|e| image_error("file", e))?;
         Ok(found
             .iter()
@@ -145,8 +138,8 @@ async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
     ok_json(&json!({ "faces": faces, "face_count": faces.len() }))
 }
 
-/// Our listing adds `has_image` to each face; FaceCV's keeps FaceCV's fields.
-fn list(state: &State, req: &Request<Incoming>, ours: bool) -> ApiResult {
+/// Our listing adds `has_image` to each face.
+fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
     let q = query(req);
     let limit = query_param::<usize>(&q, "limit")?.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -154,9 +147,6 @@ fn list(state: &State, req: &Request<Incoming>, ours: bool) -> ApiResult {
     }
     let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
     let faces = state.store.faces(name, limit)?;
-    if !ours {
-        return ok_json(&json!({ "faces": faces, "total": faces.len() }));
-    }
     let entries: Vec<Value> = faces
         .iter()
         .map(|f| {

@@ -12,6 +12,7 @@ mod engine;
 mod enrol;
 pub(crate) mod error;
 mod events;
+mod facecv;
 mod faces;
 mod form;
 mod guard;
@@ -172,7 +173,7 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// Every route of the table: each module lists its own (`routes()` beside its handlers).
 fn table() -> Vec<routes::Route> {
-    let modules: Vec<Vec<routes::Route>> = vec![];
+    let modules: Vec<Vec<routes::Route>> = vec![facecv::routes()];
     modules.into_iter().flatten().collect()
 }
 
@@ -218,10 +219,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
             }
             streams::stream(state.clone(), req).await
         }
-        ["api", "v1", "insightface" | "face_recognition_insightface", rest @ ..] => {
-            faces::route(state_ref, req, rest, false).await
-        }
-        ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
+        ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest).await,
         ["api", "v1", "session"] => session::route(state_ref, req).await,
         ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
         ["api", "v1", "people", rest @ ..] => people::route(state_ref, req, rest).await,

@@ -1,0 +1,150 @@
+//! FaceCV's face database routes: the listing with `total` counted before `limit`, the count,
+//! the deletes with FaceCV's messages and 404s, and the bulk enrolments (`video_face`,
+//! `faces/offline`), which run the appliance's own enrolment (`api/enrol.rs`).
+
+use std::sync::Arc;
+
+use http::Request;
+use hyper::body::Incoming;
+
+use super::super::routes::Params;
+use super::super::{ok_json, query, query_param, ApiError, ApiResult, State};
+use super::wire::{FacecvCount, FacecvDeleted, FacecvFace, FacecvFaces};
+use crate::store::StoreError;
+
+/// FaceCV's face list.
+///
+/// `name` filters by the person's exact name; `limit` (default 100) caps `faces`, while `total`
+/// counts every face that matches, as FaceCV's did.
+#[utoipa::path(get, path = "/api/v1/insightface/faces", tag = "facecv",
+    params(("name" = Option<String>, Query, description = "Only this person's faces"),
+        ("limit" = Option<usize>, Query, minimum = 0, description = "At most this many faces (default 100)")),
+    responses((status = 200, description = "The enrolled faces", body = FacecvFaces)))]
+pub(super) async fn facecv_list_faces(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _p: Params,
+) -> ApiResult {
+    let q = query(&req);
+    let limit = query_param::<usize>(&q, "limit")?.unwrap_or(100);
+    let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
+    let all = state.store.faces(name, i64::MAX as usize)?;
+    let gallery = state.cameras.gallery();
+    // The running embedder's size, known once the gallery holds one of its embeddings.
+    let dim = gallery.read().dim();
+    let faces: Vec<FacecvFace> = all
+        .iter()
+        .take(limit)
+        .map(|f| FacecvFace {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            metadata: f.metadata.clone(),
+            created_at: f.created_at.clone(),
+            updated_at: f.updated_at.clone(),
+            embedding_size: dim.filter(|_| f.embedding_model == gallery.model()),
+        })
+        .collect();
+    ok_json(&FacecvFaces {
+        total: all.len(),
+        returned: faces.len(),
+        faces,
+    })
+}
+
+/// FaceCV's face count.
+#[utoipa::path(get, path = "/api/v1/insightface/faces/count", tag = "facecv",
+    responses((status = 200, description = "How many faces are enrolled", body = FacecvCount)))]
+pub(super) async fn facecv_count_faces(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    _p: Params,
+) -> ApiResult {
+    ok_json(&FacecvCount {
+        total_faces: state.store.face_count()?.0,
+    })
+}
+
+/// FaceCV's delete of one face; 404 `"Face not found"` for an unknown id.
+#[utoipa::path(delete, path = "/api/v1/insightface/faces/{face_id}", tag = "facecv",
+    params(("face_id" = String, Path, description = "The face's id, from the listing or registration")),
+    responses((status = 200, description = "Deleted", body = FacecvDeleted)))]
+pub(super) async fn facecv_delete_face(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    p: Params,
+) -> ApiResult {
+    let id = p.get("face_id");
+    state
+        .store
+        .delete_face(id)
+        .map_err(|e| not_found(e, "Face not found"))?;
+    state.cameras.gallery().reload(&state.store)?;
+    ok_json(&FacecvDeleted {
+        message: format!("Successfully deleted face {id}"),
+        deleted_count: None,
+    })
+}
+
+/// FaceCV's delete of every face of a person; 404 `"No faces found for this name"`.
+#[utoipa::path(delete, path = "/api/v1/insightface/faces/by-name/{name}", tag = "facecv",
+    params(("name" = String, Path, description = "The person's exact name (percent-encoded)")),
+    responses((status = 200, description = "Deleted", body = FacecvDeleted)))]
+pub(super) async fn facecv_delete_faces_by_name(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    p: Params,
+) -> ApiResult {
+    let name = p.get("name");
+    let n = state
+        .store
+        .delete_faces_by_name(name)
+        .map_err(|e| not_found(e, "No faces found for this name"))?;
+    state.cameras.gallery().reload(&state.store)?;
+    ok_json(&FacecvDeleted {
+        message: format!("Successfully deleted all faces for {name}"),
+        deleted_count: Some(n),
+    })
+}
+
+/// Enrolment from a short video of one person.
+///
+/// The appliance's own enrolment (`POST /api/v1/faces/video`, the same answer): FaceCV's
+/// versions of this route differed between releases (a background job from a camera index, or
+/// a frame extractor that enrolled nobody), so no FaceCV answer is kept here. Fields: `file`,
+/// `name`, `department`, `employee_id`, `metadata`, `count`, `quality_threshold`, `method`.
+#[utoipa::path(post, path = "/api/v1/insightface/video_face", tag = "facecv",
+    request_body(content_type = "multipart/form-data", description = "The video and the person"),
+    responses((status = 200, description = "The person was enrolled from the video's best frames")))]
+pub(super) async fn facecv_video_face(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _p: Params,
+) -> ApiResult {
+    super::super::enrol::video(&state, req).await
+}
+
+/// Enrolment of every person folder under `directory_path` (`<dir>/<name>/*.jpg`).
+///
+/// The appliance's own folder enrolment (`POST /api/v1/faces/offline`, the same answer), only
+/// below `api.offline_enrol_dir`. The body is a multipart or urlencoded form, as FaceCV's, or JSON.
+#[utoipa::path(post, path = "/api/v1/insightface/faces/offline", tag = "facecv",
+    responses((status = 200, description = "Who was enrolled and who was skipped"),
+        (status = 403, description = "api.offline_enrol_dir is not set, or the folder lies outside it")))]
+pub(super) async fn facecv_offline_faces(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _p: Params,
+) -> ApiResult {
+    super::super::enrol::offline(&state, req).await
+}
+
+/// FaceCV's 404 message for a store's not-found; other failures keep their own answers.
+fn not_found(e: StoreError, message: &str) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => ApiError::Missing {
+            code: "not_found",
+            message: message.to_owned(),
+        },
+        e => e.into(),
+    }
+}
