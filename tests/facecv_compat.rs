@@ -99,8 +99,35 @@ async fn facecv_clients_get_facecvs_shapes_on_facecvs_paths() {
     assert!(as_written(&info["detection_threshold"]), "{info}");
     assert!(info["embedding_size"].as_u64().unwrap() > 0);
     let calibrated = info["similarity_threshold"].as_f64().unwrap();
+    // The API's models can be unloaded (its memory given back) and come back on the next upload.
+    let (_, status) = api.get(&format!("{NEW}/models/status")).await;
+    assert_eq!(
+        status["loaded_models"],
+        json!([info["model_pack"]]),
+        "{status}"
+    );
+    assert_eq!(status["current_model"], info["model_pack"]);
+    let (code, v) = api
+        .raw(Method::POST, &format!("{OLD}/models/clear"), "")
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["success"], &v["current_models"]),
+        (&json!(true), &json!([]))
+    );
+    let (_, status) = api.get(&format!("{NEW}/models/status")).await;
+    assert_eq!(
+        (&status["loaded_models"], &status["model_count"]),
+        (&json!([]), &json!(0))
+    );
+    assert!(status["current_model"].is_null());
 
     registration(api).await;
+    let (_, status) = api.get(&format!("{NEW}/models/status")).await;
+    assert_eq!(
+        status["model_count"], 1,
+        "loaded again by the uploads: {status}"
+    );
     recognition(api, calibrated).await;
     verification(api, calibrated).await;
     listing_and_deletes(api).await;

@@ -9,9 +9,11 @@
 //! Where FaceCV and the appliance differ on purpose (thresholds, what `confidence` means, image
 //! errors) `docs/facecv-compat.md` says so: an absent `threshold` is the gallery's calibrated one,
 //! not FaceCV's 0.35 or 0.4, which were tuned for InsightFace's models, not ours.
-//! The forms and answers are in `wire.rs`; the face database routes in `gallery.rs`.
+//! The forms and answers are in `wire.rs`; the face database routes in `gallery.rs`; the model
+//! routes in `models.rs`.
 
 mod gallery;
+mod models;
 mod wire;
 
 use std::sync::Arc;
@@ -40,7 +42,9 @@ pub(super) fn routes() -> Vec<Route> {
     };
     [
         route!(facecv_health),
-        route!(facecv_models_info),
+        route!(models::facecv_models_info),
+        route!(models::facecv_models_status),
+        route!(models::facecv_models_clear),
         route!(facecv_detect),
         route!(facecv_recognize),
         route!(facecv_verify),
@@ -72,48 +76,6 @@ async fn facecv_health(state: Arc<State>, _req: Request<Incoming>, _p: Params) -
         model_pack: state.cameras.gallery().model().to_owned(),
         database_connected: true,
         timestamp: now(),
-    })
-}
-
-/// FaceCV's model information.
-///
-/// Loads the API's engine as FaceCV's route loaded its recognizer, so `initialized` is true only
-/// once the models really run here. `similarity_threshold` is the gallery's calibrated threshold:
-/// what an absent `threshold` means on every route of this family.
-#[utoipa::path(get, path = "/api/v1/insightface/models/info", tag = "facecv",
-    responses((status = 200, description = "The models in use", body = FacecvModelsInfo)))]
-async fn facecv_models_info(state: Arc<State>, _req: Request<Incoming>, _p: Params) -> ApiResult {
-    let engine = state.engine.clone();
-    let (config, made) = tokio::task::spawn_blocking(move || {
-        let mut guard = engine.lock().unwrap_or_else(|p| p.into_inner());
-        let made = guard
-            .get()
-            .map(|e| e.embedding_dim())
-            .map_err(|e| e.to_string());
-        (guard.config().clone(), made)
-    })
-    .await
-    .map_err(|_| ApiError::Unavailable)?;
-    let face_count = state.store.face_count()?.0;
-    let gallery = state.cameras.gallery();
-    ok_json(&FacecvModelsInfo {
-        status: if made.is_ok() { "active" } else { "inactive" },
-        initialized: made.is_ok(),
-        model_pack: gallery.model().to_owned(),
-        similarity_threshold: gallery.read().threshold(),
-        detection_threshold: config.detector.threshold,
-        detector_model: config.detector_model().display().to_string(),
-        embedder_model: config.embedder_model().display().to_string(),
-        embedding_size: made.as_ref().ok().copied(),
-        error: made.err(),
-        face_database_connected: true,
-        face_count,
-        insightface_available: false,
-        database: FacecvDatabase {
-            r#type: "SQLite",
-            connected: true,
-            face_count,
-        },
     })
 }
 

@@ -60,6 +60,38 @@ pub(super) struct FacecvDatabase {
     pub face_count: u64,
 }
 
+/// `GET .../models/status`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvModelsStatus {
+    pub status: &'static str,
+    /// The loaded model pack; null until an upload (or `models/info`) loads it.
+    pub current_model: Option<String>,
+    pub loaded_models: Vec<String>,
+    pub model_count: usize,
+    pub lazy_loading_enabled: bool,
+    /// False: the API's models stay loaded until `models/clear`.
+    pub auto_unload_enabled: bool,
+    pub available_models: FacecvAvailable,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvAvailable {
+    /// The detector model file.
+    pub detection_only: Vec<String>,
+    /// The embedder the gallery is enrolled with.
+    pub full_packages: Vec<String>,
+    pub all: Vec<String>,
+}
+
+/// `POST .../models/clear`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvCleared {
+    pub success: bool,
+    pub message: &'static str,
+    /// Always empty.
+    pub current_models: Vec<String>,
+}
+
 /// One face of `POST .../detect` (FaceCV's `FaceDetection`).
 #[derive(Serialize, ToSchema)]
 pub(super) struct FacecvDetection {
