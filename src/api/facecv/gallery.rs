@@ -1,15 +1,21 @@
 //! FaceCV's face database routes: the listing with `total` counted before `limit`, the count,
 //! the deletes with FaceCV's messages and 404s, and the bulk enrolments (`video_face`,
-//! `faces/offline`), which run the appliance's own enrolment (`api/enrol.rs`).
+//! `faces/offline`), which run the appliance's own enrolment (`api/enrol.rs`) and answer with
+//! FaceCV's fields.
 
 use std::sync::Arc;
 
 use http::Request;
 use hyper::body::Incoming;
 
+use super::super::enrol;
 use super::super::routes::Params;
 use super::super::{ok_json, query, query_param, ApiError, ApiResult, State};
-use super::wire::{FacecvCount, FacecvDeleted, FacecvFace, FacecvFaces};
+use super::wire::{
+    FacecvCount, FacecvDeleted, FacecvFace, FacecvFaces, FacecvOfflineDetails,
+    FacecvOfflineEnrolled, FacecvOfflineSummary, FacecvPhotoOutcome, FacecvRegistered,
+    FacecvVideoEnrolled, FacecvVideoFrame,
+};
 use crate::store::StoreError;
 
 /// FaceCV's face list.
@@ -108,34 +114,79 @@ pub(super) async fn facecv_delete_faces_by_name(
 
 /// Enrolment from a short video of one person.
 ///
-/// The appliance's own enrolment (`POST /api/v1/faces/video`, the same answer): FaceCV's
-/// versions of this route differed between releases (a background job from a camera index, or
-/// a frame extractor that enrolled nobody), so no FaceCV answer is kept here. Fields: `file`,
+/// The appliance's video enrolment (`POST /api/v1/faces/video`) answered with FaceCV's fields:
+/// its registration answer (`person_name`, `face_id`/`face_ids`, `face_count`) and its frame
+/// extractor's (`total_frames_processed`, `faces_found`, `results` per frame kept). Fields: `file`,
 /// `name`, `department`, `employee_id`, `metadata`, `count`, `quality_threshold`, `method`.
 #[utoipa::path(post, path = "/api/v1/insightface/video_face", tag = "facecv",
-    request_body(content_type = "multipart/form-data", description = "The video and the person"),
-    responses((status = 200, description = "The person was enrolled from the video's best frames")))]
+    request_body(content_type = "multipart/form-data", description = "The video (`file`) and the person (`name`, ...)"),
+    responses((status = 200, description = "The person was enrolled from the video's best frames", body = FacecvVideoEnrolled)))]
 pub(super) async fn facecv_video_face(
     state: Arc<State>,
     req: Request<Incoming>,
     _p: Params,
 ) -> ApiResult {
-    super::super::enrol::video(&state, req).await
+    let (name, faces, report) = enrol::enrol_video(&state, req).await?;
+    let registered = FacecvRegistered::new(name, faces.into_iter().map(|f| f.id).collect());
+    ok_json(&FacecvVideoEnrolled {
+        total_frames_processed: report.frames,
+        faces_found: report.usable,
+        results: report
+            .picked
+            .iter()
+            .map(|p| FacecvVideoFrame {
+                frame_index: p.frame_index,
+                bbox: p.bbox.to_vec(),
+                quality_score: p.quality,
+                detection_confidence: p.detection_confidence,
+            })
+            .collect(),
+        registered,
+    })
 }
 
 /// Enrolment of every person folder under `directory_path` (`<dir>/<name>/*.jpg`).
 ///
-/// The appliance's own folder enrolment (`POST /api/v1/faces/offline`, the same answer), only
-/// below `api.offline_enrol_dir`. The body is a multipart or urlencoded form, as FaceCV's, or JSON.
+/// The appliance's folder enrolment (`POST /api/v1/faces/offline`), only below
+/// `api.offline_enrol_dir`, answered with FaceCV's `summary` and `details` (each photo a
+/// success, a failure to read it, or skipped with the reason) beside our `people`. The body is a
+/// multipart or urlencoded form, as FaceCV's, or JSON.
 #[utoipa::path(post, path = "/api/v1/insightface/faces/offline", tag = "facecv",
-    responses((status = 200, description = "Who was enrolled and who was skipped"),
+    responses((status = 200, description = "Each photo's outcome", body = FacecvOfflineEnrolled),
         (status = 403, description = "api.offline_enrol_dir is not set, or the folder lies outside it")))]
 pub(super) async fn facecv_offline_faces(
     state: Arc<State>,
     req: Request<Incoming>,
     _p: Params,
 ) -> ApiResult {
-    super::super::enrol::offline(&state, req).await
+    let report = enrol::enrol_offline(&state, req).await?;
+    let mut details = FacecvOfflineDetails::default();
+    for person in &report.people {
+        for f in &person.files {
+            let path = format!("{}/{}", person.name, f.file);
+            let outcome = FacecvPhotoOutcome {
+                path,
+                reason: f.reason.clone().or_else(|| person.reason.clone()),
+            };
+            match (f.status, person.enrolled) {
+                ("ok", true) => details.success.push(outcome),
+                ("ok", false) => details.skipped.push(outcome),
+                ("not_an_image" | "unsupported_image_format" | "unreadable", _) => {
+                    details.failed.push(outcome)
+                }
+                _ => details.skipped.push(outcome),
+            }
+        }
+    }
+    ok_json(&FacecvOfflineEnrolled {
+        summary: FacecvOfflineSummary {
+            total_success: details.success.len(),
+            total_failed: details.failed.len(),
+            total_skipped: details.skipped.len(),
+        },
+        details,
+        people: report.people,
+    })
 }
 
 /// FaceCV's 404 message for a store's not-found; other failures keep their own answers.

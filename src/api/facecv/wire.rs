@@ -240,6 +240,65 @@ pub(super) struct FacecvDeleted {
     pub deleted_count: Option<usize>,
 }
 
+/// `POST .../video_face/`: FaceCV's registration answer and its frame extractor's fields.
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvVideoEnrolled {
+    #[serde(flatten)]
+    pub registered: FacecvRegistered,
+    /// Frames the video held.
+    pub total_frames_processed: usize,
+    /// Frames with one usable face.
+    pub faces_found: usize,
+    /// The frames enrolled, best first.
+    pub results: Vec<FacecvVideoFrame>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvVideoFrame {
+    pub frame_index: usize,
+    pub bbox: Vec<i32>,
+    /// Sharpness, size and detector confidence together, in [0, 1].
+    #[serde(serialize_with = "ser_confidence")]
+    pub quality_score: f32,
+    #[serde(serialize_with = "ser_confidence")]
+    pub detection_confidence: f32,
+}
+
+/// `POST .../faces/offline`: FaceCV's `summary` and `details`, and our per-person report.
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvOfflineEnrolled {
+    pub summary: FacecvOfflineSummary,
+    pub details: FacecvOfflineDetails,
+    /// Each person folder: enrolled or not (and why), its new face ids, each photo's status.
+    #[schema(value_type = Vec<Object>)]
+    pub people: Vec<crate::enrol::PersonReport>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvOfflineSummary {
+    pub total_success: usize,
+    pub total_failed: usize,
+    pub total_skipped: usize,
+}
+
+#[derive(Default, Serialize, ToSchema)]
+pub(super) struct FacecvOfflineDetails {
+    /// Photos enrolled.
+    pub success: Vec<FacecvPhotoOutcome>,
+    /// Photos that could not be read.
+    pub failed: Vec<FacecvPhotoOutcome>,
+    /// Photos left out (no face, several, too small, or their person was not enrolled).
+    pub skipped: Vec<FacecvPhotoOutcome>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct FacecvPhotoOutcome {
+    /// `<person>/<file>`, relative to `directory_path`.
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// The form of `POST .../detect`.
 #[derive(ToSchema)]
 pub(super) struct FacecvDetectForm {
