@@ -2,8 +2,9 @@
 //! older `/api/v1/face_recognition_insightface/...`. A FaceCV user's scripts and dashboards parse
 //! these answers (a bare list from `/detect` and `/recognize`, `is_same_person` from `/verify`,
 //! `person_name` from `/register`, `total_faces` from `/faces/count`), so they are kept field by
-//! field as FaceCV's route code and Pydantic schemas had them (`facecv-source/at-head`, and
-//! `at-b47c6a8` for `/faces/count`). Our own paths (`/api/v1/faces/...`, `faces.rs`) keep the
+//! field as FaceCV's route code and Pydantic schemas had them (`facecv-source/at-head`;
+//! `at-b47c6a8` for `/faces/count`; `models/status` and `models/clear` from `insightface_lazy.py`,
+//! the router FaceCV's newest `main.py` mounts). Our own paths (`/api/v1/faces/...`, `faces.rs`) keep the
 //! appliance's richer shapes.
 //!
 //! Where FaceCV and the appliance differ on purpose (thresholds, what `confidence` means, image
