@@ -359,6 +359,10 @@ async fn plain_http_on_the_https_port_is_told_to_use_https_and_closed() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     assert!(answer.contains("https_required"), "{answer}");
+    assert!(
+        answer.contains("\"detail\":\"this port speaks HTTPS"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

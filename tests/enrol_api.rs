@@ -35,19 +35,14 @@ fn walk_up(photos: &[&Path], frames: usize) -> Vec<RgbImage> {
         .collect()
 }
 
+/// `route`: ours (`faces/video`) or FaceCV's (`insightface/video_face/`).
 async fn post_video(
     api: &Api,
-    prefix: &str,
+    route: &str,
     fields: &[(&str, &str)],
     video: Vec<u8>,
 ) -> (StatusCode, Value) {
-    post_form(
-        api,
-        &format!("/api/v1/{prefix}/video_face/"),
-        fields,
-        &[("file", video)],
-    )
-    .await
+    post_form(api, &format!("/api/v1/{route}"), fields, &[("file", video)]).await
 }
 
 async fn recognise(api: &Api, photo: &Path) -> Value {
@@ -59,11 +54,11 @@ async fn recognise(api: &Api, photo: &Path) -> Value {
     )
     .await;
     assert_eq!(code, StatusCode::OK, "{v}");
-    v["faces"][0].clone()
+    v[0].clone()
 }
 
 async fn enrolled(api: &Api) -> u64 {
-    api.get("/api/v1/insightface/faces/count").await.1["count"]
+    api.get("/api/v1/insightface/faces/count").await.1["total_faces"]
         .as_u64()
         .unwrap()
 }
@@ -77,7 +72,7 @@ async fn a_short_video_of_one_person_enrols_its_best_frames_and_the_person_is_re
     write_y4m(&y4m, &walk_up(&[&salley[0], &salley[1]], 12));
     let (code, v) = post_video(
         &app.api,
-        "insightface",
+        "faces/video",
         &[
             ("name", "John Salley"),
             ("department", "Front desk"),
@@ -114,13 +109,20 @@ async fn a_short_video_of_one_person_enrols_its_best_frames_and_the_person_is_re
     write_mjpeg(&mjpeg, &walk_up(&[&savage[0], &savage[1], &savage[2]], 9));
     let (code, v) = post_video(
         &app.api,
-        "face_recognition_insightface",
+        "face_recognition_insightface/video_face/",
         &[("name", "John Savage"), ("method", "uniform")],
         std::fs::read(&mjpeg).unwrap(),
     )
     .await;
     assert_eq!(code, StatusCode::OK, "{v}");
+    // FaceCV's fields: its registration answer and its frame extractor's.
     assert_eq!(v["face_ids"].as_array().unwrap().len(), 5, "{v}");
+    assert_eq!(
+        (&v["person_name"], &v["face_count"]),
+        (&json!("John Savage"), &json!(5))
+    );
+    assert_eq!(v["total_frames_processed"], 9, "{v}");
+    assert_eq!(v["results"].as_array().unwrap().len(), 5, "{v}");
     assert_eq!(recognise(&app.api, &savage[7]).await["name"], "John Savage");
 }
 
@@ -189,7 +191,13 @@ async fn videos_that_cannot_enrol_one_person_get_a_clear_answer_and_enrol_nothin
         ),
     ];
     for (what, video, status, code) in cases {
-        let (got, v) = post_video(&app.api, "insightface", &[("name", "Someone")], video).await;
+        let (got, v) = post_video(
+            &app.api,
+            "insightface/video_face/",
+            &[("name", "Someone")],
+            video,
+        )
+        .await;
         assert_eq!(
             (got, v["error"]["code"].as_str().unwrap_or("")),
             (status, code),
@@ -208,7 +216,7 @@ async fn videos_that_cannot_enrol_one_person_get_a_clear_answer_and_enrol_nothin
             "quality_threshold",
         ),
     ] {
-        let (got, v) = post_video(&app.api, "insightface", &fields, good.clone()).await;
+        let (got, v) = post_video(&app.api, "insightface/video_face/", &fields, good.clone()).await;
         assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{fields:?}: {v}");
         assert_eq!(v["error"]["field"], field, "{v}");
     }
@@ -248,10 +256,7 @@ async fn a_folder_on_the_device_enrols_each_person_or_says_why_not() {
     let app = app(Some(root_dir.path())).await;
     let (code, v) = app
         .api
-        .post(
-            "/api/v1/insightface/faces/offline",
-            json!({"directory_path": "people"}),
-        )
+        .post("/api/v1/faces/offline", json!({"directory_path": "people"}))
         .await;
     assert_eq!(code, StatusCode::OK, "{v}");
     assert_eq!(v["enrolled"], json!(["John Salley", "John Savage"]), "{v}");
@@ -285,6 +290,26 @@ async fn a_folder_on_the_device_enrols_each_person_or_says_why_not() {
     for id in person("John Savage")["face_ids"].as_array().unwrap() {
         common::assert_pictures(&app.api, id.as_str().unwrap()).await;
     }
+    // FaceCV's path answers FaceCV's summary and details (enrolling the folder again).
+    let (code, v) = app
+        .api
+        .post(
+            "/api/v1/insightface/faces/offline",
+            json!({"directory_path": "people"}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["summary"],
+        json!({"total_success": 6, "total_failed": 0, "total_skipped": 3}),
+        "{v}"
+    );
+    assert_eq!(v["details"]["skipped"][2]["path"], "John Simm/b.png", "{v}");
+    assert_eq!(
+        v["details"]["success"][0],
+        json!({"path": "John Salley/0.jpg"})
+    );
+    assert_eq!(enrolled(&app.api).await, 12);
 
     // FaceCV's urlencoded form with an absolute path, under the older prefix.
     let (code, v) = app
@@ -323,7 +348,7 @@ async fn a_folder_on_the_device_enrols_each_person_or_says_why_not() {
             "{asked}: {v}"
         );
     }
-    assert_eq!(enrolled(&app.api).await, 6, "refusals enrol nothing");
+    assert_eq!(enrolled(&app.api).await, 12, "refusals enrol nothing");
 
     let off = self::app(None).await;
     let (code, v) = off

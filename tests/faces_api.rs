@@ -1,5 +1,6 @@
-//! Enrolment and recognition over FaceCV's routes, with the real runtime, models and photos, and
-//! the answers an enrolment form gets for the wrong pictures.
+//! Enrolment and recognition over the appliance's own face routes (`/api/v1/faces/...`; FaceCV's
+//! paths and shapes are `facecv_compat.rs`), with the real runtime, models and photos, and the
+//! answers an enrolment form gets for the wrong pictures.
 
 mod common;
 
@@ -40,7 +41,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
         .collect();
     let (code, v) = common::post_form(
         api,
-        "/api/v1/insightface/register",
+        "/api/v1/faces/register",
         &[
             ("name", "John Schneider"),
             ("department", "Security"),
@@ -53,7 +54,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     assert_eq!(v["face_ids"].as_array().unwrap().len(), 3);
     let (code, v) = common::post_form(
         api,
-        "/api/v1/face_recognition_insightface/register",
+        "/api/v1/faces/register",
         &[("name", "Barack Obama")],
         &[("file", std::fs::read(data("misc/obama.jpg")).unwrap())],
     )
@@ -63,7 +64,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     // An unseen photo of each is recognised by name, with the enrolment metadata.
     let (code, v) = common::post_form(
         api,
-        "/api/v1/insightface/recognize",
+        "/api/v1/faces/recognize",
         &[],
         &[("file", john("John_Schneider", 7))],
     )
@@ -85,7 +86,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     assert_eq!(v["faces"][0]["name"], "Barack Obama", "{v}");
     let (_, v) = common::post_form(
         api,
-        "/api/v1/insightface/recognize",
+        "/api/v1/faces/recognize",
         &[],
         &[("file", std::fs::read(data("misc/biden.jpg")).unwrap())],
     )
@@ -95,7 +96,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     let obama = || std::fs::read(data("misc/obama.jpg")).unwrap();
     let (_, v) = common::post_form(
         api,
-        "/api/v1/insightface/verify",
+        "/api/v1/faces/verify",
         &[],
         &[
             ("file1", obama()),
@@ -106,7 +107,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     assert_eq!(v["verified"], true, "{v}");
     let (_, v) = common::post_form(
         api,
-        "/api/v1/insightface/verify",
+        "/api/v1/faces/verify",
         &[],
         &[
             ("file1", obama()),
@@ -118,7 +119,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
 
     let (_, v) = common::post_form(
         api,
-        "/api/v1/insightface/detect",
+        "/api/v1/faces/detect",
         &[("min_confidence", "0.5")],
         &[("file", obama())],
     )
@@ -126,20 +127,14 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     assert_eq!(v["face_count"], 1, "{v}");
     assert_eq!(v["faces"][0]["landmarks"].as_array().unwrap().len(), 6);
 
-    let (_, count) = api.get("/api/v1/insightface/faces/count").await;
+    let (_, count) = api.get("/api/v1/faces/count").await;
     assert_eq!(count, json!({"count": 4, "people": 2}));
-    let (_, list) = api
-        .get("/api/v1/insightface/faces?name=John%20Schneider&limit=2")
-        .await;
+    let (_, list) = api.get("/api/v1/faces?name=John%20Schneider&limit=2").await;
     assert_eq!(list["faces"].as_array().unwrap().len(), 2);
     let one = list["faces"][0]["id"].as_str().unwrap().to_owned();
-    let (code, _) = api
-        .delete(&format!("/api/v1/insightface/faces/{one}"))
-        .await;
+    let (code, _) = api.delete(&format!("/api/v1/faces/{one}")).await;
     assert_eq!(code, StatusCode::OK);
-    let (code, _) = api
-        .delete(&format!("/api/v1/insightface/faces/{one}"))
-        .await;
+    let (code, _) = api.delete(&format!("/api/v1/faces/{one}")).await;
     assert_eq!(code, StatusCode::NOT_FOUND);
     let (code, v) = api.delete("/api/v1/faces/by-name/Barack%20Obama").await;
     assert_eq!(
@@ -150,7 +145,7 @@ async fn people_are_registered_recognised_verified_listed_and_deleted() {
     // Deleted means forgotten: Obama is a stranger now.
     let (_, v) = common::post_form(
         api,
-        "/api/v1/insightface/recognize",
+        "/api/v1/faces/recognize",
         &[],
         &[("file", std::fs::read(data("misc/obama2.jpg")).unwrap())],
     )
@@ -197,7 +192,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
     for (what, bytes, code) in cases {
         let (status, v) = common::post_form(
             api,
-            "/api/v1/insightface/register",
+            "/api/v1/faces/register",
             &[("name", "Someone")],
             &[("file", bytes)],
         )
@@ -208,7 +203,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
     // One bad photo among good ones fails the registration as a whole.
     let (status, v) = common::post_form(
         api,
-        "/api/v1/insightface/register",
+        "/api/v1/faces/register",
         &[("name", "Someone")],
         &[("file", john("John_Salley", 1)), ("file", b"junk".to_vec())],
     )
@@ -217,7 +212,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
     assert_eq!(v["error"]["field"], "file[1]");
     let (status, v) = common::post_form(
         api,
-        "/api/v1/insightface/register",
+        "/api/v1/faces/register",
         &[],
         &[("file", john("John_Salley", 1))],
     )
@@ -228,10 +223,10 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
         "{v}"
     );
     let (status, v) = api
-        .post("/api/v1/insightface/register", json!({"name": "x"}))
+        .post("/api/v1/faces/register", json!({"name": "x"}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
-    let (_, count) = api.get("/api/v1/insightface/faces/count").await;
+    let (_, count) = api.get("/api/v1/faces/count").await;
     assert_eq!(count["count"], 0);
 }
 
@@ -242,7 +237,7 @@ async fn a_missing_runtime_is_a_503_that_says_how_to_get_it_and_webhooks_keep_wo
             .await;
     let (status, v) = common::post_form(
         &app.api,
-        "/api/v1/insightface/detect",
+        "/api/v1/faces/detect",
         &[],
         &[("file", john("John_Salley", 0))],
     )

@@ -28,6 +28,21 @@ impl ApiEngine {
         }
     }
 
+    /// The models and settings it is (or will be) made from.
+    pub(super) fn config(&self) -> &VisionConfig {
+        &self.config
+    }
+
+    /// Whether the engine is made (the models are in memory).
+    pub(super) fn loaded(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Drops the engine, giving its memory back; the next [`ApiEngine::get`] makes it again.
+    pub(super) fn clear(&mut self) {
+        self.engine = None;
+    }
+
     pub fn get(&mut self) -> Result<&mut FaceEngine, VisionError> {
         if self.engine.is_none() {
             let made = FaceEngine::new(self.config.clone());

@@ -24,6 +24,7 @@ use super::{is_json, not_json, ok_json, read_body, ApiError, ApiResult, State};
 use crate::confine::{ConfineError, Root};
 use crate::enrol::folder::FolderError;
 use crate::enrol::{self, PersonReport, VideoError, VideoOptions};
+use crate::store::faces::FaceRecord;
 
 /// Frames enrolled from a video unless the form says `count`.
 const DEFAULT_COUNT: usize = 5;
@@ -78,8 +79,24 @@ pub(super) async fn enrol_folder(
     offline(&state, req).await
 }
 
-/// `POST …/video_face/`: enrols the best `count` frames of a video showing one person.
+/// `POST /api/v1/faces/video`: enrols the best `count` frames of a video showing one person.
 pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
+    let (name, faces, report) = video_enrolment(state, req).await?;
+    let message = format!(
+        "Registered {} frame(s) of {name} from the video",
+        faces.len()
+    );
+    let mut body = enrolled(&name, &faces, message);
+    body.video = Some(report);
+    ok_json(&body)
+}
+
+/// The video enrolment itself, for both our answer and FaceCV's (`facecv/gallery.rs`): who,
+/// the faces stored, and what the video held.
+pub(super) async fn video_enrolment(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<(String, Vec<FaceRecord>, enrol::video::VideoReport), ApiError> {
     let form = read_form(state, req).await?;
     let (name, metadata) = person(&form)?;
     if let Some(m) = form.text("method").filter(|m| *m != "uniform") {
@@ -128,18 +145,35 @@ pub async fn video(state: &State, req: Request<Incoming>) -> ApiResult {
     .await?;
     let faces = store_person(state, &name, &shots, &metadata)?;
     tracing::info!(name, frames = faces.len(), "person enrolled from a video");
-    let message = format!(
-        "Registered {} frame(s) of {name} from the video",
-        faces.len()
-    );
-    let mut body = enrolled(&name, &faces, message);
-    body.video = Some(report);
-    ok_json(&body)
+    Ok((name, faces, report))
 }
 
-/// `POST …/faces/offline`: enrols every person folder under `directory_path`, which must lie in
-/// `api.offline_enrol_dir`. The body is a form (multipart or urlencoded, as FaceCV's) or JSON.
+/// `POST /api/v1/faces/offline`: enrols every person folder under `directory_path`, which must
+/// lie in `api.offline_enrol_dir`. The body is a form (multipart or urlencoded) or JSON.
 pub async fn offline(state: &State, req: Request<Incoming>) -> ApiResult {
+    let report = folder_enrolment(state, req).await?;
+    let names = |it: &mut dyn Iterator<Item = &enrol::PersonReport>| {
+        it.map(|p| p.name.clone()).collect::<Vec<_>>()
+    };
+    let (enrolled, skipped) = (names(&mut report.enrolled()), names(&mut report.skipped()));
+    ok_json(&FolderEnrolled {
+        success: !enrolled.is_empty(),
+        message: format!(
+            "{} people enrolled, {} skipped",
+            enrolled.len(),
+            skipped.len()
+        ),
+        enrolled,
+        skipped,
+        people: report.people,
+    })
+}
+
+/// The folder enrolment itself, for both our answer and FaceCV's (`facecv/gallery.rs`).
+pub(super) async fn folder_enrolment(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<enrol::folder::FolderReport, ApiError> {
     let Some(root) = state.config.offline_enrol_dir.clone() else {
         return Err(ApiError::Denied {
             code: "offline_enrolment_disabled",
@@ -158,26 +192,12 @@ pub async fn offline(state: &State, req: Request<Incoming>) -> ApiResult {
     })
     .await?;
     state.cameras.gallery().reload(&state.store)?;
-    let names = |it: &mut dyn Iterator<Item = &enrol::PersonReport>| {
-        it.map(|p| p.name.clone()).collect::<Vec<_>>()
-    };
-    let (enrolled, skipped) = (names(&mut report.enrolled()), names(&mut report.skipped()));
     tracing::info!(
-        enrolled = enrolled.len(),
-        skipped = skipped.len(),
+        enrolled = report.enrolled().count(),
+        skipped = report.skipped().count(),
         "folder enrolled"
     );
-    ok_json(&FolderEnrolled {
-        success: !enrolled.is_empty(),
-        message: format!(
-            "{} people enrolled, {} skipped",
-            enrolled.len(),
-            skipped.len()
-        ),
-        enrolled,
-        skipped,
-        people: report.people,
-    })
+    Ok(report)
 }
 
 /// What a folder's enrolment did, person by person.

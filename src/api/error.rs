@@ -1,5 +1,8 @@
-//! Every API error, and the one place that maps each to a status code and FaceCV-style JSON:
-//! `{"error": {"code": "...", "message": "..."}}` (plus `field` for validation errors).
+//! Every API error, and the one place that maps each to a status code and JSON:
+//! `{"error": {"code": "...", "message": "..."}, "detail": ...}` (plus `field` for validation
+//! errors). `detail` is what FastAPI, and so FaceCV, answered: the message, or for a 422 naming a
+//! field `[{"loc": ["body", "<field>"], "msg": "...", "type": "<code>"}]`. FaceCV's clients read
+//! `detail`; ours read `error`. Every path carries both, so there is one error shape.
 
 use http::{Response, StatusCode};
 use serde_json::json;
@@ -130,15 +133,22 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<super::Body> {
         let (status, code) = self.status_and_code();
-        let mut error = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Invalid { field, .. } | ApiError::Unprocessable { field, .. } = &self {
-            error["field"] = json!(field);
-        }
+        let message = self.to_string();
+        let mut error = json!({ "code": code, "message": message });
+        let detail = match &self {
+            ApiError::Invalid { field, message }
+            | ApiError::Unprocessable { field, message, .. } => {
+                error["field"] = json!(field);
+                json!([{ "loc": ["body", field], "msg": message, "type": code }])
+            }
+            _ => json!(message),
+        };
         // A full resource is the client's to retry, not a fault of the appliance.
         if status.is_server_error() && !matches!(self, ApiError::Busy { .. }) {
             tracing::error!(status = status.as_u16(), "{self}");
         }
-        let mut response = super::json_response(status, &json!({ "error": error }));
+        let mut response =
+            super::json_response(status, &json!({ "error": error, "detail": detail }));
         match &self {
             ApiError::Busy { retry_after, .. } | ApiError::TooMany { retry_after, .. } => {
                 response
@@ -208,5 +218,41 @@ fn field_of(e: &serde_json::Error) -> String {
             text[start + 1..start + 1 + len].to_owned()
         }
         _ => "body".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let r = e.into_response();
+        let status = r.status();
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_error_carries_fastapis_detail_beside_ours() {
+        let (status, v) = body(ApiError::NotFound("face f1".into())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["error"]["code"], "not_found");
+        assert_eq!(v["detail"], "face f1 not found");
+        let (status, v) = body(ApiError::invalid("file", "an image file is required")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["error"]["field"], "file");
+        assert_eq!(
+            v["detail"],
+            json!([{"loc": ["body", "file"], "msg": "an image file is required", "type": "validation_error"}])
+        );
+        let (_, v) = body(ApiError::Unprocessable {
+            field: "file1".into(),
+            code: "no_face",
+            message: "no face".into(),
+        })
+        .await;
+        assert_eq!(v["detail"][0]["type"], "no_face");
+        assert_eq!(v["detail"][0]["loc"], json!(["body", "file1"]));
     }
 }

@@ -1,17 +1,16 @@
-//! Enrolment and recognition: FaceCV's routes under `/api/v1/insightface` and the older
-//! `/api/v1/face_recognition_insightface`, with the same multipart field names (`file`, `name`,
-//! `department`, `employee_id`, `file1`, `file2`, `threshold`, `min_confidence`), and ours under
-//! `/api/v1/faces`.
+//! Enrolment and recognition under `/api/v1/faces`, with FaceCV's multipart field names (`file`,
+//! `name`, `department`, `employee_id`, `file1`, `file2`, `threshold`, `min_confidence`) and the
+//! appliance's own answers. FaceCV's paths, in FaceCV's shapes, are `facecv/`.
 //!
 //! Uploads are analysed by the API's own engine (`engine.rs`); the forms are read by `form.rs`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::Request;
 use hyper::body::Incoming;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 pub(super) use super::bodies::Jpeg;
@@ -25,24 +24,7 @@ use crate::enrol::shot;
 use crate::score;
 use crate::store::faces::{FacePicture, FaceRecord};
 
-/// FaceCV's routes under its two prefixes; `rest` is the path after it. Ours are in the table.
-pub async fn route(state: &State, req: Request<Incoming>, rest: &[&str], ours: bool) -> ApiResult {
-    let method = req.method().clone();
-    match (rest, &method) {
-        (["register"], &Method::POST) => register(state, req).await,
-        (["recognize"], &Method::POST) => recognize(state, req).await,
-        (["verify"], &Method::POST) => verify(state, req).await,
-        (["detect"], &Method::POST) => detect(state, req).await,
-        (["video_face"], &Method::POST) if !ours => super::enrol::video(state, req).await,
-        (["faces", "offline"], &Method::POST) if !ours => super::enrol::offline(state, req).await,
-        (["faces"], &Method::GET) if !ours => list(state, &req, false),
-        (["faces", "count"], &Method::GET) if !ours => count(state),
-        (["faces", "by-name", name], &Method::DELETE) if !ours => delete_by_name(state, name),
-        (["faces", id], &Method::DELETE) if !ours => delete(state, id),
-        _ => Err(ApiError::NotFound(format!("path {}", req.uri().path()))),
-    }
-}
-
+/// Our face routes under `/api/v1/faces` (FaceCV's are in `facecv/`).
 pub(super) fn routes() -> Vec<Route> {
     let register = route!(register_face);
     let register_old = register.alias("/api/v1/faces/register");
@@ -114,7 +96,7 @@ async fn detect_faces(state: Arc<State>, req: Request<Incoming>, _: Params) -> A
         ("name" = Option<String>, Query, description = "Only this person's", example = "John Doe")),
     responses((status = 200, description = "The faces", body = FaceList)))]
 async fn list_faces(state: Arc<State>, req: Request<Incoming>, _: Params) -> ApiResult {
-    list(&state, &req, true)
+    list(&state, &req)
 }
 
 /// How many faces and people are enrolled
@@ -313,7 +295,7 @@ async fn detect(state: &State, req: Request<Incoming>) -> ApiResult {
         let (rgb, w, h) = engine.decode(&image).map_err(|e| image_error("file", e))?;
         let mut found = heapless::Vec::new();
         engine
-            .detect(&rgb, w, h, &mut found)
+            .detect_still(&rgb, w, h, &mut found)
             .map_err(|e| image_error("file", e))?;
         Ok(found
             .iter()
@@ -354,8 +336,8 @@ struct DetectedFace {
     landmarks: [[f32; 2]; 6],
 }
 
-/// Our listing adds `has_image` to each face; FaceCV's keeps FaceCV's fields.
-fn list(state: &State, req: &Request<Incoming>, ours: bool) -> ApiResult {
+/// Our listing adds `has_image` to each face.
+fn list(state: &State, req: &Request<Incoming>) -> ApiResult {
     let q = query(req);
     let limit = query_param::<usize>(&q, "limit")?.unwrap_or(100);
     if !(1..=10_000).contains(&limit) {
@@ -363,9 +345,6 @@ fn list(state: &State, req: &Request<Incoming>, ours: bool) -> ApiResult {
     }
     let name = q.iter().find(|(k, _)| k == "name").map(|(_, v)| v.as_str());
     let faces = state.store.faces(name, limit)?;
-    if !ours {
-        return ok_json(&json!({ "faces": faces, "total": faces.len() }));
-    }
     let faces: Vec<FaceEntry> = faces
         .into_iter()
         .map(|face| FaceEntry {

@@ -13,6 +13,7 @@ mod engine;
 mod enrol;
 pub(crate) mod error;
 mod events;
+mod facecv;
 mod faces;
 mod form;
 mod guard;
@@ -181,6 +182,7 @@ fn table() -> Vec<routes::Route> {
         faces::routes(),
         webhooks::routes(),
         streams::routes(),
+        facecv::routes(),
     ];
     modules.into_iter().flatten().collect()
 }
@@ -210,9 +212,6 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
         ["api", "v1", "actions"] => only(&method, Method::GET, || {
             ok_json(&state_ref.gpio.report(&state_ref.metrics))
         }),
-        ["api", "v1", "insightface" | "face_recognition_insightface", rest @ ..] => {
-            faces::route(state_ref, req, rest, false).await
-        }
         ["api", "v1", "session"] => session::route(state_ref, req).await,
         ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),

@@ -473,10 +473,11 @@ async fn refuse_plain_http(mut stream: TcpStream, peer: std::net::SocketAddr) ->
         return Some(stream);
     }
     tracing::debug!(%peer, "plain HTTP on the HTTPS port; told to use https://");
-    let body = serde_json::json!({ "error": {
-        "code": "https_required",
-        "message": "this port speaks HTTPS: use https:// (plain HTTP is on api.listen)",
-    }})
+    let message = "this port speaks HTTPS: use https:// (plain HTTP is on api.listen)";
+    let body = serde_json::json!({
+        "error": { "code": "https_required", "message": message },
+        "detail": message,
+    })
     .to_string();
     let answer = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\

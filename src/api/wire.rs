@@ -145,7 +145,9 @@ fn json_for_hyper_error(status: u16) -> Vec<u8> {
                 .to_owned(),
         ),
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let body =
+        serde_json::json!({ "error": { "code": code, "message": message }, "detail": message })
+            .to_string();
     format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          connection: close\r\n\r\n{body}",
@@ -186,5 +188,6 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())));
         let v: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(v["error"]["code"], "headers_too_large");
+        assert_eq!(v["detail"], v["error"]["message"]);
     }
 }

@@ -39,6 +39,11 @@ impl<K: PartialEq> Gallery<K> {
         self.threshold
     }
 
+    /// The size of its embeddings; `None` while it is empty.
+    pub fn dim(&self) -> Option<usize> {
+        self.entries.first().map(|(_, e)| e.dim())
+    }
+
     /// Add one embedding for `id`. All embeddings must come from the same embedder: one of another
     /// size is refused, since comparing it would silently match nobody.
     pub fn enrol(&mut self, id: K, embedding: Embedding) -> Result<(), VisionError> {

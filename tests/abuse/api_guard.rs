@@ -630,7 +630,11 @@ async fn a_plus_in_a_path_is_a_plus() {
         "",
     )
     .await;
-    assert_eq!((a.status, &a.body["name"]), (200, &json!("A B")), "{a:?}");
+    assert_eq!(
+        (a.status, &a.body["message"]),
+        (200, &json!("Successfully deleted all faces for A B")),
+        "{a:?}"
+    );
     assert_eq!(count("A B").await, 0);
     let a = send(port, "DELETE", "/api/v1/cameras/a%2F..%2Fb", &[], "").await;
     assert_eq!(a.status, 404, "{a:?}");
