@@ -3,6 +3,7 @@
 //! `server` owns the accept loop and graceful shutdown; `route` maps a path to a handler; handlers
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
+mod actions;
 mod attempts;
 mod camera_enrol;
 mod cameras;
@@ -18,6 +19,7 @@ mod guard;
 pub(crate) mod limits;
 mod live;
 mod mqtt;
+mod openapi;
 mod ops;
 mod people;
 mod routes;
@@ -172,7 +174,15 @@ fn is_loopback(ip: IpAddr) -> bool {
 
 /// Every route of the table: each module lists its own (`routes()` beside its handlers).
 fn table() -> Vec<routes::Route> {
-    let modules: Vec<Vec<routes::Route>> = vec![];
+    let modules: Vec<Vec<routes::Route>> = vec![
+        openapi::routes(),
+        console::routes(),
+        ops::routes(),
+        mqtt::routes(),
+        actions::routes(),
+        session::routes(),
+        system::routes(),
+    ];
     modules.into_iter().flatten().collect()
 }
 
@@ -185,23 +195,14 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let method = req.method().clone();
     match TABLE.find(&method, &decoded) {
         routes::Lookup::Found(route, params) => return (route.handler)(state, req, params).await,
-        routes::Lookup::WrongMethod(_) => return Err(ApiError::MethodNotAllowed(method)),
+        routes::Lookup::WrongMethod(allowed) => return Ok(method_not_allowed(method, &allowed)),
         // Routes not yet in the table (issue 12 moves them there, module by module).
         routes::Lookup::Missing => {}
     }
     let state_ref: &State = &state;
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     match segments.as_slice() {
-        [] => console::page(&req),
-        [page] if console::PAGES.contains(page) => console::page(&req),
-        ["assets", rest @ ..] => console::asset(&req, rest),
-        ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
-        ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
         ["api", "v1", "webhooks", rest @ ..] => webhooks::route(state_ref, req, rest).await,
-        ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state_ref)),
-        ["api", "v1", "actions"] => only(&method, Method::GET, || {
-            ok_json(&state_ref.gpio.report(&state_ref.metrics))
-        }),
         ["api", "v1", "events"] => only(&method, Method::GET, || events::list(state_ref, &req)),
         ["api", "v1", "events", "trigger"] => {
             if method != Method::POST {
@@ -222,11 +223,20 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
             faces::route(state_ref, req, rest, false).await
         }
         ["api", "v1", "faces", rest @ ..] => faces::route(state_ref, req, rest, true).await,
-        ["api", "v1", "session"] => session::route(state_ref, req).await,
-        ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
         ["api", "v1", "people", rest @ ..] => people::route(state_ref, req, rest).await,
         _ => Err(ApiError::NotFound(format!("path {path}"))),
     }
+}
+
+/// 405, with `Allow` naming the methods the path has (from the table), as RFC 9110 asks: a
+/// client (or a fuzzer) learns what it may send instead.
+fn method_not_allowed(method: Method, allowed: &[Method]) -> Response<Body> {
+    let mut response = ApiError::MethodNotAllowed(method).into_response();
+    let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    let value =
+        http::HeaderValue::from_str(&allow.join(", ")).expect("method names make a valid header");
+    response.headers_mut().insert(http::header::ALLOW, value);
+    response
 }
 
 /// The path's segments, each percent-decoded as a path is (`%20` is a space, `+` is a plus: form
