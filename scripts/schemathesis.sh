@@ -120,6 +120,8 @@ curl -sf "$url" -o "$reports/openapi.json"
 seconds="${FACECV_FUZZ_SECONDS:-180}"
 say "fuzzing $url for ${seconds} s"
 set +e
+# From the reports folder: Schemathesis keeps a `.schemathesis/` cache in its working directory.
+cd "$reports"
 "$venv/bin/schemathesis" run "$url" \
   --header "Authorization: Bearer $token" \
   --exclude-operation-id rotate_token \
@@ -137,6 +139,7 @@ set +e
   >"$reports/run.txt" 2>&1
 fuzz_status=$?
 set -e
+cd "$root"
 tail -n 60 "$reports/run.txt"
 
 # 3. The answers by status class, from the HAR report.
