@@ -453,6 +453,8 @@ mod tests {
     fn every_route_is_described_and_nothing_else() {
         let doc = doc();
         assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["paths"]["/health"]["get"]["tags"][0], "ops");
+        assert_eq!(doc["paths"]["/assets/{path}"]["get"]["tags"][0], "console");
         let described: BTreeSet<(String, String)> = operations(&doc)
             .into_iter()
             .map(|(m, p, _)| (m, p))

@@ -48,15 +48,22 @@ impl Route {
     /// One attribute names one method here: a route per method keeps the table a flat list.
     pub(crate) fn described<P>(handler: Handler) -> Route
     where
-        P: utoipa::Path + utoipa::__dev::SchemaReferences,
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + for<'t> utoipa::__dev::Tags<'t>,
     {
         let methods = P::methods();
         assert_eq!(methods.len(), 1, "{}: one method per handler", P::path());
+        // utoipa keeps an attribute's `tag` apart from its operation (its `OpenApi` derive
+        // joins them); the table is our derive, so it joins them here.
+        let mut operation = P::operation();
+        let tags: Vec<String> = P::tags().into_iter().map(str::to_owned).collect();
+        if !tags.is_empty() {
+            operation.tags = Some(tags);
+        }
         Route {
             method: to_method(&methods[0]),
             path: P::path(),
             handler,
-            operation: P::operation(),
+            operation,
             schemas: P::schemas,
             public: false,
             rest: false,
@@ -319,7 +326,7 @@ mod tests {
     use super::*;
 
     /// Says hello.
-    #[utoipa::path(get, path = "/api/v1/hello/{name}", params(("name" = String, Path)),
+    #[utoipa::path(get, path = "/api/v1/hello/{name}", tag = "greetings", params(("name" = String, Path)),
         responses((status = 200, description = "a greeting")))]
     async fn hello(_state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
         super::super::ok_json(&params.get("name"))
@@ -331,6 +338,7 @@ mod tests {
         assert_eq!(r.method, Method::GET);
         assert_eq!(r.path, "/api/v1/hello/{name}");
         assert_eq!(r.operation.operation_id.as_deref(), Some("hello"));
+        assert_eq!(r.operation.tags, Some(vec!["greetings".to_owned()]));
         let old = r.alias("/api/v1/older/hello/{name}");
         assert_eq!(old.operation.operation_id.as_deref(), Some("older_hello"));
     }
