@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v python3 >/dev/null || need_apt+=(python3)
+# The Schemathesis venv (scripts/schemathesis.sh): Debian keeps venv and ensurepip apart.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+command -v curl >/dev/null || need_apt+=(curl)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 # The MQTT tests start their own Mosquitto brokers (Debian puts it in /usr/sbin).
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
@@ -43,11 +46,19 @@ if [ -x scripts/fetch-tflite-c.sh ]; then
   scripts/fetch-tflite-c.sh x86_64 >/dev/null
 fi
 
+# Schemathesis and openapi-spec-validator in target/py/ (tests/openapi.rs validates with it).
+scripts/schemathesis.sh --venv-only
+
 cargo test --locked "$@"
 
 # The web console in Debian's Chromium against the real binary, in a loopback-only network
 # namespace (root; skipped with the reason otherwise). Screenshots: target/console-screenshots/.
 scripts/console-test.sh
+
+# Schemathesis against the real binary from the API's own OpenAPI document, for a bounded time
+# (FACECV_FUZZ_SECONDS, default 180), in a loopback-only namespace; fails on any 5xx, an answer
+# that breaks the document, or fewer than half 2xx. Reports: target/schemathesis/.
+scripts/schemathesis.sh
 
 # Shipping: the deploy script's install/upgrade/rollback logic and the systemd units (seconds),
 # then the aarch64 cross build run under qemu-user (about 15 minutes from scratch on 2 cores;

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 pub use config::ActionConfig;
 use output::Pulser;
 use pins::{open_system_pins, Pins};
-pub use status::{GpioReport, GpioStatus};
+pub use status::{GpioReport, GpioState, GpioStatus};
 
 use crate::camera::control::CameraControl;
 use crate::delivery::{Sink, SinkContext};

@@ -29,7 +29,7 @@ struct Claim {
 }
 
 /// The actions as a whole.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GpioState {
     /// No `[[actions]]` in the config.
@@ -44,8 +44,9 @@ pub enum GpioState {
 }
 
 /// One action, as reported.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionReport {
+    /// The event type that fires it (`face_recognized`, ...), or `motion` for a PIR input.
     pub on: &'static str,
     pub pin: u8,
     /// Whether it holds its pin; `false` with `error` saying why.
@@ -56,7 +57,7 @@ pub struct ActionReport {
 }
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GpioReport {
     pub state: GpioState,
     pub reason: Option<String>,

@@ -7,26 +7,56 @@
 //! text or a camera name that slipped into the page as markup could not run.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, ApiResult, Body};
+use super::routes::{route, Params, Route};
+use super::{ApiError, ApiResult, Body, State};
 
 /// Only `assets/` and the shell page: `console/tests/` (the browser tests) stays out of the binary.
 static ASSETS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/console/assets");
 static INDEX: &[u8] = include_bytes!("../../console/index.html");
 
-/// The shell page's paths: the browser's router (`assets/js/app.js`) draws the page, so a reload
-/// or a bookmark of any of them gets the same HTML.
-pub(super) const PAGES: [&str; 7] = [
-    "signin", "cameras", "people", "events", "webhooks", "mqtt", "system",
-];
+/// The shell page's paths, each a route of its own: the browser's router (`assets/js/app.js`)
+/// draws the page, so a reload or a bookmark of any of them gets the same HTML.
+macro_rules! pages {
+    ($($name:ident = $path:tt),* $(,)?) => {
+        $(
+            /// The console's shell page (the same HTML on every page path).
+            ///
+            /// Public: the page holds no secret; the data it shows comes from `/api/...`.
+            #[utoipa::path(get, path = $path, tag = "console",
+                responses(
+                    (status = 200, description = "The shell page", content_type = "text/html",
+                        body = String),
+                    (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`")))]
+            async fn $name(_state: Arc<State>, req: Request<Incoming>, _params: Params) -> ApiResult {
+                serve(&req, "index.html")
+            }
+        )*
+
+        pub(super) fn routes() -> Vec<Route> {
+            vec![$(route!($name).public(),)* route!(console_asset).rest().public()]
+        }
+    };
+}
+
+pages! {
+    console_home = "/",
+    console_signin = "/signin",
+    console_cameras = "/cameras",
+    console_people = "/people",
+    console_events = "/events",
+    console_webhooks = "/webhooks",
+    console_mqtt = "/mqtt",
+    console_system = "/system",
+}
 
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; \
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; \
@@ -60,27 +90,30 @@ fn etag(contents: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
-/// `GET|HEAD /` and the page paths: the shell page.
-pub(super) fn page(req: &Request<Incoming>) -> ApiResult {
-    serve(req, "index.html")
-}
-
-/// `GET|HEAD /assets/<path>`: an embedded asset, 404 for anything else. `rest` are the path's
-/// decoded segments after `assets`.
-pub(super) fn asset(req: &Request<Incoming>, rest: &[&str]) -> ApiResult {
+/// A file of the console's scripts, styles and pictures.
+///
+/// Public, like the pages. `{path}` is the rest of the path, slashes and all (`js/app.js`).
+#[utoipa::path(get, path = "/assets/{path}", tag = "console",
+    params(("path" = String, Path, description = "The file below `console/assets/`, slashes and all",
+        example = "js/app.js")),
+    responses(
+        (status = 200, description = "The file, typed by its extension",
+            content((String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"),
+                (String = "image/png"), (String = "application/json"), (String = "text/plain"),
+                (String = "text/html"))),
+        (status = 304, description = "Unchanged since the `ETag` in `If-None-Match`"),
+        (status = 404, description = "No such file")))]
+async fn console_asset(_state: Arc<State>, req: Request<Incoming>, params: Params) -> ApiResult {
     // Only plain names: `..`, `.` and empty segments never name an embedded file, and refusing
     // them here keeps the lookup a lookup.
-    if rest.is_empty() || rest.iter().any(|s| s.is_empty() || s.starts_with('.')) {
-        return not_found(req);
+    let rest: Vec<&str> = params.get("path").split('/').collect();
+    if rest.iter().any(|s| s.is_empty() || s.starts_with('.')) {
+        return not_found(&req);
     }
-    serve(req, &format!("assets/{}", rest.join("/")))
+    serve(&req, &format!("assets/{}", rest.join("/")))
 }
 
 fn serve(req: &Request<Incoming>, path: &str) -> ApiResult {
-    let method = req.method();
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed(method.clone()));
-    }
     let Some((contents, etag)) = FILES.get(path) else {
         return not_found(req);
     };

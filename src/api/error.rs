@@ -5,7 +5,8 @@
 //! `detail`; ours read `error`. Every path carries both, so there is one error shape.
 
 use http::{Response, StatusCode};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::config::check::ConfigError;
 use crate::store::StoreError;
@@ -134,21 +135,31 @@ impl ApiError {
     pub fn into_response(self) -> Response<super::Body> {
         let (status, code) = self.status_and_code();
         let message = self.to_string();
-        let mut error = json!({ "code": code, "message": message });
-        let detail = match &self {
+        let (field, detail) = match &self {
             ApiError::Invalid { field, message }
-            | ApiError::Unprocessable { field, message, .. } => {
-                error["field"] = json!(field);
-                json!([{ "loc": ["body", field], "msg": message, "type": code }])
-            }
-            _ => json!(message),
+            | ApiError::Unprocessable { field, message, .. } => (
+                Some(field.clone()),
+                Detail::Fields(vec![FieldDetail {
+                    loc: vec!["body".into(), field.clone()],
+                    msg: message.clone(),
+                    kind: code.into(),
+                }]),
+            ),
+            _ => (None, Detail::Message(message.clone())),
         };
         // A full resource is the client's to retry, not a fault of the appliance.
         if status.is_server_error() && !matches!(self, ApiError::Busy { .. }) {
             tracing::error!(status = status.as_u16(), "{self}");
         }
-        let mut response =
-            super::json_response(status, &json!({ "error": error, "detail": detail }));
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: code.into(),
+                message,
+                field,
+            },
+            detail,
+        };
+        let mut response = super::json_response(status, &body);
         match &self {
             ApiError::Busy { retry_after, .. } | ApiError::TooMany { retry_after, .. } => {
                 response
@@ -165,6 +176,45 @@ impl ApiError {
         }
         response
     }
+}
+
+/// The error answer of every route, as [`ApiError::into_response`] writes it (and the OpenAPI
+/// document describes it): a stable `code` to branch on,
+/// a sentence for people, and for a field's error the field. `detail` is FastAPI's, for FaceCV's
+/// clients.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorObject,
+    detail: Detail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorObject {
+    /// Stable, snake_case: `not_found`, `validation_error`, `unauthorized`, ...
+    #[schema(example = "not_found")]
+    code: String,
+    message: String,
+    /// The field a validation error is about (a body's key, a query parameter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    field: Option<String>,
+}
+
+/// FastAPI's `detail`: the message, or for a field's error where it is and what is wrong.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum Detail {
+    Message(String),
+    Fields(Vec<FieldDetail>),
+}
+
+#[derive(Serialize, ToSchema)]
+struct FieldDetail {
+    /// `["body", "<field>"]` or `["query", "<name>"]`.
+    loc: Vec<String>,
+    msg: String,
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 impl From<StoreError> for ApiError {
@@ -225,6 +275,7 @@ fn field_of(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use serde_json::json;
 
     async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
         let r = e.into_response();

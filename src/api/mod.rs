@@ -3,6 +3,7 @@
 //! `server` owns the accept loop and graceful shutdown; `route` maps a path to a handler; handlers
 //! return `Result<Response, ApiError>` and [`error::ApiError`] decides status codes in one place.
 
+mod actions;
 mod attempts;
 mod bodies;
 mod camera_enrol;
@@ -20,6 +21,7 @@ mod guard;
 pub(crate) mod limits;
 mod live;
 mod mqtt;
+mod openapi;
 mod ops;
 mod people;
 mod routes;
@@ -175,6 +177,13 @@ fn is_loopback(ip: IpAddr) -> bool {
 /// Every route of the table: each module lists its own (`routes()` beside its handlers).
 fn table() -> Vec<routes::Route> {
     let modules: Vec<Vec<routes::Route>> = vec![
+        openapi::routes(),
+        console::routes(),
+        ops::routes(),
+        mqtt::routes(),
+        actions::routes(),
+        session::routes(),
+        system::routes(),
         events::routes(),
         snapshots::routes(),
         cameras::routes(),
@@ -195,27 +204,21 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> ApiResult {
     let decoded = path_segments(&path)?;
     let method = req.method().clone();
     match TABLE.find(&method, &decoded) {
-        routes::Lookup::Found(route, params) => return (route.handler)(state, req, params).await,
-        routes::Lookup::WrongMethod(_) => return Err(ApiError::MethodNotAllowed(method)),
-        // Routes not yet in the table (issue 12 moves them there, module by module).
-        routes::Lookup::Missing => {}
+        routes::Lookup::Found(route, params) => (route.handler)(state, req, params).await,
+        routes::Lookup::WrongMethod(allowed) => Ok(method_not_allowed(method, &allowed)),
+        routes::Lookup::Missing => Err(ApiError::NotFound(format!("path {path}"))),
     }
-    let state_ref: &State = &state;
-    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-    match segments.as_slice() {
-        [] => console::page(&req),
-        [page] if console::PAGES.contains(page) => console::page(&req),
-        ["assets", rest @ ..] => console::asset(&req, rest),
-        ["health"] => only(&method, Method::GET, || ops::health(state_ref)),
-        ["metrics"] => only(&method, Method::GET, || ops::metrics(state_ref)),
-        ["api", "v1", "mqtt", "stats"] => only(&method, Method::GET, || mqtt::stats(state_ref)),
-        ["api", "v1", "actions"] => only(&method, Method::GET, || {
-            ok_json(&state_ref.gpio.report(&state_ref.metrics))
-        }),
-        ["api", "v1", "session"] => session::route(state_ref, req).await,
-        ["api", "v1", "system", rest @ ..] => system::route(state_ref, req, rest).await,
-        _ => Err(ApiError::NotFound(format!("path {path}"))),
-    }
+}
+
+/// 405, with `Allow` naming the methods the path has (from the table), as RFC 9110 asks: a
+/// client (or a fuzzer) learns what it may send instead.
+fn method_not_allowed(method: Method, allowed: &[Method]) -> Response<Body> {
+    let mut response = ApiError::MethodNotAllowed(method).into_response();
+    let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    let value =
+        http::HeaderValue::from_str(&allow.join(", ")).expect("method names make a valid header");
+    response.headers_mut().insert(http::header::ALLOW, value);
+    response
 }
 
 /// The path's segments, each percent-decoded as a path is (`%20` is a space, `+` is a plus: form
@@ -231,14 +234,6 @@ fn path_segments(path: &str) -> Result<Vec<String>, ApiError> {
                 .map_err(|_| ApiError::BadRequest("the path is not UTF-8 once decoded".into()))
         })
         .collect()
-}
-
-fn only(method: &Method, allowed: Method, f: impl FnOnce() -> ApiResult) -> ApiResult {
-    if *method == allowed {
-        f()
-    } else {
-        Err(ApiError::MethodNotAllowed(method.clone()))
-    }
 }
 
 /// Reads a JSON body of at most `api.max_body_kb`; 413 past that, 415 unless it is sent as JSON,

@@ -26,19 +26,20 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::attempts::Attempts;
+use super::routes::{route, Params, Route};
 use super::{guard, ApiError, ApiResult, Body, State};
 use crate::events::format_timestamp;
 
@@ -212,14 +213,10 @@ fn cookie(state: &State, headers: &HeaderMap) -> Cookie {
     }
 }
 
-/// Paths that need no token: the console's pages and files (they hold no secret) and signing in.
-fn is_public(segments: &[&str]) -> bool {
-    matches!(
-        segments,
-        [] | ["signin" | "cameras" | "people" | "events" | "webhooks" | "mqtt" | "system"]
-            | ["assets", ..]
-            | ["api", "v1", "session"]
-    )
+/// Paths that need no token: the routes the table marks public (the console's pages and files,
+/// signing in, the OpenAPI document: they hold no secret).
+fn is_public(segments: &[String]) -> bool {
+    super::TABLE.is_public(segments)
 }
 
 fn is_sign_in<B>(req: &Request<B>) -> bool {
@@ -269,10 +266,7 @@ pub(super) fn identify(
     // Decoded as the router decodes it, so that what is public here is what the routes serve; a
     // path that does not decode is no page (the router answers it, once the caller is known).
     let path = req.uri().path().trim_end_matches('/');
-    let public = super::path_segments(path).is_ok_and(|decoded| {
-        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-        is_public(&segments)
-    });
+    let public = super::path_segments(path).is_ok_and(|decoded| is_public(&decoded));
     if !state.token.is_set() {
         if !super::is_loopback(peer.ip()) {
             return Err(ApiError::Forbidden);
@@ -303,54 +297,108 @@ pub(super) fn identify(
     }
 }
 
-/// `/api/v1/session`: GET says who the browser is (opening a session on loopback without a
-/// token), POST signs in, DELETE signs out.
-pub(super) async fn route(state: &State, req: Request<Incoming>) -> ApiResult {
-    let caller = req.extensions().get::<Caller>().copied();
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route!(session_status).public(),
+        route!(sign_in).public(),
+        route!(sign_out).public(),
+    ]
+}
+
+/// The session route's answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SessionAnswer {
+    /// Whether the caller is signed in (a live session, or the bearer token).
+    signed_in: bool,
+    /// `token` with `api.token` set; `loopback` without one (the API answers this machine only).
+    auth: AuthMode,
+    /// The session's CSRF token, for `X-CSRF-Token` on writes; `null` without a session.
+    csrf_token: Option<String>,
+    /// When the session ends (RFC 3339, UTC); `null` without a session.
+    expires_at: Option<String>,
+}
+
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum AuthMode {
+    Token,
+    Loopback,
+}
+
+/// A sign-in: the API token in force.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignIn {
+    #[schema(example = "0123456789abcdef")]
+    token: String,
+}
+
+/// What the request's extensions and cookie say of the caller.
+struct Asked {
+    caller: Option<Caller>,
+    peer: SocketAddr,
+    secure: bool,
+    presented: Cookie,
+    auth: AuthMode,
+}
+
+fn asked(state: &State, req: &Request<Incoming>) -> Result<Asked, ApiError> {
     let Some(&Peer(peer)) = req.extensions().get::<Peer>() else {
         return Err(ApiError::Internal(
             "the request came without its peer".into(),
         ));
     };
-    let secure = req.extensions().get::<OverHttps>().is_some();
-    let presented = cookie(state, req.headers());
-    let auth = if state.token.is_set() {
-        "token"
-    } else {
-        "loopback"
-    };
-    match *req.method() {
-        Method::GET | Method::HEAD => match (presented, caller) {
-            (Cookie::Live(s), _) => Ok(answer(auth, true, Some(&s), None)),
-            (_, Some(Caller::Bearer)) => Ok(answer(auth, true, None, None)),
-            // The console on this machine, without a token: signed in by where it is.
-            _ if !state.token.is_set() => Ok(open(state, auth, secure)),
-            _ => Ok(signed_out(auth, false, secure)),
+    Ok(Asked {
+        caller: req.extensions().get::<Caller>().copied(),
+        peer,
+        secure: req.extensions().get::<OverHttps>().is_some(),
+        presented: cookie(state, req.headers()),
+        auth: if state.token.is_set() {
+            AuthMode::Token
+        } else {
+            AuthMode::Loopback
         },
-        Method::POST => sign_in(state, req, peer, presented, secure).await,
-        Method::DELETE => {
-            if let Cookie::Live(s) = presented {
-                state.sessions.end(&s.key);
-            }
-            Ok(signed_out(auth, true, secure))
-        }
-        ref m => Err(ApiError::MethodNotAllowed(m.clone())),
-    }
+    })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SignIn {
-    token: String,
-}
-
-async fn sign_in(
-    state: &State,
+/// Who the browser is.
+///
+/// Public. With a live cookie: its session; with the bearer token: signed in, no session; on
+/// this machine without `api.token`: a new session (so that the console's writes are
+/// CSRF-checked too); otherwise signed out (and a stale cookie cleared).
+#[utoipa::path(get, path = "/api/v1/session", tag = "session",
+    responses((status = 200, description = "The caller's session, if any", body = SessionAnswer)))]
+pub(super) async fn session_status(
+    state: Arc<State>,
     req: Request<Incoming>,
-    peer: SocketAddr,
-    presented: Cookie,
-    secure: bool,
+    _params: Params,
 ) -> ApiResult {
+    let a = asked(&state, &req)?;
+    Ok(match (a.presented, a.caller) {
+        (Cookie::Live(s), _) => answer(a.auth, true, Some(&s), None),
+        (_, Some(Caller::Bearer)) => answer(a.auth, true, None, None),
+        // The console on this machine, without a token: signed in by where it is.
+        _ if !state.token.is_set() => open(&state, a.auth, a.secure),
+        _ => signed_out(a.auth, false, a.secure),
+    })
+}
+
+/// Signs in with the API token: a session cookie and its CSRF token.
+///
+/// Public. Sets `facecv_session` (`HttpOnly; SameSite=Strict; Path=/`, `Secure` over HTTPS).
+/// Failed sign-ins are bounded: after 5 a minute from one address, or 30 from all, 429.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in; the cookie is set", body = SessionAnswer),
+        (status = 401, description = "Not the token in force (`invalid_token`)"),
+        (status = 429, description = "Too many failed sign-ins (`too_many_attempts`)")))]
+pub(super) async fn sign_in(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _params: Params,
+) -> ApiResult {
+    let a = asked(&state, &req)?;
+    let (state, peer): (&State, SocketAddr) = (&state, a.peer);
     let body: SignIn = super::read_json(state, req).await?;
     let attempts = &state.sessions.attempts;
     if let Err(retry_after) = attempts.check(peer.ip(), Instant::now()) {
@@ -371,27 +419,39 @@ async fn sign_in(
         tracing::warn!(%peer, "failed console sign-in");
         return Err(ApiError::InvalidToken);
     }
-    if let Cookie::Live(old) = presented {
+    if let Cookie::Live(old) = a.presented {
         state.sessions.end(&old.key);
     }
-    let auth = if state.token.is_set() {
-        "token"
-    } else {
-        "loopback"
-    };
     tracing::info!(%peer, "console sign-in");
-    Ok(open(state, auth, secure))
+    Ok(open(state, a.auth, a.secure))
+}
+
+/// Signs out: ends the cookie's session and clears the cookie.
+///
+/// Public, and 204 whether or not there was a session.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 204, description = "Signed out; the cookie is cleared")))]
+pub(super) async fn sign_out(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _params: Params,
+) -> ApiResult {
+    let a = asked(&state, &req)?;
+    if let Cookie::Live(s) = a.presented {
+        state.sessions.end(&s.key);
+    }
+    Ok(signed_out(a.auth, true, a.secure))
 }
 
 /// A new session: its JSON and the cookie.
-fn open(state: &State, auth: &str, secure: bool) -> Response<Body> {
+fn open(state: &State, auth: AuthMode, secure: bool) -> Response<Body> {
     let (id, found) = state.sessions.open(Instant::now());
     let cookie = set_cookie(&id, state.sessions.max_age(), secure);
     answer(auth, true, Some(&found), Some(cookie))
 }
 
 /// Not signed in: 200 with the JSON (GET), or 204 (DELETE); both clear a cookie the browser holds.
-fn signed_out(auth: &str, no_content: bool, secure: bool) -> Response<Body> {
+fn signed_out(auth: AuthMode, no_content: bool, secure: bool) -> Response<Body> {
     let clear = set_cookie("", 0, secure);
     if no_content {
         let mut r = Response::new(super::empty_body());
@@ -404,19 +464,19 @@ fn signed_out(auth: &str, no_content: bool, secure: bool) -> Response<Body> {
 
 /// The session route's JSON; `signed_in` without a session is a bearer client asking.
 fn answer(
-    auth: &str,
+    auth: AuthMode,
     signed_in: bool,
     session: Option<&Found>,
     cookie: Option<HeaderValue>,
 ) -> Response<Body> {
     let mut r = super::json_response(
         StatusCode::OK,
-        &json!({
-            "signed_in": signed_in,
-            "auth": auth,
-            "csrf_token": session.map(|s| s.csrf.clone()),
-            "expires_at": session.map(|s| format_timestamp(s.expires_at)),
-        }),
+        &SessionAnswer {
+            signed_in,
+            auth,
+            csrf_token: session.map(|s| s.csrf.clone()),
+            expires_at: session.map(|s| format_timestamp(s.expires_at)),
+        },
     );
     if let Some(c) = cookie {
         r.headers_mut().insert(SET_COOKIE, c);
@@ -480,17 +540,27 @@ mod tests {
     }
 
     #[test]
-    fn public_paths_are_the_console_and_signing_in() {
-        for p in [&[][..], &["signin"], &["system"], &["assets", "app.js"]] {
-            assert!(is_public(p), "{p:?}");
-        }
-        assert!(is_public(&["api", "v1", "session"]));
+    fn public_paths_are_the_console_signing_in_and_the_document() {
+        let segs = |p: &str| -> Vec<String> {
+            p.split('/')
+                .skip(1)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
         for p in [
-            &["health"][..],
-            &["api", "v1", "system"],
-            &["api", "v1", "session", "x"],
+            "/",
+            "/signin",
+            "/system",
+            "/assets/app.css",
+            "/assets/js/app.js",
         ] {
-            assert!(!is_public(p), "{p:?}");
+            assert!(is_public(&segs(p)), "{p}");
+        }
+        assert!(is_public(&segs("/api/v1/session")));
+        assert!(is_public(&segs("/api/v1/openapi.json")));
+        for p in ["/health", "/api/v1/system", "/api/v1/session/x", "/nothing"] {
+            assert!(!is_public(&segs(p)), "{p}");
         }
     }
 }

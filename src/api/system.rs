@@ -6,11 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request};
+use http::Request;
 use hyper::body::Incoming;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::ops::HttpsReport;
+use super::routes::{route, Params, Route};
 use super::session::Caller;
+use super::token::TokenSource;
 use super::{ok_json, ApiError, ApiResult, State};
 use crate::events::format_timestamp;
 
@@ -42,45 +47,108 @@ impl SystemInfo {
     }
 }
 
-/// `/api/v1/system/...`.
-pub(super) async fn route(state: &State, req: Request<Incoming>, rest: &[&str]) -> ApiResult {
-    let method = req.method().clone();
-    match (rest, method) {
-        ([], Method::GET) => info(state),
-        (["token"], Method::POST) => rotate(state, &req).await,
-        (["integrity"], Method::POST) => integrity(state).await,
-        ([] | ["token"] | ["integrity"], m) => Err(ApiError::MethodNotAllowed(m)),
-        _ => Err(ApiError::NotFound(format!("system/{}", rest.join("/")))),
-    }
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route!(system_info),
+        route!(rotate_token),
+        route!(check_integrity),
+    ]
 }
 
-fn info(state: &State) -> ApiResult {
+/// `GET /api/v1/system`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct SystemAnswer {
+    version: &'static str,
+    /// The id in MQTT topics and Home Assistant (`mqtt.device_id`, by default the host name).
+    device_id: String,
+    /// `null` when the system does not say.
+    hostname: Option<String>,
+    uptime_seconds: u64,
+    /// The file `serve` was given; `null` for the embedded default.
+    #[schema(value_type = Option<String>)]
+    config_file: Option<PathBuf>,
+    /// The configuration in use, every secret replaced by `"<redacted>"`.
+    #[schema(value_type = Object)]
+    config: Value,
+    token_source: TokenSource,
+    /// `null` without `api.tls_listen`.
+    https: Option<HttpsReport>,
+    store: SystemStore,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SystemStore {
+    #[schema(value_type = String)]
+    path: PathBuf,
+    used_bytes: u64,
+    quota_bytes: u64,
+}
+
+/// `POST /api/v1/system/token`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Rotated {
+    /// The new token, shown this once.
+    token: String,
+    /// The state folder's file it was written to, which wins over `api.token` from now on.
+    #[schema(value_type = String)]
+    written_to: PathBuf,
+    /// Always `state`.
+    in_effect: &'static str,
+}
+
+/// `POST /api/v1/system/integrity`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct IntegrityAnswer {
+    ok: bool,
+    /// RFC 3339, UTC.
+    checked_at: String,
+    /// SQLite's words for the first problems found; empty when ok.
+    messages: Vec<String>,
+}
+
+/// What runs here: version, device id, the configuration in use, the certificate, the store.
+///
+/// The configuration's secrets (the API token, webhook secrets and header values, the MQTT
+/// password, any key named like a secret) are replaced by `"<redacted>"`.
+#[utoipa::path(get, path = "/api/v1/system", tag = "system",
+    responses((status = 200, description = "The appliance and its configuration", body = SystemAnswer)))]
+pub(super) async fn system_info(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    _params: Params,
+) -> ApiResult {
     let health = state.store.health();
     let used = state.store.used_bytes().unwrap_or(health.used_bytes);
-    ok_json(&json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "device_id": state.system.device_id,
-        "hostname": super::tls::hostname(),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "config_file": state.system.config_file,
-        "config": state.system.config,
-        "token_source": state.token.source().as_str(),
-        "https": state.https.as_ref().map(|h| json!({
-            "port": h.addr.port(),
-            "fingerprint_sha256": h.fingerprint,
-            "certificate": h.source.as_str(),
-        })),
-        "store": {
-            "path": state.store.path(),
-            "used_bytes": used,
-            "quota_bytes": health.quota_bytes,
+    ok_json(&SystemAnswer {
+        version: env!("CARGO_PKG_VERSION"),
+        device_id: state.system.device_id.clone(),
+        hostname: super::tls::hostname(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        config_file: state.system.config_file.clone(),
+        config: state.system.config.clone(),
+        token_source: state.token.source(),
+        https: state.https.as_ref().map(HttpsReport::from),
+        store: SystemStore {
+            path: state.store.path().to_owned(),
+            used_bytes: used,
+            quota_bytes: health.quota_bytes,
         },
-    }))
+    })
 }
 
+/// Rotates the API token.
+///
 /// A new token in the state folder, in force at once; every session but the caller's ends (a
 /// stolen cookie goes with the old token). Bearer clients must be given the new token.
-async fn rotate(state: &State, req: &Request<Incoming>) -> ApiResult {
+#[utoipa::path(post, path = "/api/v1/system/token", tag = "system",
+    responses(
+        (status = 200, description = "The new token, shown once, and where it went", body = Rotated),
+        (status = 500, description = "The token file could not be written")))]
+pub(super) async fn rotate_token(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    _params: Params,
+) -> ApiResult {
     let keep = match req.extensions().get::<Caller>() {
         Some(Caller::Session(key)) => Some(*key),
         _ => None,
@@ -98,11 +166,11 @@ async fn rotate(state: &State, req: &Request<Incoming>) -> ApiResult {
         "API token rotated: the new one is in the state folder's file, which wins over api.token; \
          delete the file (service stopped) to go back to the config file's token"
     );
-    ok_json(&json!({
-        "token": new,
-        "written_to": file,
-        "in_effect": "state",
-    }))
+    ok_json(&Rotated {
+        token: new,
+        written_to: file.to_path_buf(),
+        in_effect: "state",
+    })
 }
 
 /// Clears the running flag when the check ends, however it ends.
@@ -114,9 +182,19 @@ impl Drop for Running {
     }
 }
 
-/// SQLite's `quick_check` of the store on a blocking thread, one at a time: a second request
-/// while one runs gets 409 `integrity_check_running`.
-async fn integrity(state: &State) -> ApiResult {
+/// Checks the store's integrity now (SQLite's `quick_check`).
+///
+/// On a blocking thread, one at a time: a second request while one runs gets 409
+/// `integrity_check_running`; one that takes over two minutes, 503 `integrity_check_timeout`.
+#[utoipa::path(post, path = "/api/v1/system/integrity", tag = "system",
+    responses(
+        (status = 200, description = "The check's result", body = IntegrityAnswer),
+        (status = 409, description = "A check is running (`integrity_check_running`)")))]
+pub(super) async fn check_integrity(
+    state: Arc<State>,
+    _req: Request<Incoming>,
+    _params: Params,
+) -> ApiResult {
     if state.system.checking.swap(true, Ordering::AcqRel) {
         return Err(ApiError::Refused {
             code: "integrity_check_running",
@@ -135,12 +213,16 @@ async fn integrity(state: &State) -> ApiResult {
     .map_err(|e| ApiError::Internal(format!("the integrity check stopped: {e}")))?;
     let checked_at = format_timestamp(time::OffsetDateTime::now_utc());
     match result {
-        Ok(crate::store::QuickCheck::Ok) => ok_json(&json!({
-            "ok": true, "checked_at": checked_at, "messages": [],
-        })),
-        Ok(crate::store::QuickCheck::Damaged(problems)) => ok_json(&json!({
-            "ok": false, "checked_at": checked_at, "messages": problems,
-        })),
+        Ok(crate::store::QuickCheck::Ok) => ok_json(&IntegrityAnswer {
+            ok: true,
+            checked_at,
+            messages: Vec::new(),
+        }),
+        Ok(crate::store::QuickCheck::Damaged(problems)) => ok_json(&IntegrityAnswer {
+            ok: false,
+            checked_at,
+            messages: problems,
+        }),
         Ok(crate::store::QuickCheck::OutOfTime) => Err(ApiError::Busy {
             code: "integrity_check_timeout",
             message: format!(

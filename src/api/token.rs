@@ -50,8 +50,9 @@ pub enum TokenError {
     },
 }
 
-/// Where the token in force comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where the token in force comes from (`token_source` in `GET /api/v1/system`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum TokenSource {
     /// No token: the API answers loopback clients only.
     None,
@@ -59,16 +60,6 @@ pub enum TokenSource {
     Config,
     /// `<storage.dir>/api-token`, written by a rotation.
     State,
-}
-
-impl TokenSource {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenSource::None => "none",
-            TokenSource::Config => "config",
-            TokenSource::State => "state",
-        }
-    }
 }
 
 struct Current {

@@ -45,7 +45,7 @@ pub use damage::QuickCheck;
 pub use faces::NewFace;
 pub use outbox::Outbox;
 use space::Space;
-pub use space::StoreHealth;
+pub use space::{Integrity, StoreHealth};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -52,7 +52,7 @@ impl Trouble {
 }
 
 /// The background integrity check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Integrity {
     /// Started at open; a full check of a large store on an SD card takes a while.

@@ -20,12 +20,13 @@ use super::model::SUMS_FILE;
 use super::{detector, embedder, VisionConfig, VisionError};
 
 /// One model file and what is wrong with it, if anything.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ModelCheck {
     /// `detector` or `embedder`.
     pub role: &'static str,
     /// The config key that names the file: what to change.
     pub key: &'static str,
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// The reason it cannot be used; `None` when it passed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,7 +64,7 @@ pub fn check_models(config: &VisionConfig) -> Vec<ModelCheck> {
 }
 
 /// What `/health` says of vision.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VisionReport {
     pub ok: bool,
     pub models: Vec<ModelCheck>,

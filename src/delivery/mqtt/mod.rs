@@ -79,7 +79,7 @@ struct Counters {
 
 /// `GET /api/v1/mqtt/stats`. Counts are since the appliance started; `backlog`, `dropped` and
 /// `cursor` come from the store.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MqttStats {
     pub enabled: bool,
     pub connected: bool,
@@ -92,6 +92,7 @@ pub struct MqttStats {
     pub in_flight: u64,
     pub backlog: u64,
     pub dropped: u64,
+    #[schema(value_type = i64)]
     pub cursor: Seq,
     pub connects: u64,
     pub connection_losses: u64,

@@ -17,7 +17,9 @@ function identityCard(sys) {
       ] : null,
       h('dt', {}, 'Status pages'), h('dd', {},
         h('a', { href: '/health', target: '_blank', rel: 'noopener' }, '/health'), ' (JSON) · ',
-        h('a', { href: '/metrics', target: '_blank', rel: 'noopener' }, '/metrics'), ' (Prometheus)')));
+        h('a', { href: '/metrics', target: '_blank', rel: 'noopener' }, '/metrics'), ' (Prometheus)'),
+      h('dt', {}, 'API reference'), h('dd', {},
+        h('a', { href: '/api/v1/openapi.json', target: '_blank', rel: 'noopener' }, '/api/v1/openapi.json'), ' (OpenAPI 3.1)')));
 }
 
 function certificateCard(https) {
