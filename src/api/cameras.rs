@@ -147,7 +147,10 @@ async fn camera_status(state: Arc<State>, _req: Request<Incoming>, params: Param
 #[utoipa::path(put, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
     params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
     request_body = CameraConfig,
-    responses((status = 200, description = "The camera as it is now", body = CameraStatus)))]
+    responses(
+        (status = 200, description = "The camera as it is now", body = CameraStatus),
+        (status = 409, description = "`config_camera`: the config file's (change it there); \
+            `stream_camera`: a live stream's (it ends with the stream)")))]
 async fn replace_camera(state: Arc<State>, req: Request<Incoming>, params: Params) -> ApiResult {
     replace(&state, req, params.get("camera_id")).await
 }
@@ -164,7 +167,10 @@ struct CameraDeleted {
 /// A camera of the API is stopped and forgotten; the config file's stay in the file.
 #[utoipa::path(delete, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
     params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
-    responses((status = 200, description = "The camera is gone", body = CameraDeleted)))]
+    responses(
+        (status = 200, description = "The camera is gone", body = CameraDeleted),
+        (status = 409, description = "`config_camera`: the config file's (change it there); \
+            `stream_camera`: a live stream's (it ends with the stream)")))]
 async fn delete_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
     let id = params.get("camera_id").to_owned();
     let (cameras, id2) = (state.cameras.clone(), id.clone());
@@ -180,7 +186,10 @@ async fn delete_camera(state: Arc<State>, _req: Request<Incoming>, params: Param
 /// Remembered: a camera of the API started here runs again after a restart.
 #[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/start", tag = "cameras",
     params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
-    responses((status = 200, description = "The camera, running", body = CameraStatus)))]
+    responses(
+        (status = 200, description = "The camera, running", body = CameraStatus),
+        (status = 409, description = "`config_camera`: the config file's (change it there); \
+            `stream_camera`: a live stream's (it ends with the stream)")))]
 async fn start_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
     switch(&state, params.get("camera_id"), true).await
 }
@@ -190,7 +199,10 @@ async fn start_camera(state: Arc<State>, _req: Request<Incoming>, params: Params
 /// Remembered: a camera of the API stopped here stays stopped after a restart.
 #[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/stop", tag = "cameras",
     params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
-    responses((status = 200, description = "The camera, stopped", body = CameraStatus)))]
+    responses(
+        (status = 200, description = "The camera, stopped", body = CameraStatus),
+        (status = 409, description = "`config_camera`: the config file's (change it there); \
+            `stream_camera`: a live stream's (it ends with the stream)")))]
 async fn stop_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
     switch(&state, params.get("camera_id"), false).await
 }

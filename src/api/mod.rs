@@ -127,7 +127,17 @@ async fn handle(state: Arc<State>, peer: SocketAddr, mut req: Request<Incoming>)
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             req.extensions_mut().insert(session::Peer(peer));
-            route(state, req).await
+            // A handler that panics (a bug) answers 500 and keeps the connection, instead of
+            // hyper dropping it without an answer; the panic itself is in the log.
+            use futures_util::FutureExt;
+            std::panic::AssertUnwindSafe(route(state, req))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::Internal(format!(
+                        "{method} {path} failed on a bug"
+                    )))
+                })
         }
         Err(e) => {
             drain_refused(&state, req).await;

@@ -97,11 +97,11 @@ pub struct WebhookConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = camera_ids_schema)]
     pub camera_ids: Option<Vec<String>>,
-    /// Standard Webhooks signing secret, `whsec_` + base64 key. Generated when absent.
+    /// Standard Webhooks signing secret, `whsec_` + base64 key. Generated when absent. Answers
+    /// never carry it, but the one that created the webhook (and a rotation's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
-        write_only,
-        pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}$",
+        pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){7,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
         example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     )]
     pub secret: Option<String>,
@@ -215,6 +215,20 @@ impl WebhookConfig {
                 return Err(ConfigError::invalid(
                     format!("headers.{name}"),
                     "must be a valid HTTP header name and value",
+                ));
+            }
+        }
+        // A list names each type once (the document says `uniqueItems`): a repeat is a slip in
+        // the client's code, better told than stored.
+        if let Some(types) = &self.event_types {
+            if let Some(t) = types
+                .iter()
+                .enumerate()
+                .find_map(|(i, t)| types[..i].contains(t).then_some(t))
+            {
+                return Err(ConfigError::invalid(
+                    "event_types",
+                    format!("{} is listed twice", t.as_str()),
                 ));
             }
         }
@@ -362,6 +376,22 @@ mod tests {
         example.validate().unwrap();
         let secret = p["secret"]["example"].as_str().unwrap();
         SigningKey::parse(secret).unwrap();
+    }
+
+    #[test]
+    fn refuses_an_event_type_listed_twice() {
+        let mut w: WebhookConfig = serde_json::from_value(serde_json::json!({
+            "webhook_id": "w", "url": "http://127.0.0.1:9/",
+            "event_types": ["face_detected", "stranger_alert", "face_detected"]
+        }))
+        .unwrap();
+        let e = w.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("event_types") && e.contains("face_detected is listed twice"),
+            "{e}"
+        );
+        w.event_types = Some(vec![EventType::FaceDetected, EventType::StrangerAlert]);
+        w.validate().unwrap();
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub(super) async fn facecv_count_faces(
 
 /// FaceCV's delete of one face; 404 `"Face not found"` for an unknown id.
 #[utoipa::path(delete, path = "/api/v1/insightface/faces/{face_id}", tag = "facecv",
-    params(("face_id" = String, Path, description = "The face's id, from the listing or registration")),
+    params(("face_id" = String, Path, description = "The face's id, from the listing or registration", pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")),
     responses((status = 200, description = "Deleted", body = FacecvDeleted)))]
 pub(super) async fn facecv_delete_face(
     state: Arc<State>,
@@ -93,7 +93,7 @@ pub(super) async fn facecv_delete_face(
 
 /// FaceCV's delete of every face of a person; 404 `"No faces found for this name"`.
 #[utoipa::path(delete, path = "/api/v1/insightface/faces/by-name/{name}", tag = "facecv",
-    params(("name" = String, Path, description = "The person's exact name (percent-encoded)")),
+    params(("name" = String, Path, description = "The person's exact name (percent-encoded)", min_length = 1, max_length = 128)),
     responses((status = 200, description = "Deleted", body = FacecvDeleted)))]
 pub(super) async fn facecv_delete_faces_by_name(
     state: Arc<State>,
@@ -119,7 +119,7 @@ pub(super) async fn facecv_delete_faces_by_name(
 /// extractor's (`total_frames_processed`, `faces_found`, `results` per frame kept). Fields: `file`,
 /// `name`, `department`, `employee_id`, `metadata`, `count`, `quality_threshold`, `method`.
 #[utoipa::path(post, path = "/api/v1/insightface/video_face", tag = "facecv",
-    request_body(content_type = "multipart/form-data", description = "The video (`file`) and the person (`name`, ...)"),
+    request_body(content = crate::api::bodies::VideoForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "The person was enrolled from the video's best frames", body = FacecvVideoEnrolled)))]
 pub(super) async fn facecv_video_face(
     state: Arc<State>,
@@ -152,6 +152,10 @@ pub(super) async fn facecv_video_face(
 /// success, a failure to read it, or skipped with the reason) beside our `people`. The body is a
 /// multipart or urlencoded form, as FaceCV's, or JSON.
 #[utoipa::path(post, path = "/api/v1/insightface/faces/offline", tag = "facecv",
+    request_body(content(
+        (crate::api::bodies::FolderRequest = "application/json"),
+        (crate::api::bodies::FolderRequest = "multipart/form-data"),
+        (crate::api::bodies::FolderRequest = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "Each photo's outcome", body = FacecvOfflineEnrolled),
         (status = 403, description = "api.offline_enrol_dir is not set, or the folder lies outside it")))]
 pub(super) async fn facecv_offline_faces(

@@ -237,7 +237,7 @@ fn differences(record: &WebhookRecord, asked: &WebhookConfig) -> Vec<String> {
 
 /// One webhook, with what waits for it and why it is not running, if it is not.
 #[utoipa::path(get, path = "/api/v1/webhooks/{webhook_id}", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     responses((status = 200, description = "The webhook, with `delivery`", body = WebhookView)))]
 pub(super) async fn get_webhook(
@@ -263,7 +263,7 @@ pub(super) async fn get_webhook(
 
 /// Replaces a webhook's settings; its cursor, statistics and secret stay.
 #[utoipa::path(put, path = "/api/v1/webhooks/{webhook_id}", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     request_body(content = WebhookConfig, description = "`webhook_id` may be left out; if \
         given it must be the path's (a webhook cannot be renamed)"),
@@ -304,7 +304,7 @@ pub(super) async fn replace_webhook(
 
 /// Deletes a webhook, its cursor, its delivery log and its dead letters.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{webhook_id}", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     responses((status = 200, description = "FaceCV's confirmation", body = Deleted)))]
 pub(super) async fn delete_webhook(
@@ -324,7 +324,7 @@ pub(super) async fn delete_webhook(
 
 /// Enables a webhook: it receives what waited while it was disabled (a 410 Gone disables one).
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/enable", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     responses((status = 200, description = "FaceCV's `message`, with the webhook",
         body = WebhookView)))]
@@ -338,7 +338,7 @@ pub(super) async fn enable_webhook(
 
 /// Disables a webhook; its events wait for it in the outbox (within the store's quota).
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/disable", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     responses((status = 200, description = "FaceCV's `message`, with the webhook",
         body = WebhookView)))]
@@ -431,7 +431,7 @@ fn limit_param(req: &Request<Incoming>, default: usize, max: usize) -> Result<us
 
 /// The delivery log: each HTTP request made to the webhook, with its status or error.
 #[utoipa::path(get, path = "/api/v1/webhooks/{webhook_id}/deliveries", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition"), LimitQuery),
     responses((status = 200, description = "Newest first", body = Deliveries)))]
 pub(super) async fn webhook_deliveries(
@@ -450,7 +450,7 @@ pub(super) async fn webhook_deliveries(
 
 /// The batches every retry failed for, kept whole for replay.
 #[utoipa::path(get, path = "/api/v1/webhooks/{webhook_id}/dead_letters", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition"), LimitQuery),
     responses((status = 200, description = "Newest first", body = DeadLetters)))]
 pub(super) async fn webhook_dead_letters(
@@ -486,7 +486,7 @@ pub(super) fn check_replay(bytes: &[u8]) -> Result<(), ApiError> {
 
 /// Delivers again: the dead letters (empty body), or every stored event from `from_seq` on.
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/replay", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     request_body(content = ReplayRequest, description = "`{}` replays the dead letters"),
     responses((status = 200, description = "What is being replayed", body = Replay)))]
@@ -537,7 +537,7 @@ pub(super) async fn replay_webhook(
 
 /// A new signing secret, returned once; the worker signs with it from its next batch.
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/rotate_secret", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id",
+    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
         example = "main_recognition")),
     responses((status = 200, description = "The new secret, shown this once", body = NewSecret)))]
 pub(super) async fn rotate_webhook_secret(

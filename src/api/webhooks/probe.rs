@@ -39,7 +39,7 @@ pub(super) struct TestRequest {
     /// Or sign with this secret.
     #[serde(default)]
     #[schema(
-        pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){8,21}$",
+        pattern = r"^whsec_(?:[A-Za-z0-9+/]{4}){7,20}(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$",
         example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     )]
     secret: Option<String>,
@@ -142,8 +142,10 @@ pub(in crate::api) fn check_test(bytes: &[u8]) -> Result<(), ApiError> {
 /// the given `secret`; unsigned otherwise. Never retried, never stored.
 #[utoipa::path(post, path = "/api/v1/webhooks/test", tag = "webhooks",
     request_body = TestRequest,
-    responses((status = 200, description = "The test event was sent (see `success` for whether \
-        the receiver took it)", body = TestAnswer)))]
+    responses(
+        (status = 200, description = "The test event was sent (see `success` for whether \
+            the receiver took it)", body = TestAnswer),
+        (status = 404, description = "`webhook_id` names no webhook")))]
 pub(super) async fn test_webhook(
     state: Arc<State>,
     req: Request<Incoming>,
