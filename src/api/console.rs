@@ -117,13 +117,30 @@ fn serve(req: &Request<Incoming>, path: &str) -> ApiResult {
     let Some((contents, etag)) = FILES.get(path) else {
         return not_found(req);
     };
+    Ok(secured(static_response(
+        req,
+        etag,
+        content_type(path),
+        contents,
+    )))
+}
+
+/// A file built into the binary, with its `ETag`: 304 when the client has it already (the
+/// console's files and the OpenAPI document are fetched on every visit, and change only with
+/// the binary).
+pub(super) fn static_response(
+    req: &Request<Incoming>,
+    etag: &str,
+    content_type: &str,
+    contents: &'static [u8],
+) -> Response<Body> {
     let fresh = req
         .headers()
         .get(IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let builder = Response::builder()
-        .header(ETAG, etag.as_str())
+        .header(ETAG, etag)
         .header(CACHE_CONTROL, "no-cache");
     let response = if fresh {
         builder
@@ -132,12 +149,10 @@ fn serve(req: &Request<Incoming>, path: &str) -> ApiResult {
     } else {
         builder
             .status(StatusCode::OK)
-            .header(CONTENT_TYPE, content_type(path))
+            .header(CONTENT_TYPE, content_type)
             .body(Full::new(bytes::Bytes::from_static(contents)).boxed())
     };
-    Ok(secured(
-        response.expect("static headers make a valid response"),
-    ))
+    response.expect("static headers make a valid response")
 }
 
 /// A 404 that carries the console's headers too (an error page is a page).

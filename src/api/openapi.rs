@@ -10,9 +10,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http::{Method, Request};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use utoipa::openapi::path::{HttpMethod, Operation, Paths};
@@ -138,25 +136,12 @@ pub(super) async fn openapi_document(
     _params: Params,
 ) -> ApiResult {
     let (bytes, etag) = &*DOCUMENT;
-    let fresh = req
-        .headers()
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    let builder = Response::builder()
-        .header(ETAG, etag.as_str())
-        .header(CACHE_CONTROL, "no-cache");
-    let response = if fresh {
-        builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(Empty::new().boxed())
-    } else {
-        builder
-            .status(StatusCode::OK)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(bytes::Bytes::from_static(bytes)).boxed())
-    };
-    Ok(response.expect("static headers make a valid response"))
+    Ok(super::console::static_response(
+        &req,
+        etag,
+        "application/json",
+        bytes,
+    ))
 }
 
 pub(super) fn routes() -> Vec<Route> {
