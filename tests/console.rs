@@ -185,7 +185,7 @@ async fn what_is_not_embedded_is_not_found() {
 /// `authorize()` lets console paths through; `/api/` keeps needing the token.
 #[tokio::test]
 async fn pages_need_no_token_but_the_api_does() {
-    let (_dir, app) = start_with_token().await;
+    let (_dir, app) = common::start_with_token(TOKEN).await;
     for path in PAGES.iter().chain(&["/assets/js/app.js"]) {
         let a = get(app.port, path).await;
         assert_eq!(a.status, StatusCode::OK, "{path}");
@@ -197,7 +197,7 @@ async fn pages_need_no_token_but_the_api_does() {
 
 #[tokio::test]
 async fn the_api_keeps_needing_the_token() {
-    let (_dir, app) = start_with_token().await;
+    let (_dir, app) = common::start_with_token(TOKEN).await;
     for path in ["/api/v1/cameras", "/api/v1/events", "/api/v1/webhooks"] {
         let a = get(app.port, path).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
@@ -212,45 +212,6 @@ async fn the_api_keeps_needing_the_token() {
 }
 
 const TOKEN: &str = "console-test-token-0123456789";
-
-/// The binary with `api.token` set. `Binary::start` waits for a 200 from `/health`, which the
-/// token now guards: this waits for any answer instead, and owns the child from the start so
-/// that a failure cannot leave it running.
-async fn start_with_token() -> (tempfile::TempDir, Binary) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("[api]\n", &format!("[api]\ntoken = \"{TOKEN}\"\n"), 1);
-    std::fs::write(&config, text).unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("LOG_LEVEL", "WARNING")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the facecv binary");
-    let binary = Binary {
-        child,
-        api: common::Api::new(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
-        config,
-        port,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while binary
-        .api
-        .try_raw(Method::GET, "/health", "")
-        .await
-        .is_none()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "facecv did not answer within 20 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    (dir, binary)
-}
 
 /// The shell obeys its own CSP: no inline script or style, nothing from another host, and every
 /// file it names is embedded; no script writes data into the page as markup.

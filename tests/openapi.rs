@@ -9,7 +9,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use common::{free_port, write_config, Binary};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -46,39 +45,6 @@ async fn request(
     )
 }
 
-async fn start() -> (tempfile::TempDir, Binary) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = write_config(dir.path(), port, "");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text.replacen("[api]\n", &format!("[api]\ntoken = \"{TOKEN}\"\n"), 1);
-    std::fs::write(&config, text).unwrap();
-    // `Binary::start` waits for a 200 from /health, which needs the token here: wait for any
-    // answer instead (the binary is killed on drop, even if it never answers).
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("LOG_LEVEL", "WARNING")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the facecv binary");
-    let app = Binary {
-        child,
-        api: common::Api::new(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
-        config,
-        port,
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while app.api.try_raw(Method::GET, "/health", "").await.is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "facecv did not answer within 60 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    (dir, app)
-}
-
 /// Every operation: (method, path, operation).
 fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
     let mut ops = Vec::new();
@@ -110,7 +76,7 @@ fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 
 #[tokio::test]
 async fn the_document_is_public_cached_and_valid() {
-    let (_dir, app) = start().await;
+    let (_dir, app) = common::start_with_token(TOKEN).await;
     let (status, headers, body) = request(app.port, Method::GET, "/api/v1/openapi.json", &[]).await;
     assert_eq!(status, StatusCode::OK, "served without the token");
     assert_eq!(headers["content-type"], "application/json");
@@ -216,7 +182,7 @@ fn validate_with_openapi_spec_validator(doc: &[u8]) {
 
 #[tokio::test]
 async fn the_router_serves_exactly_the_documented_methods() {
-    let (_dir, app) = start().await;
+    let (_dir, app) = common::start_with_token(TOKEN).await;
     let (_, _, body) = request(app.port, Method::GET, "/api/v1/openapi.json", &[]).await;
     let doc: Value = serde_json::from_slice(&body).unwrap();
     let mut by_path: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -634,6 +634,46 @@ impl Binary {
     }
 }
 
+/// The binary in a fresh folder with `api.token` set to `token`. [`Binary::start`] waits for a
+/// 200 from `/health`, which the token now guards: this waits for any answer instead, and owns
+/// the child from the start so that a failure cannot leave it running.
+#[allow(dead_code)] // Not every test binary that includes `common` starts one.
+pub async fn start_with_token(token: &str) -> (tempfile::TempDir, Binary) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[api]\n", &format!("[api]\ntoken = \"{token}\"\n"), 1);
+    std::fs::write(&config, text).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_facecv"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("LOG_LEVEL", "WARNING")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the facecv binary");
+    let binary = Binary {
+        child,
+        api: Api::new(SocketAddr::from(([127, 0, 0, 1], port))),
+        config,
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while binary
+        .api
+        .try_raw(Method::GET, "/health", "")
+        .await
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "facecv did not answer within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (dir, binary)
+}
+
 impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
