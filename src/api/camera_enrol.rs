@@ -81,7 +81,7 @@ fn shots_error(e: ShotsError) -> ApiError {
 /// One enrolment per camera at a time (409 `enrolment_in_progress`); 422 `no_good_shots` when no
 /// usable face was seen within `timeout_s`.
 #[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/enrol", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(super::cameras::CameraPath),
     request_body = CameraEnrol,
     responses((status = 200, description = "The person enrolled, with what the camera saw", body = Enrolled),
         (status = 409, description = "`camera_not_running` or `enrolment_in_progress`")))]

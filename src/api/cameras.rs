@@ -13,7 +13,7 @@ use http::Request;
 use hyper::body::Incoming;
 use serde::Serialize;
 use serde_json::{json, Value};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::routes::{route, Params, Route};
 use super::{camera_enrol, live, ok_json, read_json, ApiError, ApiResult, State};
@@ -124,7 +124,7 @@ async fn add_camera(state: Arc<State>, req: Request<Incoming>, _: Params) -> Api
 
 /// A camera
 #[utoipa::path(get, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(CameraPath),
     responses((status = 200, description = "The camera's state and counters", body = CameraStatus)))]
 async fn get_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
     ok_json(&state.cameras.status(params.get("camera_id"))?)
@@ -134,7 +134,7 @@ async fn get_camera(state: Arc<State>, _req: Request<Incoming>, params: Params) 
 ///
 /// The same answer as the camera's own path, under FaceCV's name for it.
 #[utoipa::path(get, path = "/api/v1/cameras/{camera_id}/status", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(CameraPath),
     responses((status = 200, description = "The camera's state and counters", body = CameraStatus)))]
 async fn camera_status(state: Arc<State>, _req: Request<Incoming>, params: Params) -> ApiResult {
     ok_json(&state.cameras.status(params.get("camera_id"))?)
@@ -145,7 +145,7 @@ async fn camera_status(state: Arc<State>, _req: Request<Incoming>, params: Param
 /// A new definition for a camera of the API (the config file's are changed in the file); a
 /// running one restarts with it. The body may leave out `camera_id` but not contradict the path.
 #[utoipa::path(put, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(CameraPath),
     request_body = CameraConfig,
     responses(
         (status = 200, description = "The camera as it is now", body = CameraStatus),
@@ -153,6 +153,16 @@ async fn camera_status(state: Arc<State>, _req: Request<Incoming>, params: Param
             `stream_camera`: a live stream's (it ends with the stream)")))]
 async fn replace_camera(state: Arc<State>, req: Request<Incoming>, params: Params) -> ApiResult {
     replace(&state, req, params.get("camera_id")).await
+}
+
+/// The `{camera_id}` of a camera's routes, described once (the rule of `camera::CameraId`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes the segment; handlers read it from `Params`.
+pub(super) struct CameraPath {
+    /// The camera's id
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")]
+    camera_id: String,
 }
 
 /// What a delete answers.
@@ -166,7 +176,7 @@ struct CameraDeleted {
 ///
 /// A camera of the API is stopped and forgotten; the config file's stay in the file.
 #[utoipa::path(delete, path = "/api/v1/cameras/{camera_id}", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(CameraPath),
     responses(
         (status = 200, description = "The camera is gone", body = CameraDeleted),
         (status = 409, description = "`config_camera`: the config file's (change it there); \
@@ -185,7 +195,7 @@ async fn delete_camera(state: Arc<State>, _req: Request<Incoming>, params: Param
 ///
 /// Remembered: a camera of the API started here runs again after a restart.
 #[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/start", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(CameraPath),
     responses(
         (status = 200, description = "The camera, running", body = CameraStatus),
         (status = 409, description = "`config_camera`: the config file's (change it there); \
@@ -198,7 +208,7 @@ async fn start_camera(state: Arc<State>, _req: Request<Incoming>, params: Params
 ///
 /// Remembered: a camera of the API stopped here stays stopped after a restart.
 #[utoipa::path(post, path = "/api/v1/cameras/{camera_id}/stop", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(CameraPath),
     responses(
         (status = 200, description = "The camera, stopped", body = CameraStatus),
         (status = 409, description = "`config_camera`: the config file's (change it there); \

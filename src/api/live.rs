@@ -87,7 +87,7 @@ fn skip_stale(viewer: &mut Viewer) {
 /// `too_many_streams` past it) and ends with the closing boundary when the camera or the API
 /// stops; while the source is lost the last picture is sent again every 15 s.
 #[utoipa::path(get, path = "/api/v1/cameras/{camera_id}/live.mjpg", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door"),
+    params(super::cameras::CameraPath,
         ("fps" = Option<u32>, Query, description = "Pictures a second", minimum = 1, maximum = 10, example = 5)),
     responses((status = 200, description = "The live view, until the camera stops",
             content_type = "multipart/x-mixed-replace", body = String),
@@ -204,7 +204,7 @@ async fn next_picture(viewer: &mut Viewer, due: tokio::time::Instant) -> Option<
 /// The latest annotated picture of a running camera, or the next one within 5 s; it holds no
 /// place among the live streams.
 #[utoipa::path(get, path = "/api/v1/cameras/{camera_id}/snapshot.jpg", tag = "cameras",
-    params(("camera_id" = String, Path, description = "The camera's id", pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "front_door")),
+    params(super::cameras::CameraPath),
     responses((status = 200, description = "The picture", content_type = "image/jpeg", body = Jpeg),
         (status = 409, description = "`camera_not_running`: start the camera first"),
         (status = 503, description = "`no_picture`: the camera analysed no frame in time")))]

@@ -237,8 +237,7 @@ fn differences(record: &WebhookRecord, asked: &WebhookConfig) -> Vec<String> {
 
 /// One webhook, with what waits for it and why it is not running, if it is not.
 #[utoipa::path(get, path = "/api/v1/webhooks/{webhook_id}", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     responses((status = 200, description = "The webhook, with `delivery`", body = WebhookView)))]
 pub(super) async fn get_webhook(
     state: Arc<State>,
@@ -263,8 +262,7 @@ pub(super) async fn get_webhook(
 
 /// Replaces a webhook's settings; its cursor, statistics and secret stay.
 #[utoipa::path(put, path = "/api/v1/webhooks/{webhook_id}", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     request_body(content = WebhookConfig, description = "`webhook_id` may be left out; if \
         given it must be the path's (a webhook cannot be renamed)"),
     responses((status = 200, description = "The webhook as stored now", body = WebhookView)))]
@@ -304,8 +302,7 @@ pub(super) async fn replace_webhook(
 
 /// Deletes a webhook, its cursor, its delivery log and its dead letters.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{webhook_id}", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     responses((status = 200, description = "FaceCV's confirmation", body = Deleted)))]
 pub(super) async fn delete_webhook(
     state: Arc<State>,
@@ -324,8 +321,7 @@ pub(super) async fn delete_webhook(
 
 /// Enables a webhook: it receives what waited while it was disabled (a 410 Gone disables one).
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/enable", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     responses((status = 200, description = "FaceCV's `message`, with the webhook",
         body = WebhookView)))]
 pub(super) async fn enable_webhook(
@@ -338,8 +334,7 @@ pub(super) async fn enable_webhook(
 
 /// Disables a webhook; its events wait for it in the outbox (within the store's quota).
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/disable", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     responses((status = 200, description = "FaceCV's `message`, with the webhook",
         body = WebhookView)))]
 pub(super) async fn disable_webhook(
@@ -409,6 +404,16 @@ pub(super) async fn webhook_stats(
 }
 
 /// `limit` of the delivery log and the dead letters.
+/// The `{webhook_id}` of a webhook's routes, described once.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes the segment; handlers read it with `path_id`.
+struct WebhookPath {
+    /// The webhook's id
+    #[param(pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "main_recognition")]
+    webhook_id: String,
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct LimitQuery {
@@ -431,8 +436,7 @@ fn limit_param(req: &Request<Incoming>, default: usize, max: usize) -> Result<us
 
 /// The delivery log: each HTTP request made to the webhook, with its status or error.
 #[utoipa::path(get, path = "/api/v1/webhooks/{webhook_id}/deliveries", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition"), LimitQuery),
+    params(WebhookPath, LimitQuery),
     responses((status = 200, description = "Newest first", body = Deliveries)))]
 pub(super) async fn webhook_deliveries(
     state: Arc<State>,
@@ -450,8 +454,7 @@ pub(super) async fn webhook_deliveries(
 
 /// The batches every retry failed for, kept whole for replay.
 #[utoipa::path(get, path = "/api/v1/webhooks/{webhook_id}/dead_letters", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition"), LimitQuery),
+    params(WebhookPath, LimitQuery),
     responses((status = 200, description = "Newest first", body = DeadLetters)))]
 pub(super) async fn webhook_dead_letters(
     state: Arc<State>,
@@ -486,8 +489,7 @@ pub(super) fn check_replay(bytes: &[u8]) -> Result<(), ApiError> {
 
 /// Delivers again: the dead letters (empty body), or every stored event from `from_seq` on.
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/replay", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     request_body(content = ReplayRequest, description = "`{}` replays the dead letters"),
     responses((status = 200, description = "What is being replayed", body = Replay)))]
 pub(super) async fn replay_webhook(
@@ -537,8 +539,7 @@ pub(super) async fn replay_webhook(
 
 /// A new signing secret, returned once; the worker signs with it from its next batch.
 #[utoipa::path(post, path = "/api/v1/webhooks/{webhook_id}/rotate_secret", tag = "webhooks",
-    params(("webhook_id" = String, Path, description = "The webhook's id", pattern = "^[A-Za-z0-9_.-]{1,64}$",
-        example = "main_recognition")),
+    params(WebhookPath),
     responses((status = 200, description = "The new secret, shown this once", body = NewSecret)))]
 pub(super) async fn rotate_webhook_secret(
     state: Arc<State>,
