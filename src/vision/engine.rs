@@ -239,12 +239,26 @@ impl FaceEngine {
         height: u32,
         det: &Detection,
     ) -> Result<Embedding, VisionError> {
+        self.align(rgb, width, height, det);
+        self.embed_aligned()
+    }
+
+    /// Warps `det` (found in this RGB8 frame) onto the embedder's template, ready for
+    /// [`FaceEngine::embed_aligned`], and returns the aligned crop (RGB8, `side x side`): so a
+    /// caller can judge the face's quality (`vision::quality`) before paying for an embedding,
+    /// which costs ten times the alignment. Adds to the align timing of the frame.
+    pub fn align(&mut self, rgb: &[u8], width: u32, height: u32, det: &Detection) -> (&[u8], u32) {
         let start = Instant::now();
         self.embedder.align(rgb, width, height, det);
-        let aligned = Instant::now();
+        self.timings.align += start.elapsed();
+        self.embedder.last_crop()
+    }
+
+    /// Embeds the face [`FaceEngine::align`] aligned last. Adds to the embed timings of the frame.
+    pub fn embed_aligned(&mut self) -> Result<Embedding, VisionError> {
+        let start = Instant::now();
         let e = self.embedder.embed_aligned()?;
-        self.timings.align += aligned - start;
-        self.timings.embed += aligned.elapsed();
+        self.timings.embed += start.elapsed();
         self.timings.embed_invoke += self.embedder.last_invoke();
         self.timings.embedded += 1;
         Ok(e)

@@ -28,6 +28,7 @@ mod error;
 mod gallery;
 mod model;
 mod pad;
+pub mod quality;
 mod runtime;
 
 pub use check::{check_models, ModelCheck, VisionHealth, VisionReport};
