@@ -27,6 +27,8 @@ pub struct VisionConfig {
     pub gallery: GalleryConfig,
     #[serde(default)]
     pub enrol: EnrolConfig,
+    #[serde(default)]
+    pub quality: QualityConfig,
 }
 
 impl Default for VisionConfig {
@@ -38,6 +40,7 @@ impl Default for VisionConfig {
             embedder: EmbedderConfig::default(),
             gallery: GalleryConfig::default(),
             enrol: EnrolConfig::default(),
+            quality: QualityConfig::default(),
         }
     }
 }
@@ -290,7 +293,54 @@ impl Default for EnrolConfig {
     }
 }
 
+/// What a view of a face must be to be embedded from a camera or enrolled (see
+/// `vision::quality`); the least size is `embedder.min_face_px` for cameras and
+/// `enrol.min_face_px` for enrolment.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    /// Largest head turn, yaw or pitch, in eye distances (0 frontal).
+    #[serde(default = "default_max_turn")]
+    pub max_turn: f32,
+    /// Least sharpness (variance of the Laplacian of the aligned 112 px crop); 0 admits any.
+    #[serde(default = "default_min_sharpness")]
+    pub min_sharpness: f32,
+}
+
+fn default_max_turn() -> f32 {
+    0.35
+}
+fn default_min_sharpness() -> f32 {
+    0.0
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig {
+            max_turn: default_max_turn(),
+            min_sharpness: default_min_sharpness(),
+        }
+    }
+}
+
 impl VisionConfig {
+    /// The gate a camera's face passes before it is embedded.
+    pub fn camera_gate(&self) -> super::quality::QualityGate {
+        super::quality::QualityGate {
+            min_face_px: self.embedder.min_face_px,
+            max_turn: self.quality.max_turn,
+            min_sharpness: self.quality.min_sharpness,
+        }
+    }
+
+    /// The gate an enrolment photo's face passes.
+    pub fn enrol_gate(&self) -> super::quality::QualityGate {
+        super::quality::QualityGate {
+            min_face_px: self.enrol.min_face_px,
+            ..self.camera_gate()
+        }
+    }
+
     /// The config with every model path resolved against `models_dir`.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
