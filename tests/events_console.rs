@@ -235,9 +235,10 @@ async fn strangers_and_recognitions_keep_snapshots_a_stranger_is_named_from_one_
         .iter()
         .map(|e| e["event"]["event_type"].as_str().unwrap())
         .collect();
+    // Newest first: the attendance a recognition makes is recorded just after it.
     assert_eq!(
         types,
-        ["face_recognized", "attendance_recorded"],
+        ["attendance_recorded", "face_recognized"],
         "{salley:#}"
     );
     // Renamed: recognised by the new name from now on; recorded events keep the name they

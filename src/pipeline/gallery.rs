@@ -2,6 +2,7 @@
 //! enrolment or deletion. Embeddings of another model than the running embedder's are ignored:
 //! they live in a different space and would match nobody, or worse, somebody.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use serde_json::{Map, Value};
@@ -22,6 +23,9 @@ pub struct Person {
 pub struct SharedGallery {
     inner: Arc<RwLock<Gallery<Person>>>,
     model: Arc<str>,
+    /// Counts reloads: a camera whose tracks were judged against an older gallery looks at
+    /// them again (someone enrolled while in view is named at once; someone deleted is not).
+    generation: Arc<AtomicU64>,
 }
 
 impl SharedGallery {
@@ -30,6 +34,7 @@ impl SharedGallery {
         let g = SharedGallery {
             inner: Arc::new(RwLock::new(Gallery::new(threshold))),
             model: model.into(),
+            generation: Arc::new(AtomicU64::new(0)),
         };
         g.reload(store)?;
         Ok(g)
@@ -56,11 +61,17 @@ impl SharedGallery {
         }
         let n = fresh.len();
         *self.inner.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(n)
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Gallery<Person>> {
         self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes with every reload.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The embedder whose embeddings this gallery holds.

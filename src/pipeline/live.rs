@@ -177,7 +177,19 @@ pub struct LiveFeed {
 }
 
 impl LiveFeed {
-    /// Called with every analysed frame; `faces` and `observations` are in the same order.
+    /// An enrolment reads this camera's frames: it needs every face embedded on every frame,
+    /// where recognition embeds a tracked face only now and then.
+    pub fn enrolling(&self) -> bool {
+        self.tap.watching.load(Ordering::Acquire)
+    }
+
+    /// Somebody watches the live view, so the frame's observations are wanted.
+    pub fn viewed(&self) -> bool {
+        self.tap.viewers.load(Ordering::Acquire) > 0
+    }
+
+    /// Called with every analysed frame; `faces` and `observations` are in the same order
+    /// (`observations` may be empty while nobody views).
     pub fn on_frame(
         &mut self,
         frame: &Frame,
@@ -202,7 +214,7 @@ impl LiveFeed {
             return;
         }
         self.next_due = (self.next_due + period).max(now);
-        self.annotate(frame, faces, observations);
+        self.annotate(frame, observations);
         match self.encode(frame.width, frame.height) {
             Ok(jpeg) => {
                 self.tap.encoded.fetch_add(1, Ordering::Relaxed);
@@ -213,14 +225,14 @@ impl LiveFeed {
     }
 
     /// Copies the frame into the canvas and draws each face's box and label.
-    fn annotate(&mut self, frame: &Frame, faces: &[Face], observations: &[Observation]) {
+    fn annotate(&mut self, frame: &Frame, observations: &[Observation]) {
         self.canvas.clear();
         self.canvas.extend_from_slice(&frame.rgb);
         let mut canvas = Canvas::new(&mut self.canvas, frame.width, frame.height);
         let thickness = canvas.scale() + 1;
-        for (face, o) in faces.iter().zip(observations) {
+        for o in observations {
             let bbox = o.bbox.map(|v| v.round() as i32);
-            match (&o.identity, &face.embedding) {
+            match (&o.identity, o.unknown) {
                 (Some(who), _) => {
                     canvas.outline(bbox, thickness, draw::RECOGNISED);
                     let text = who
@@ -230,11 +242,11 @@ impl LiveFeed {
                         .chain(draw::percent(who.similarity));
                     canvas.label(bbox, text, draw::RECOGNISED);
                 }
-                (None, Some(_)) => {
+                (None, true) => {
                     canvas.outline(bbox, thickness, draw::STRANGER);
                     canvas.label(bbox, "Unknown".chars(), draw::STRANGER);
                 }
-                (None, None) => canvas.outline(bbox, thickness, draw::DETECTED),
+                (None, false) => canvas.outline(bbox, thickness, draw::DETECTED),
             }
         }
     }
@@ -286,6 +298,7 @@ mod tests {
             score: 0.9,
             similarity: 0.0,
             identity: None,
+            unknown: false,
         };
         (face, o)
     }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::tracker::{Track, Tracker, Verdict};
+use super::identity::{Identity, Verdict};
+use super::tracker::{Track, Tracker};
 use crate::config::check::ConfigError;
 use crate::events::{AlertLevel, AttendanceAction, DetectedFace, EventData, RecognizedFace};
 
@@ -87,6 +88,36 @@ impl PolicyConfig {
     }
 }
 
+/// An event the policy decided on, with the tracks it speaks of (the event's `metadata.tracks`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    pub event: EventData,
+    /// One per face of the event, in the event's order.
+    pub tracks: Vec<TrackNote>,
+}
+
+/// What an event says of each track it names: receivers can follow one person from
+/// `face_detected` to `face_recognized`, and see how many views decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TrackNote {
+    /// The track's number in this camera run (from 1).
+    pub track_id: u64,
+    /// Embedded views that decided the identity and agreed since (0 for a face only detected).
+    pub views: u32,
+    /// Frames the track had been seen in when the event was made (1: the frame it appeared).
+    pub frames: u32,
+}
+
+impl TrackNote {
+    fn of(track: &Track) -> TrackNote {
+        TrackNote {
+            track_id: track.id,
+            views: track.identity.views(),
+            frames: track.frames,
+        }
+    }
+}
+
 /// The policy of one camera: its cooldowns and windows are its own.
 pub struct Policy {
     config: PolicyConfig,
@@ -100,7 +131,7 @@ fn due(last: Option<Instant>, interval: f64, now: Instant) -> bool {
 }
 
 fn bbox(t: &Track) -> [i32; 4] {
-    t.bbox.map(|v| v.round() as i32)
+    t.bbox().map(|v| v.round() as i32)
 }
 
 impl Policy {
@@ -114,24 +145,38 @@ impl Policy {
     }
 
     /// Looks at the tracks visible in the latest frame and appends the events they call for.
-    pub fn on_frame(&mut self, tracker: &mut Tracker, now: Instant, out: &mut Vec<EventData>) {
-        let tconfig = *tracker.config();
+    /// Only a fresh verdict (confirmed by a view since the track last crossed another or was
+    /// lost) is announced: a track that may have changed hands waits for its next view.
+    pub fn on_frame(&mut self, tracker: &mut Tracker, now: Instant, out: &mut Vec<Sighting>) {
+        let identity = tracker.config().identity;
         let mut detected = Vec::new();
+        let mut detected_tracks = Vec::new();
         let mut recognized = Vec::new();
+        let mut recognized_tracks = Vec::new();
+        // Said after the recognitions that make them, as a receiver reads them.
+        let mut attendance = Vec::new();
         for track in tracker.visible() {
             if due(track.detected_at, self.config.detected_interval, now) {
                 track.detected_at = Some(now);
                 detected.push(DetectedFace {
                     bbox: bbox(track),
-                    confidence: track.score,
+                    confidence: track.detection.score,
                 });
+                detected_tracks.push(TrackNote::of(track));
             }
-            match track.verdict(&tconfig) {
+            if !track.identity.fresh(now, &identity) {
+                continue;
+            }
+            match track.identity.verdict().clone() {
                 Verdict::Known(id) => {
                     let someone_else =
                         track.recognized_as.as_deref() != Some(id.person_id.as_str());
+                    // A repeat is said only of a face looked at since it was last announced
+                    // (the recheck sees to it), never from memory: the person may have changed.
+                    let looked_since = track.identity.last_view() > track.recognized_at;
                     if someone_else
-                        || due(track.recognized_at, self.config.recognized_interval, now)
+                        || (looked_since
+                            && due(track.recognized_at, self.config.recognized_interval, now))
                     {
                         track.recognized_at = Some(now);
                         track.recognized_as = Some(id.person_id.clone());
@@ -142,8 +187,12 @@ impl Policy {
                             face_id: Some(id.face_id.clone()),
                             metadata: id.metadata.clone(),
                         });
+                        recognized_tracks.push(TrackNote::of(track));
                     }
-                    self.attendance(&id, now, out);
+                    // Attendance is judged on the frames a view confirmed the person.
+                    if track.identity.last_view() == Some(now) {
+                        self.attendance(&id, TrackNote::of(track), now, &mut attendance);
+                    }
                 }
                 Verdict::Unknown
                     if track.frames >= self.config.stranger_min_frames
@@ -153,34 +202,44 @@ impl Policy {
                     track.stranger_alerted = true;
                     self.last_stranger = Some(now);
                     self.strangers_this_hour.push_back(now);
-                    out.push(EventData::StrangerAlert {
-                        alert_level: if track.frames >= 30 {
-                            AlertLevel::High
-                        } else {
-                            AlertLevel::Medium
+                    out.push(Sighting {
+                        event: EventData::StrangerAlert {
+                            alert_level: if track.frames >= 30 {
+                                AlertLevel::High
+                            } else {
+                                AlertLevel::Medium
+                            },
+                            confidence: track.identity.similarity(),
+                            bbox: bbox(track),
+                            appearance_count: track.frames,
+                            image_path: None,
+                            snapshot_url: None,
                         },
-                        confidence: track.similarity,
-                        bbox: bbox(track),
-                        appearance_count: track.frames,
-                        image_path: None,
-                        snapshot_url: None,
+                        tracks: vec![TrackNote::of(track)],
                     });
                 }
                 _ => {}
             }
         }
         if !detected.is_empty() {
-            out.push(EventData::FaceDetected {
-                face_count: detected.len(),
-                faces: detected,
+            out.push(Sighting {
+                event: EventData::FaceDetected {
+                    face_count: detected.len(),
+                    faces: detected,
+                },
+                tracks: detected_tracks,
             });
         }
         if !recognized.is_empty() {
-            out.push(EventData::FaceRecognized {
-                recognized_count: recognized.len(),
-                recognized_faces: recognized,
+            out.push(Sighting {
+                event: EventData::FaceRecognized {
+                    recognized_count: recognized.len(),
+                    recognized_faces: recognized,
+                },
+                tracks: recognized_tracks,
             });
         }
+        out.append(&mut attendance);
     }
 
     fn stranger_allowed(&mut self, now: Instant) -> bool {
@@ -198,9 +257,10 @@ impl Policy {
 
     fn attendance(
         &mut self,
-        id: &super::tracker::Identity,
+        id: &Identity,
+        track: TrackNote,
         now: Instant,
-        out: &mut Vec<EventData>,
+        out: &mut Vec<Sighting>,
     ) {
         if !self.config.attendance || id.similarity < self.config.attendance_min_confidence {
             return;
@@ -208,12 +268,15 @@ impl Policy {
         let last = self.last_attendance.get(&id.person_id).copied();
         if due(last, self.config.attendance_window, now) {
             self.last_attendance.insert(id.person_id.clone(), now);
-            out.push(EventData::AttendanceRecorded {
-                face_id: id.person_id.clone(),
-                name: id.name.clone(),
-                action: self.config.attendance_action,
-                confidence: id.similarity,
-                metadata: id.metadata.clone(),
+            out.push(Sighting {
+                event: EventData::AttendanceRecorded {
+                    face_id: id.person_id.clone(),
+                    name: id.name.clone(),
+                    action: self.config.attendance_action,
+                    confidence: id.similarity,
+                    metadata: id.metadata.clone(),
+                },
+                tracks: vec![track],
             });
         }
     }
@@ -221,44 +284,67 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tracker::{Identity, Observation, TrackerConfig};
+    use super::super::identity::tests::person;
+    use super::super::identity::View;
+    use super::super::tracker::TrackerConfig;
     use super::*;
     use crate::events::EventType;
+    use crate::vision::quality::Quality;
+    use crate::vision::Detection;
 
     fn known(name: &str, sim: f32) -> Option<Identity> {
-        Some(Identity {
-            face_id: format!("face_{name}"),
-            person_id: format!("id_{name}"),
-            name: name.into(),
-            similarity: sim,
-            metadata: Default::default(),
-        })
+        Some(person(name, sim))
     }
 
-    fn frame(x: f32, identity: Option<Identity>) -> Vec<Observation> {
-        vec![Observation {
-            bbox: [x, 50.0, x + 120.0, 170.0],
+    /// One face at `x`, and what the gallery would say of it if it were embedded (threshold
+    /// 0.55, nobody else above 0.3).
+    fn frame(x: f32, identity: Option<Identity>) -> Option<(Detection, View)> {
+        let similarity = identity.as_ref().map_or(0.31, |i| i.similarity);
+        let (y, s) = (50.0, 120.0);
+        let det = Detection {
+            bbox: [x, y, x + s, y + s],
             score: 0.93,
-            similarity: identity.as_ref().map_or(0.31, |i| i.similarity),
-            identity,
-        }]
+            keypoints: [
+                [x + 36.0, y + 48.0],
+                [x + 84.0, y + 48.0],
+                [x + 60.0, y + 72.0],
+                [x + 60.0, y + 96.0],
+                [x + 12.0, y + 54.0],
+                [x + 108.0, y + 54.0],
+            ],
+        };
+        Some((det, View::judge(identity, similarity, 0.3, 0.55, 0.1)))
     }
 
-    /// Runs `frames` frames 100 ms apart, returning the event types emitted.
+    /// Runs `frames` frames 100 ms apart as the runner does (a track is embedded only when it
+    /// needs a look), returning the events emitted.
     fn run(
         policy: &mut Policy,
         tracker: &mut Tracker,
         start: Instant,
         frames: u32,
-        obs: &dyn Fn(u32) -> Vec<Observation>,
+        obs: &dyn Fn(u32) -> Option<(Detection, View)>,
     ) -> Vec<EventData> {
         let mut out = Vec::new();
+        let config = *tracker.config();
         for i in 0..frames {
             let now = start + Duration::from_millis(100 * i as u64);
-            tracker.update(&obs(i));
+            let seen = obs(i);
+            tracker.update(
+                seen.as_ref()
+                    .map(|(d, _)| std::slice::from_ref(d))
+                    .unwrap_or(&[]),
+            );
+            for track in tracker.visible() {
+                let q = Quality::of_detection(&track.detection);
+                if track.needs_look(&q, now, &config).is_some() {
+                    let view = seen.as_ref().expect("a visible track was seen").1.clone();
+                    track.identity.add(view, q.rank(), now, &config.identity);
+                }
+            }
             policy.on_frame(tracker, now, &mut out);
         }
-        out
+        out.into_iter().map(|s| s.event).collect()
     }
 
     fn types(events: &[EventData]) -> Vec<EventType> {
@@ -277,11 +363,11 @@ mod tests {
             types(&events),
             [
                 EventType::FaceDetected,
-                EventType::AttendanceRecorded,
-                EventType::FaceRecognized
+                EventType::FaceRecognized,
+                EventType::AttendanceRecorded
             ]
         );
-        match &events[2] {
+        match &events[1] {
             EventData::FaceRecognized {
                 recognized_faces,
                 recognized_count,
@@ -409,8 +495,11 @@ mod tests {
         let mut p = Policy::new(PolicyConfig::default());
         let mut t = Tracker::new(TrackerConfig::default());
         let start = Instant::now();
-        let events = run(&mut p, &mut t, start, 20, &|i| {
-            frame(100.0, known(if i < 10 { "Ana" } else { "Bo" }, 0.9))
+        // Ana leaves and Bo steps into her place a frame later: the track comes back contested
+        // and is looked at again before anything is said.
+        let events = run(&mut p, &mut t, start, 20, &|i| match i {
+            10 => None,
+            _ => frame(100.0, known(if i < 10 { "Ana" } else { "Bo" }, 0.9)),
         });
         let names: Vec<String> = events
             .iter()
@@ -435,6 +524,39 @@ mod tests {
             photos,
             [Some("face_Ana".to_owned()), Some("face_Bo".to_owned())],
             "a recognition names the enrolled photo that matched, not the person"
+        );
+    }
+
+    #[test]
+    fn a_swap_the_tracker_cannot_see_is_put_right_at_the_recheck_and_never_repeated_wrongly() {
+        let config = PolicyConfig {
+            recognized_interval: 1.0,
+            ..PolicyConfig::default()
+        };
+        let mut p = Policy::new(config);
+        let mut t = Tracker::new(TrackerConfig::default());
+        let start = Instant::now();
+        // Bo takes Ana's exact place at frame 10, with no frame between: only a look can tell.
+        let recheck_frames = TrackerConfig::default().identity.recheck.as_millis() as u32 / 100;
+        let events = run(&mut p, &mut t, start, recheck_frames + 2, &|i| {
+            frame(100.0, known(if i < 10 { "Ana" } else { "Bo" }, 0.9))
+        });
+        let names: Vec<(String, usize)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(n, e)| match e {
+                EventData::FaceRecognized {
+                    recognized_faces, ..
+                } => Some((recognized_faces[0].name.clone(), n)),
+                _ => None,
+            })
+            .collect();
+        // Ana once, at the start. Her 1 s repeat comes from the recheck of a track not looked
+        // at since: the repeat waits for its look, which finds Bo.
+        assert_eq!(
+            names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["Ana", "Bo"],
+            "{events:?}"
         );
     }
 

@@ -1,10 +1,15 @@
 //! The loop of one camera, on a thread of its own: take the newest frame, find and embed the
 //! faces, match them, follow them, and record what the policy says happened.
 //!
+//! Faces are detected on every frame and followed by the tracker; a face is aligned, judged
+//! (`vision::quality`) and embedded only when its track needs a look (`identity.rs`), so the cost
+//! of a frame is detection plus the few embeddings that can change a verdict, however many people
+//! stand in view.
+//!
 //! It blocks (capture, inference, the outbox's commit) and so runs outside the async runtime. It
-//! allocates nothing per frame once warm: the frame, the faces and the observations are reused;
-//! only events, which are rare, allocate, and the live view's pictures while someone watches
-//! (`live.rs`).
+//! allocates nothing per frame once warm: the frame, the detections and the faces are reused;
+//! only embedded views and events, which are rare, allocate, and the live view's observations
+//! and pictures while someone watches (`live.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,16 +21,18 @@ use tokio::sync::broadcast;
 use super::config::CameraConfig;
 use super::flap::Lifecycle;
 use super::gallery::SharedGallery;
+use super::identity::{Identity, View};
 use super::live::LiveFeed;
-use super::policy::Policy;
-use super::tracker::{Identity, Observation, Tracker, TrackerConfig};
+use super::policy::{Policy, Sighting};
+use super::tracker::{Observation, Tracker, TrackerConfig};
 use crate::camera::{
     CameraError, Capture, CaptureEvent, CaptureStats, Frame, SourceSpec, SourceState,
 };
 use crate::events::{format_timestamp, EventData, EventId, EventMetadata, NewEvent, StopReason};
 use crate::shutdown::Shutdown;
 use crate::store::Outbox;
-use crate::vision::{Face, FaceEngine, MAX_FACES};
+use crate::vision::quality::{Quality, QualityGate};
+use crate::vision::{Detection, Embedding, Face, FaceEngine, VisionError, MAX_FACES};
 
 /// One analysed frame, for live viewers (FaceCV's SSE messages: each `data:` line is one).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -63,6 +70,10 @@ pub struct CameraCounters {
     pub frames_dropped: AtomicU64,
     pub reconnects: AtomicU64,
     pub frames_analysed: AtomicU64,
+    /// Faces embedded (tracks that needed a look, and every face while an enrolment reads the
+    /// camera), and looks refused by the quality gate (too small, turned away, blurred).
+    pub faces_embedded: AtomicU64,
+    pub views_refused: AtomicU64,
     pub events_recorded: AtomicU64,
     pub analysis_errors: AtomicU64,
     /// Why the source is unavailable while capture keeps reopening it (permission denied, device
@@ -236,14 +247,16 @@ impl CameraRun {
         lifecycle: &mut Lifecycle,
     ) -> (StopReason, Option<String>) {
         let mut frame = Frame::default();
+        let mut detections: heapless::Vec<Detection, MAX_FACES> = heapless::Vec::new();
         let mut faces: heapless::Vec<Face, MAX_FACES> = heapless::Vec::new();
         let mut observations: Vec<Observation> = Vec::with_capacity(MAX_FACES);
-        let mut events: Vec<EventData> = Vec::new();
+        let mut sightings: Vec<Sighting> = Vec::new();
         let mut tracker = Tracker::new(TrackerConfig::default());
         let mut policy = Policy::new(self.config.policy.clone());
         let period = Duration::from_secs_f32(1.0 / self.config.fps);
         let enrol_min_px = self.engine.config().enrol.min_face_px;
         let mut next_due = Instant::now();
+        let mut gallery_seen = self.gallery.generation();
         loop {
             if self.stop.is_cancelled() {
                 return (self.stop_reason(), None);
@@ -272,10 +285,12 @@ impl CameraRun {
                 continue;
             }
             next_due = (next_due + period).max(now);
-            if let Err(e) = self
-                .engine
-                .analyze(&frame.rgb, frame.width, frame.height, &mut faces)
-            {
+            let generation = self.gallery.generation();
+            if generation != gallery_seen {
+                gallery_seen = generation;
+                tracker.contest_all();
+            }
+            if let Err(e) = self.recognise(&frame, &mut detections, &mut faces, &mut tracker, now) {
                 self.counters
                     .analysis_errors
                     .fetch_add(1, Ordering::Relaxed);
@@ -297,16 +312,114 @@ impl CameraRun {
             self.counters
                 .frames_analysed
                 .fetch_add(1, Ordering::Relaxed);
-            self.observe(&faces, &mut observations);
-            tracker.update(&observations);
-            policy.on_frame(&mut tracker, now, &mut events);
+            policy.on_frame(&mut tracker, now, &mut sightings);
+            observations.clear();
+            if self.live.receiver_count() > 0 || self.live_view.viewed() {
+                observations.extend(tracker.visible().map(|t| t.observation()));
+            }
             self.publish_live(&frame, &observations);
             self.live_view
                 .on_frame(&frame, &faces, &observations, enrol_min_px);
-            if !events.is_empty() {
-                let events = self.snapshot(&frame, events.drain(..));
-                self.record_with_frame_time(events, &frame);
+            if !sightings.is_empty() {
+                let events = self.snapshot(&frame, sightings.drain(..));
+                self.record_events(events, Some(&frame));
             }
+        }
+    }
+
+    /// Detects the frame's faces, folds them into the tracks, and embeds the faces whose tracks
+    /// need a look (every face while an enrolment reads the camera). `faces` gets every visible
+    /// track's face, in the tracker's order, with its embedding when one was made.
+    fn recognise(
+        &mut self,
+        frame: &Frame,
+        detections: &mut heapless::Vec<Detection, MAX_FACES>,
+        faces: &mut heapless::Vec<Face, MAX_FACES>,
+        tracker: &mut Tracker,
+        now: Instant,
+    ) -> Result<(), VisionError> {
+        self.engine
+            .detect(&frame.rgb, frame.width, frame.height, detections)?;
+        tracker.update(detections);
+        faces.clear();
+        let config = *tracker.config();
+        let enrolling = self.live_view.enrolling();
+        for track in tracker.visible() {
+            let det = track.detection;
+            let quality = Quality::of_detection(&det);
+            let wanted = track.needs_look(&quality, now, &config).is_some();
+            let mut embedding = None;
+            if wanted || enrolling {
+                let (e, passed) = self.look(frame, &det, quality, enrolling)?;
+                if let (Some(e), true, true) = (&e, passed, wanted) {
+                    let view = self.judge(e);
+                    track
+                        .identity
+                        .add(view, quality.rank(), now, &config.identity);
+                }
+                if wanted && !passed {
+                    self.counters.views_refused.fetch_add(1, Ordering::Relaxed);
+                }
+                embedding = e;
+            }
+            let _ = faces.push(Face {
+                bbox: det.bbox,
+                score: det.score,
+                keypoints: det.keypoints,
+                embedding,
+            });
+        }
+        Ok(())
+    }
+
+    /// Aligns and embeds one face if its view passes the camera's quality gate (the pose and
+    /// size before aligning, the sharpness after); while enrolling, every face wide enough to
+    /// embed is embedded, enrolment judging its own candidates. Returns the embedding, if made,
+    /// and whether the view passed the gate.
+    fn look(
+        &mut self,
+        frame: &Frame,
+        det: &Detection,
+        quality: Quality,
+        enrolling: bool,
+    ) -> Result<(Option<Embedding>, bool), VisionError> {
+        let gate: QualityGate = self.engine.config().camera_gate();
+        let embeddable = enrolling && det.width() >= gate.min_face_px as f32;
+        if gate.check(&quality).is_err() && !embeddable {
+            return Ok((None, false));
+        }
+        let (crop, side) = self
+            .engine
+            .align(&frame.rgb, frame.width, frame.height, det);
+        let passed = gate.check(&Quality::measure(det, crop, side)).is_ok();
+        if !passed && !embeddable {
+            return Ok((None, false));
+        }
+        let e = self.engine.embed_aligned()?;
+        self.counters.faces_embedded.fetch_add(1, Ordering::Relaxed);
+        Ok((Some(e), passed))
+    }
+
+    /// What the gallery says of one embedded view.
+    fn judge(&self, embedding: &Embedding) -> View {
+        let gallery = self.gallery.read();
+        let threshold = self.config.threshold.unwrap_or(gallery.threshold());
+        let margin = TrackerConfig::default().identity.clear_margin;
+        match gallery.best_with_rival(embedding, |a, b| a.name == b.name) {
+            None => View::judge(None, 0.0, 0.0, threshold, margin),
+            Some((m, rival)) => View::judge(
+                Some(Identity {
+                    person_id: m.id.name.clone(),
+                    name: m.id.name.clone(),
+                    face_id: m.id.face_id.clone(),
+                    similarity: m.similarity,
+                    metadata: m.id.metadata.clone(),
+                }),
+                m.similarity,
+                rival,
+                threshold,
+                margin,
+            ),
         }
     }
 
@@ -324,23 +437,23 @@ impl CameraRun {
     fn snapshot(
         &self,
         frame: &Frame,
-        events: impl Iterator<Item = EventData>,
-    ) -> Vec<(EventData, Option<EventId>)> {
+        sightings: impl Iterator<Item = Sighting>,
+    ) -> Vec<(Sighting, Option<EventId>)> {
         let Some(dir) = &self.snapshots else {
-            return events.map(|e| (e, None)).collect();
+            return sightings.map(|s| (s, None)).collect();
         };
-        events
-            .map(|mut e| {
-                let bbox = match &e {
+        sightings
+            .map(|mut s| {
+                let bbox = match &s.event {
                     EventData::StrangerAlert { bbox, .. } => *bbox,
                     EventData::FaceRecognized {
                         recognized_faces, ..
                     } if !recognized_faces.is_empty() => recognized_faces[0].bbox,
-                    _ => return (e, None),
+                    _ => return (s, None),
                 };
                 let id = EventId::generate();
                 let saved = super::snapshot::save(dir, &self.config.camera_id, &id, frame, bbox);
-                match (saved, &mut e) {
+                match (saved, &mut s.event) {
                     (
                         Ok(p),
                         EventData::StrangerAlert {
@@ -358,35 +471,9 @@ impl CameraRun {
                         tracing::warn!(camera = %self.config.camera_id, error = %err, "cannot save an event snapshot")
                     }
                 }
-                (e, Some(id))
+                (s, Some(id))
             })
             .collect()
-    }
-
-    /// Matches every embedded face against the gallery.
-    fn observe(&self, faces: &[Face], out: &mut Vec<Observation>) {
-        out.clear();
-        let gallery = self.gallery.read();
-        let threshold = self.config.threshold.unwrap_or(gallery.threshold());
-        for face in faces {
-            let best = face.embedding.as_ref().and_then(|e| gallery.best(e));
-            let similarity = best.as_ref().map_or(0.0, |m| m.similarity);
-            let identity = best.and_then(|m| {
-                (m.similarity >= threshold).then(|| Identity {
-                    person_id: m.id.name.clone(),
-                    name: m.id.name.clone(),
-                    face_id: m.id.face_id.clone(),
-                    similarity: m.similarity,
-                    metadata: m.id.metadata.clone(),
-                })
-            });
-            out.push(Observation {
-                bbox: face.bbox,
-                score: face.score,
-                similarity,
-                identity,
-            });
-        }
     }
 
     fn publish_live(&self, frame: &Frame, observations: &[Observation]) {
@@ -432,27 +519,42 @@ impl CameraRun {
         }
     }
 
-    fn record_with_frame_time(&self, events: Vec<(EventData, Option<EventId>)>, frame: &Frame) {
-        let ts = Some(format_timestamp(frame.timestamp));
-        self.record_events(events, ts);
-    }
-
     fn record(&self, events: Vec<EventData>) {
-        self.record_events(events.into_iter().map(|e| (e, None)).collect(), None);
+        let events = events
+            .into_iter()
+            .map(|event| {
+                let sighting = Sighting {
+                    event,
+                    tracks: Vec::new(),
+                };
+                (sighting, None)
+            })
+            .collect();
+        self.record_events(events, None);
     }
 
-    fn record_events(
-        &self,
-        events: Vec<(EventData, Option<EventId>)>,
-        frame_timestamp: Option<String>,
-    ) {
+    /// Appends events to the outbox; those of a frame say which frame (`metadata.frame_seq`,
+    /// `frame_timestamp`) and which tracks (`metadata.tracks`, one per face of the event).
+    fn record_events(&self, events: Vec<(Sighting, Option<EventId>)>, frame: Option<&Frame>) {
         let n = events.len() as u64;
-        let metadata = self.metadata(frame_timestamp);
+        let mut base = self.metadata(frame.map(|f| format_timestamp(f.timestamp)));
+        if let Some(f) = frame {
+            base.extra.insert("frame_seq".into(), f.seq.into());
+        }
         let new: Vec<NewEvent> = events
             .into_iter()
-            .map(|(data, id)| NewEvent {
-                id,
-                ..NewEvent::new(self.config.camera_id.clone(), data, metadata.clone())
+            .map(|(sighting, id)| {
+                let mut metadata = base.clone();
+                if !sighting.tracks.is_empty() {
+                    metadata.extra.insert(
+                        "tracks".into(),
+                        serde_json::to_value(&sighting.tracks).unwrap_or_default(),
+                    );
+                }
+                NewEvent {
+                    id,
+                    ..NewEvent::new(self.config.camera_id.clone(), sighting.event, metadata)
+                }
             })
             .collect();
         match self.outbox.append_blocking(new) {

@@ -39,6 +39,11 @@ pub struct CameraStatus {
     pub frames_dropped: u64,
     pub reconnects: u64,
     pub frames_analysed: u64,
+    /// Faces embedded: a face is embedded when its track needs a look (new, undecided, crossed
+    /// another, a better view, a re-check every few seconds), not on every frame.
+    pub faces_embedded: u64,
+    /// Looks the quality gate refused (`vision.quality`: too small, turned away or blurred).
+    pub views_refused: u64,
     pub events_recorded: u64,
     /// While the state is `reconnecting`: why the source cannot be read (e.g. "cannot open
     /// /dev/video0: permission denied ...").
@@ -155,6 +160,8 @@ pub(super) fn status_of(entry: &Entry) -> CameraStatus {
         frames_dropped: load(&counters.frames_dropped),
         reconnects: load(&counters.reconnects),
         frames_analysed: load(&counters.frames_analysed),
+        faces_embedded: load(&counters.faces_embedded),
+        views_refused: load(&counters.views_refused),
         events_recorded: load(&counters.events_recorded),
         source_error,
         restarts: if running { flaps.restarts } else { 0 },

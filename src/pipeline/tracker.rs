@@ -1,39 +1,16 @@
-//! Faces followed across frames, so that one person walking past is one sighting, not thirty.
+//! Faces followed across frames, so that one person walking past is one track: announced once,
+//! and embedded when its identity needs it (`identity.rs`), not on every frame.
 //!
-//! Each frame's faces are matched to existing tracks greedily by IoU (faces move little between
-//! frames at camera rates). A track's identity is a vote over its last few frames: one frame with a
-//! bad angle neither names a stranger nor turns a known face into one.
+//! Each frame's detections are matched to the tracks by IoU, best pairs first (faces move little
+//! between frames at camera rates). A track that comes back after being missed, or that overlaps
+//! another (one person passing in front of another), may now follow someone else: it is
+//! *contested*, announces nothing, and is looked at again once it stands clear.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use serde_json::{Map, Value};
-
-/// What the gallery said of one face in one frame.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Identity {
-    /// Who: the votes of a track count by it.
-    pub person_id: String,
-    pub name: String,
-    /// Which enrolled photo matched (`faces.id`), so that a wrong recognition can be traced to
-    /// the photo that caused it.
-    pub face_id: String,
-    pub similarity: f32,
-    pub metadata: Map<String, Value>,
-}
-
-/// One face in one frame, after detection and matching.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    /// `[x1, y1, x2, y2]` in frame pixels.
-    pub bbox: [f32; 4],
-    pub score: f32,
-    /// The best similarity in the gallery, above the threshold or not (0 with an empty gallery
-    /// or no embedding): what an Unknown face reports as its confidence, as `/recognize` does.
-    pub similarity: f32,
-    /// `None` when no enrolled person was above the threshold.
-    pub identity: Option<Identity>,
-}
+use super::identity::{Identity, IdentityConfig, Look, TrackIdentity, Verdict};
+use crate::vision::quality::Quality;
+use crate::vision::{Detection, MAX_FACES};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackerConfig {
@@ -41,10 +18,10 @@ pub struct TrackerConfig {
     pub min_iou: f32,
     /// Frames a track survives without a matching face (a blink, a passing occlusion).
     pub max_missed: u32,
-    /// Frames of identity history a track votes over.
-    pub window: usize,
-    /// Votes a name needs in the window before the track takes it.
-    pub min_votes: usize,
+    /// Two tracks whose boxes share this much of the smaller one occlude each other: neither is
+    /// embedded (its crop holds part of the other face) and both are contested.
+    pub occlusion: f32,
+    pub identity: IdentityConfig,
 }
 
 impl Default for TrackerConfig {
@@ -52,32 +29,24 @@ impl Default for TrackerConfig {
         TrackerConfig {
             min_iou: 0.3,
             max_missed: 5,
-            window: 5,
-            min_votes: 3,
+            occlusion: 0.15,
+            identity: IdentityConfig::default(),
         }
     }
 }
 
-/// The smoothed verdict on a track.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Not enough frames yet to say.
-    Undecided,
-    Known(Identity),
-    /// Unknown in at least `min_votes` of the last `window` frames.
-    Unknown,
-}
-
 #[derive(Debug, Clone)]
 pub struct Track {
-    pub bbox: [f32; 4],
-    pub score: f32,
-    /// The latest frame's best similarity in the gallery (see [`Observation::similarity`]).
-    pub similarity: f32,
+    /// Numbered from 1 in each camera run: events name the tracks they speak of.
+    pub id: u64,
+    /// The latest detection (box, score, keypoints) in frame pixels.
+    pub detection: Detection,
+    /// Frames the track has been seen in.
     pub frames: u32,
     missed: u32,
-    /// The identities of the last `window` frames this track was seen in.
-    history: VecDeque<Option<Identity>>,
+    /// Overlapped by another track in the latest frame.
+    occluded: bool,
+    pub identity: TrackIdentity,
     /// Set by the policy: when this track was last announced, per event kind.
     pub detected_at: Option<Instant>,
     pub recognized_at: Option<Instant>,
@@ -88,26 +57,56 @@ pub struct Track {
 }
 
 impl Track {
-    /// The identity most of the recent frames agree on, with its best similarity among them.
-    pub fn verdict(&self, config: &TrackerConfig) -> Verdict {
-        let unknown = self.history.iter().filter(|i| i.is_none()).count();
-        let mut best: Option<(usize, &Identity)> = None;
-        for id in self.history.iter().flatten() {
-            let votes = self
-                .history
-                .iter()
-                .flatten()
-                .filter(|o| o.person_id == id.person_id)
-                .count();
-            match best {
-                Some((v, b)) if v > votes || (v == votes && b.similarity >= id.similarity) => {}
-                _ => best = Some((votes, id)),
-            }
+    pub fn bbox(&self) -> [f32; 4] {
+        self.detection.bbox
+    }
+
+    /// Whether to embed this track's face on this frame (never while it is occluded), and why.
+    pub fn needs_look(
+        &self,
+        quality: &Quality,
+        now: Instant,
+        config: &TrackerConfig,
+    ) -> Option<Look> {
+        if self.occluded {
+            return None;
         }
-        match best {
-            Some((votes, id)) if votes >= config.min_votes => Verdict::Known(id.clone()),
-            _ if unknown >= config.min_votes => Verdict::Unknown,
-            _ => Verdict::Undecided,
+        self.identity
+            .needs_look(quality.rank(), now, &config.identity)
+    }
+}
+
+/// One visible track as the live view and the SSE stream show it on this frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// `[x1, y1, x2, y2]` in frame pixels.
+    pub bbox: [f32; 4],
+    pub score: f32,
+    /// The latest view's best similarity in the gallery (0 before any view): what an Unknown
+    /// face reports as its confidence, as `/recognize` does; a known face reports its identity's.
+    pub similarity: f32,
+    /// `Some` once the track is known to be an enrolled person.
+    pub identity: Option<Identity>,
+    /// Judged a stranger (as opposed to not judged yet).
+    pub unknown: bool,
+}
+
+impl Track {
+    /// What the live view shows of this track now (allocates: only while someone watches).
+    pub fn observation(&self) -> Observation {
+        let (identity, unknown) = match self.identity.verdict() {
+            Verdict::Known(id) => (Some(id.clone()), false),
+            Verdict::Unknown => (None, true),
+            Verdict::Undecided => (None, false),
+        };
+        Observation {
+            bbox: self.detection.bbox,
+            score: self.detection.score,
+            similarity: identity
+                .as_ref()
+                .map_or(self.identity.similarity(), |i| i.similarity),
+            identity,
+            unknown,
         }
     }
 }
@@ -115,16 +114,23 @@ impl Track {
 pub struct Tracker {
     config: TrackerConfig,
     tracks: Vec<Track>,
-    /// Scratch: which observations found a track this frame (kept to avoid a per-frame allocation).
-    taken: Vec<bool>,
+    next_id: u64,
+    /// Scratch, kept to avoid per-frame allocations: candidate (IoU, track, detection) pairs, and
+    /// which tracks and detections found their match.
+    pairs: Vec<(f32, usize, usize)>,
+    track_taken: Vec<bool>,
+    det_taken: Vec<bool>,
 }
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Self {
         Tracker {
             config,
-            tracks: Vec::with_capacity(16),
-            taken: Vec::with_capacity(16),
+            tracks: Vec::with_capacity(MAX_FACES * 2),
+            next_id: 1,
+            pairs: Vec::with_capacity(MAX_FACES * MAX_FACES * 2),
+            track_taken: Vec::with_capacity(MAX_FACES * 2),
+            det_taken: Vec::with_capacity(MAX_FACES),
         }
     }
 
@@ -132,55 +138,92 @@ impl Tracker {
         &self.config
     }
 
-    /// Folds one frame's faces into the tracks and drops tracks missed for too long.
-    pub fn update(&mut self, observations: &[Observation]) {
-        self.taken.clear();
-        self.taken.resize(observations.len(), false);
-        for track in &mut self.tracks {
-            let best = observations
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !self.taken[*i])
-                .map(|(i, o)| (i, iou(&track.bbox, &o.bbox)))
-                .filter(|(_, v)| *v >= self.config.min_iou)
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            match best {
-                Some((i, _)) => {
-                    self.taken[i] = true;
-                    let o = &observations[i];
-                    track.bbox = o.bbox;
-                    track.score = o.score;
-                    track.similarity = o.similarity;
-                    track.frames += 1;
-                    track.missed = 0;
-                    if track.history.len() == self.config.window {
-                        track.history.pop_front();
-                    }
-                    track.history.push_back(o.identity.clone());
+    /// Folds one frame's detections into the tracks, drops tracks missed for too long, starts a
+    /// track for each new face, and marks which tracks occlude each other.
+    pub fn update(&mut self, detections: &[Detection]) {
+        self.pairs.clear();
+        for (t, track) in self.tracks.iter().enumerate() {
+            for (d, det) in detections.iter().enumerate() {
+                let v = iou(&track.detection.bbox, &det.bbox);
+                if v >= self.config.min_iou {
+                    self.pairs.push((v, t, d));
                 }
-                None => track.missed += 1,
+            }
+        }
+        self.pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        self.track_taken.clear();
+        self.track_taken.resize(self.tracks.len(), false);
+        self.det_taken.clear();
+        self.det_taken.resize(detections.len(), false);
+        for &(_, t, d) in &self.pairs {
+            if self.track_taken[t] || self.det_taken[d] {
+                continue;
+            }
+            self.track_taken[t] = true;
+            self.det_taken[d] = true;
+            let track = &mut self.tracks[t];
+            if track.missed > 0 {
+                // Back after a gap: maybe the same person, maybe someone in their place.
+                track.identity.contest();
+            }
+            track.detection = detections[d];
+            track.frames += 1;
+            track.missed = 0;
+        }
+        for (t, track) in self.tracks.iter_mut().enumerate() {
+            if !self.track_taken[t] {
+                track.missed += 1;
             }
         }
         let max_missed = self.config.max_missed;
         self.tracks.retain(|t| t.missed <= max_missed);
-        for (i, o) in observations.iter().enumerate() {
-            if self.taken[i] {
+        for (d, det) in detections.iter().enumerate() {
+            if self.det_taken[d] {
                 continue;
             }
-            let mut history = VecDeque::with_capacity(self.config.window);
-            history.push_back(o.identity.clone());
             self.tracks.push(Track {
-                bbox: o.bbox,
-                score: o.score,
-                similarity: o.similarity,
+                id: self.next_id,
+                detection: *det,
                 frames: 1,
                 missed: 0,
-                history,
+                occluded: false,
+                identity: TrackIdentity::new(&self.config.identity),
                 detected_at: None,
                 recognized_at: None,
                 recognized_as: None,
                 stranger_alerted: false,
             });
+            self.next_id += 1;
+        }
+        self.mark_occlusions();
+    }
+
+    fn mark_occlusions(&mut self) {
+        for track in &mut self.tracks {
+            track.occluded = false;
+        }
+        let n = self.tracks.len();
+        for a in 0..n {
+            for b in a + 1..n {
+                let (ta, tb) = (&self.tracks[a], &self.tracks[b]);
+                if ta.missed > 0 || tb.missed > 0 {
+                    continue;
+                }
+                if overlap(&ta.detection.bbox, &tb.detection.bbox) >= self.config.occlusion {
+                    for i in [a, b] {
+                        self.tracks[i].occluded = true;
+                        self.tracks[i].identity.contest();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every track is to be looked at again before anything more is said of it: the gallery
+    /// changed under their verdicts.
+    pub fn contest_all(&mut self) {
+        for track in &mut self.tracks {
+            track.identity.contest();
         }
     }
 
@@ -200,12 +243,19 @@ impl Tracker {
     }
 }
 
-/// Intersection over union of two `[x1, y1, x2, y2]` boxes.
-pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+fn area(r: &[f32; 4]) -> f32 {
+    (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0)
+}
+
+fn intersection(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    w * h
+}
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let inter = intersection(a, b);
     let union = area(a) + area(b) - inter;
     if union <= 0.0 {
         0.0
@@ -214,26 +264,36 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) fn person(name: &str, similarity: f32) -> Option<Identity> {
-        Some(Identity {
-            face_id: format!("face_{name}"),
-            person_id: format!("id_{name}"),
-            name: name.into(),
-            similarity,
-            metadata: Map::new(),
-        })
+/// The share of the smaller box that the other covers: 1 when one face hides inside the other's
+/// box, whatever their sizes.
+fn overlap(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let smaller = area(a).min(area(b));
+    if smaller <= 0.0 {
+        0.0
+    } else {
+        intersection(a, b) / smaller
     }
+}
 
-    fn obs(x: f32, identity: Option<Identity>) -> Observation {
-        Observation {
-            bbox: [x, 100.0, x + 100.0, 200.0],
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::pipeline::identity::tests::view;
+    use crate::pipeline::identity::Verdict;
+
+    pub(crate) fn det(x: f32) -> Detection {
+        let (y, s) = (100.0, 100.0);
+        Detection {
+            bbox: [x, y, x + s, y + s],
             score: 0.9,
-            similarity: identity.as_ref().map_or(0.2, |i| i.similarity),
-            identity,
+            keypoints: [
+                [x + 30.0, y + 40.0],
+                [x + 70.0, y + 40.0],
+                [x + 50.0, y + 60.0],
+                [x + 50.0, y + 80.0],
+                [x + 10.0, y + 45.0],
+                [x + 90.0, y + 45.0],
+            ],
         }
     }
 
@@ -241,25 +301,42 @@ mod tests {
     fn a_face_moving_slowly_stays_one_track_and_a_new_one_starts_another() {
         let mut t = Tracker::new(TrackerConfig::default());
         for step in 0..10 {
-            t.update(&[obs(100.0 + step as f32 * 5.0, None)]);
+            t.update(&[det(100.0 + step as f32 * 5.0)]);
         }
         assert_eq!(t.len(), 1);
-        assert_eq!(t.visible().next().unwrap().frames, 10);
-        t.update(&[obs(150.0, None), obs(400.0, None)]);
+        let first = t.visible().next().unwrap();
+        assert_eq!((first.id, first.frames), (1, 10));
+        t.update(&[det(150.0), det(400.0)]);
         assert_eq!(t.len(), 2);
+        assert_eq!(t.visible().map(|t| t.id).collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]
-    fn a_track_survives_a_few_missed_frames_then_ends() {
-        let mut t = Tracker::new(TrackerConfig::default());
-        t.update(&[obs(100.0, None)]);
+    fn a_track_survives_a_few_missed_frames_comes_back_contested_then_ends() {
+        let config = TrackerConfig::default();
+        let now = Instant::now();
+        let mut t = Tracker::new(config);
+        t.update(&[det(100.0)]);
+        let q = Quality::of_detection(&det(100.0));
+        t.visible().next().unwrap().identity.add(
+            view(Some("Ana"), 0.8, 0.2),
+            q.rank(),
+            now,
+            &config.identity,
+        );
         for _ in 0..5 {
             t.update(&[]);
         }
         assert_eq!(t.len(), 1, "five missed frames are tolerated");
-        t.update(&[obs(102.0, None)]);
+        t.update(&[det(102.0)]);
         let resumed = t.visible().next().unwrap();
         assert_eq!(resumed.frames, 2, "the same track resumes, not a new one");
+        assert!(matches!(resumed.identity.verdict(), Verdict::Known(_)));
+        assert!(
+            !resumed.identity.fresh(now, &config.identity),
+            "not announced unchecked"
+        );
+        assert_eq!(resumed.needs_look(&q, now, &config), Some(Look::Contested));
         for _ in 0..6 {
             t.update(&[]);
         }
@@ -267,40 +344,50 @@ mod tests {
     }
 
     #[test]
-    fn identity_is_a_vote_over_recent_frames() {
+    fn faces_that_cross_are_not_embedded_while_they_overlap_and_are_contested_after() {
         let config = TrackerConfig::default();
+        let now = Instant::now();
         let mut t = Tracker::new(config);
-        t.update(&[obs(100.0, person("Ana", 0.7))]);
-        t.update(&[obs(100.0, None)]);
-        assert_eq!(
-            t.visible().next().unwrap().verdict(&config),
-            Verdict::Undecided
-        );
-        t.update(&[obs(100.0, person("Ana", 0.8))]);
-        t.update(&[obs(100.0, person("Bo", 0.9))]);
-        t.update(&[obs(100.0, person("Ana", 0.75))]);
-        match t.visible().next().unwrap().verdict(&config) {
-            Verdict::Known(id) => {
-                assert_eq!(id.name, "Ana");
-                assert_eq!(id.similarity, 0.8, "the best similarity among the votes");
-            }
-            v => panic!("{v:?}"),
+        t.update(&[det(100.0), det(400.0)]);
+        for track in t.visible() {
+            let q = Quality::of_detection(&track.detection);
+            track
+                .identity
+                .add(view(Some("Ana"), 0.8, 0.2), q.rank(), now, &config.identity);
         }
-        let mut u = Tracker::new(config);
-        for _ in 0..3 {
-            u.update(&[obs(100.0, None)]);
+        t.update(&[det(100.0), det(160.0)]);
+        // The second face jumped too far for IoU: a new track, overlapping the first.
+        for track in t.visible() {
+            let q = Quality::of_detection(&track.detection);
+            assert_eq!(
+                track.needs_look(&q, now, &config),
+                None,
+                "track {}",
+                track.id
+            );
         }
-        assert_eq!(
-            u.visible().next().unwrap().verdict(&config),
-            Verdict::Unknown
-        );
+        t.update(&[det(100.0), det(400.0)]);
+        let first = t.visible().next().unwrap();
+        let q = Quality::of_detection(&first.detection);
+        assert_eq!(first.needs_look(&q, now, &config), Some(Look::Contested));
     }
 
     #[test]
-    fn iou_of_boxes() {
+    fn the_best_overlap_wins_when_two_faces_could_continue_a_track() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        t.update(&[det(100.0)]);
+        // 130 overlaps the track less than 110 does, and comes first.
+        t.update(&[det(130.0), det(110.0)]);
+        let ids: Vec<(u64, f32)> = t.visible().map(|t| (t.id, t.bbox()[0])).collect();
+        assert_eq!(ids, [(1, 110.0), (2, 130.0)]);
+    }
+
+    #[test]
+    fn iou_and_overlap_of_boxes() {
         let a = [0.0, 0.0, 10.0, 10.0];
         assert_eq!(iou(&a, &a), 1.0);
         assert_eq!(iou(&a, &[20.0, 20.0, 30.0, 30.0]), 0.0);
         assert!((iou(&a, &[5.0, 0.0, 15.0, 10.0]) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(overlap(&a, &[2.0, 2.0, 4.0, 4.0]), 1.0);
     }
 }

@@ -87,6 +87,36 @@ impl<K: PartialEq> Gallery<K> {
             .max_by(|a, b| a.similarity.total_cmp(&b.similarity))
     }
 
+    /// The most similar enrolled embedding, with the best similarity of anyone else (`same`
+    /// tells whether two keys are one person; 0 when nobody else is enrolled): how far ahead of
+    /// the next person a match is says how sure it is.
+    pub fn best_with_rival(
+        &self,
+        face: &Embedding,
+        same: impl Fn(&K, &K) -> bool,
+    ) -> Option<(Match<'_, K>, f32)> {
+        let mut best: Option<Match<'_, K>> = None;
+        let mut rival = 0f32;
+        for (id, e) in &self.entries {
+            let similarity = e.cosine(face);
+            match &best {
+                Some(b) if similarity <= b.similarity => {
+                    if !same(id, b.id) {
+                        rival = rival.max(similarity);
+                    }
+                }
+                Some(b) => {
+                    if !same(id, b.id) {
+                        rival = rival.max(b.similarity);
+                    }
+                    best = Some(Match { id, similarity });
+                }
+                None => best = Some(Match { id, similarity }),
+            }
+        }
+        best.map(|b| (b, rival))
+    }
+
     /// Who `face` is: the best match if it reaches the threshold, else `None` (a stranger).
     pub fn identify(&self, face: &Embedding) -> Option<Match<'_, K>> {
         self.best(face).filter(|m| m.similarity >= self.threshold)
@@ -112,6 +142,14 @@ mod tests {
         assert_eq!(
             g.best(&e(&[0.0, 0.0, 1.0])).map(|m| m.similarity),
             Some(0.0)
+        );
+        let (m, rival) = g
+            .best_with_rival(&e(&[1.0, 0.05, 0.0]), |a, b| a == b)
+            .unwrap();
+        assert_eq!(*m.id, "ann");
+        assert!(
+            rival > 0.0 && rival < 0.1,
+            "bob's, not ann's other photo: {rival}"
         );
         assert_eq!(g.remove(&"ann"), 2);
         assert!(g.enrol("cy", e(&[1.0, 0.0])).is_err(), "other embedder");

@@ -72,6 +72,8 @@ function cameraCard(initial, actions) {
       h('dt', {}, 'Source'), h('dd', { class: 'break' }, h('code', {}, c.source)),
       h('dt', {}, 'Analyses'), h('dd', {}, `up to ${c.fps} frames a second`),
       h('dt', {}, 'Frames analysed'), h('dd', {}, `${c.frames_analysed} (dropped ${c.frames_dropped})`),
+      h('dt', {}, 'Faces embedded'), h('dd', {}, c.views_refused
+        ? `${c.faces_embedded} (${c.views_refused} views too poor to use)` : String(c.faces_embedded)),
       h('dt', {}, 'Events recorded'), h('dd', {}, String(c.events_recorded)),
       ...(c.restarts ? [h('dt', {}, 'Restarts'), h('dd', {}, String(c.restarts))] : [])]);
     next.replaceChildren(...(c.next_retry_at ? ['Next try ', time(c.next_retry_at), '.'] : []));
