@@ -220,6 +220,22 @@ impl EventData {
     }
 }
 
+/// What an event says of one face it names: receivers can follow one person from `face_detected`
+/// to `face_recognized`, and see how many views decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrackNote {
+    /// The face's track: the same person followed from frame to frame in this camera run
+    /// (numbered from 1).
+    #[schema(example = 7)]
+    pub track_id: u64,
+    /// Embedded views that decided who the face is and agreed since (0 for a face only detected).
+    #[schema(example = 1)]
+    pub views: u32,
+    /// Frames the face had been seen in when the event was made (1: the frame it appeared).
+    #[schema(example = 1)]
+    pub frames: u32,
+}
+
 /// FaceCV's event `metadata`: where the event came from and under which threshold.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct EventMetadata {
@@ -234,6 +250,14 @@ pub struct EventMetadata {
     pub threshold: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_timestamp: Option<String>,
+    /// The frame's number since the camera started (events of a camera's frames only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = 412)]
+    pub frame_seq: Option<u64>,
+    /// One entry per face of the event, in the event's order (`faces`, `recognized_faces`, or the
+    /// one face of a `stranger_alert` or `attendance_recorded`); absent on other events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackNote>,
     /// Anything else a producer wants receivers to see; flattened so FaceCV's three keys stay on top.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

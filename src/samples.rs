@@ -103,7 +103,7 @@ pub fn sample(event_type: EventType, camera_id: &str) -> NewEvent {
             source: "trigger".into(),
             threshold: Some(0.6),
             frame_timestamp: Some(crate::events::format_timestamp(now)),
-            extra: Map::new(),
+            ..Default::default()
         },
     }
 }

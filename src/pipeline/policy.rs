@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use super::identity::{Identity, Verdict};
 use super::tracker::{Track, Tracker};
 use crate::config::check::ConfigError;
-use crate::events::{AlertLevel, AttendanceAction, DetectedFace, EventData, RecognizedFace};
+use crate::events::{
+    AlertLevel, AttendanceAction, DetectedFace, EventData, RecognizedFace, TrackNote,
+};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -96,25 +98,12 @@ pub struct Sighting {
     pub tracks: Vec<TrackNote>,
 }
 
-/// What an event says of each track it names: receivers can follow one person from
-/// `face_detected` to `face_recognized`, and see how many views decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct TrackNote {
-    /// The track's number in this camera run (from 1).
-    pub track_id: u64,
-    /// Embedded views that decided the identity and agreed since (0 for a face only detected).
-    pub views: u32,
-    /// Frames the track had been seen in when the event was made (1: the frame it appeared).
-    pub frames: u32,
-}
-
-impl TrackNote {
-    fn of(track: &Track) -> TrackNote {
-        TrackNote {
-            track_id: track.id,
-            views: track.identity.views(),
-            frames: track.frames,
-        }
+/// What an event says of `track`.
+fn note(track: &Track) -> TrackNote {
+    TrackNote {
+        track_id: track.id,
+        views: track.identity.views(),
+        frames: track.frames,
     }
 }
 
@@ -162,7 +151,7 @@ impl Policy {
                     bbox: bbox(track),
                     confidence: track.detection.score,
                 });
-                detected_tracks.push(TrackNote::of(track));
+                detected_tracks.push(note(track));
             }
             if !track.identity.fresh(now, &identity) {
                 continue;
@@ -187,11 +176,11 @@ impl Policy {
                             face_id: Some(id.face_id.clone()),
                             metadata: id.metadata.clone(),
                         });
-                        recognized_tracks.push(TrackNote::of(track));
+                        recognized_tracks.push(note(track));
                     }
                     // Attendance is judged on the frames a view confirmed the person.
                     if track.identity.last_view() == Some(now) {
-                        self.attendance(&id, TrackNote::of(track), now, &mut attendance);
+                        self.attendance(&id, note(track), now, &mut attendance);
                     }
                 }
                 Verdict::Unknown
@@ -215,7 +204,7 @@ impl Policy {
                             image_path: None,
                             snapshot_url: None,
                         },
-                        tracks: vec![TrackNote::of(track)],
+                        tracks: vec![note(track)],
                     });
                 }
                 _ => {}

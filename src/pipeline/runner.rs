@@ -516,6 +516,7 @@ impl CameraRun {
             threshold: Some(threshold),
             frame_timestamp,
             extra,
+            ..EventMetadata::default()
         }
     }
 
@@ -538,19 +539,14 @@ impl CameraRun {
     fn record_events(&self, events: Vec<(Sighting, Option<EventId>)>, frame: Option<&Frame>) {
         let n = events.len() as u64;
         let mut base = self.metadata(frame.map(|f| format_timestamp(f.timestamp)));
-        if let Some(f) = frame {
-            base.extra.insert("frame_seq".into(), f.seq.into());
-        }
+        base.frame_seq = frame.map(|f| f.seq);
         let new: Vec<NewEvent> = events
             .into_iter()
             .map(|(sighting, id)| {
-                let mut metadata = base.clone();
-                if !sighting.tracks.is_empty() {
-                    metadata.extra.insert(
-                        "tracks".into(),
-                        serde_json::to_value(&sighting.tracks).unwrap_or_default(),
-                    );
-                }
+                let metadata = EventMetadata {
+                    tracks: sighting.tracks,
+                    ..base.clone()
+                };
                 NewEvent {
                     id,
                     ..NewEvent::new(self.config.camera_id.clone(), sighting.event, metadata)
