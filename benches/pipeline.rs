@@ -18,7 +18,7 @@
 //!
 //! Comparable figures: the binary runs on one CPU (affinity set in the child before exec, so
 //! every thread it creates inherits it) with `vision.runtime.threads = 1`. Nothing is dialled:
-//! no webhook, no MQTT. `-- --seconds N` sets the window (default 12; whole run about 2 minutes).
+//! no webhook, no MQTT. `-- --seconds N` sets the window (default 12; whole run about 75 s).
 
 #[path = "../tests/common/procfs.rs"]
 mod procfs;
