@@ -153,40 +153,46 @@ fn photo_at(w: &Walker, n: u32) -> PathBuf {
 /// The video and its truth, per frame (index 0 is `frame_seq` 1). `faces` gives each photo's
 /// face box in the photo, as fractions of its side.
 fn compose(faces: &BTreeMap<PathBuf, [f64; 4]>) -> (Vec<RgbImage>, Vec<Vec<Truth>>) {
-    let mut frames = Vec::new();
-    let mut truth = Vec::new();
-    for n in 0..FRAMES {
-        let mut here: Vec<(u8, Truth, u32)> = WALKERS
-            .iter()
-            .enumerate()
-            .filter_map(|(who, w)| {
-                let at = place(w, n)?;
-                let photo = photo_at(w, n);
-                let f = faces[&photo];
-                let s = f64::from(w.side);
-                let (x, y) = (at.0 as f64, at.1 as f64);
-                let face = [x + f[0] * s, y + f[1] * s, x + f[2] * s, y + f[3] * s];
-                Some((
-                    w.z,
-                    Truth {
+    let truth = truth_of(faces);
+    let frames = truth
+        .iter()
+        .map(|here| {
+            let placed: Vec<(&Path, u32, (i64, i64))> = here
+                .iter()
+                .map(|t| (t.photo.as_path(), WALKERS[t.who].side, t.at))
+                .collect();
+            scene(SIZE, &placed)
+        })
+        .collect();
+    (frames, truth)
+}
+
+/// Who is where in every frame, in drawing order (back to front).
+fn truth_of(faces: &BTreeMap<PathBuf, [f64; 4]>) -> Vec<Vec<Truth>> {
+    (0..FRAMES)
+        .map(|n| {
+            let mut here: Vec<Truth> = WALKERS
+                .iter()
+                .enumerate()
+                .filter_map(|(who, w)| {
+                    let at = place(w, n)?;
+                    let photo = photo_at(w, n);
+                    let f = faces[&photo];
+                    let s = f64::from(w.side);
+                    let (x, y) = (at.0 as f64, at.1 as f64);
+                    let face = [x + f[0] * s, y + f[1] * s, x + f[2] * s, y + f[3] * s];
+                    Some(Truth {
                         who,
                         photo,
                         at,
                         face,
-                    },
-                    w.side,
-                ))
-            })
-            .collect();
-        here.sort_by_key(|(z, ..)| *z);
-        let placed: Vec<(&Path, u32, (i64, i64))> = here
-            .iter()
-            .map(|(_, t, side)| (t.photo.as_path(), *side, t.at))
-            .collect();
-        frames.push(scene(SIZE, &placed));
-        truth.push(here.into_iter().map(|(_, t, _)| t).collect());
-    }
-    (frames, truth)
+                    })
+                })
+                .collect();
+            here.sort_by_key(|t| WALKERS[t.who].z);
+            here
+        })
+        .collect()
 }
 
 /// Whether `t`'s face is wholly in the frame and nobody drawn over it covers any of it.
@@ -301,6 +307,61 @@ fn bbox(v: &Value) -> [f64; 4] {
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default();
     b.try_into().unwrap_or([0.0; 4])
+}
+
+/// The choreography holds every situation the issue names, so that the camera test cannot pass
+/// on an easier video: each person enters from an edge and leaves by one, Savage passes in front
+/// of Salley and they swap places, two people are gone for 2-4 frames and come back, and the
+/// stranger passes once.
+#[test]
+fn the_scenario_has_every_situation() {
+    let faces: BTreeMap<PathBuf, [f64; 4]> = WALKERS
+        .iter()
+        .flat_map(|w| SHOWN.map(|i| (photos_of(w.person)[i].clone(), [0.2, 0.2, 0.8, 0.8])))
+        .collect();
+    let truth = truth_of(&faces);
+    assert!((150..=250).contains(&truth.len()), "15-25 s at 10 fps");
+    let at = |who: usize, n: usize| truth[n].iter().find(|t| t.who == who);
+    for (who, w) in WALKERS.iter().enumerate() {
+        let seen: Vec<usize> = (0..truth.len()).filter(|&n| at(who, n).is_some()).collect();
+        let on_edge = |n: usize| {
+            let x = at(who, n).unwrap().at.0;
+            x < 0 || x + i64::from(w.side) > i64::from(SIZE.0)
+        };
+        assert!(on_edge(seen[0]), "{} enters from an edge", w.person);
+        assert!(
+            on_edge(*seen.last().unwrap()),
+            "{} leaves by an edge",
+            w.person
+        );
+        let gaps: Vec<usize> = seen
+            .windows(2)
+            .map(|p| p[1] - p[0] - 1)
+            .filter(|&g| g > 0)
+            .collect();
+        let hidden = w.hidden.1 > 0;
+        assert_eq!(gaps.len(), usize::from(hidden), "{}: {gaps:?}", w.person);
+        assert!(
+            gaps.iter().all(|g| (2..=4).contains(g)),
+            "{}: {gaps:?}",
+            w.person
+        );
+    }
+    let (salley, savage) = (0, 1);
+    let x = |who: usize, n: usize| at(who, n).unwrap().at.0;
+    assert!(
+        x(salley, 60) < x(savage, 60) && x(salley, 135) > x(savage, 135),
+        "a swap"
+    );
+    let behind = (0..truth.len())
+        .filter(|&n| at(salley, n).is_some_and(|t| !unoccluded(t, &truth[n])))
+        .filter(|&n| at(savage, n).is_some_and(|t| unoccluded(t, &truth[n])))
+        .count();
+    assert!(
+        (3..=30).contains(&behind),
+        "Salley briefly behind Savage: {behind} frames"
+    );
+    assert!(!WALKERS[4].enrolled && (0..truth.len()).any(|n| at(4, n).is_some()));
 }
 
 /// Every 5th frame as a still: the people wholly in view are found at their truth and named
