@@ -35,6 +35,11 @@ pub fn loopback_only(test: &str) -> bool {
         interfaces()
     );
     let exe = std::env::current_exe().expect("the test binary's path");
+    // An `#[ignore]`d test run on request must run in the child too, or the child would skip it
+    // and report success.
+    let ignored: Vec<String> = std::env::args()
+        .filter(|a| a == "--ignored" || a == "--include-ignored")
+        .collect();
     let status = Command::new("unshare")
         .args([
             "-n",
@@ -45,6 +50,7 @@ pub fn loopback_only(test: &str) -> bool {
         ])
         .arg(&exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args(&ignored)
         .env(CHILD_MARK, "1")
         .status();
     match status {

@@ -95,3 +95,41 @@ pub fn write_mjpeg(path: &Path, frames: &[RgbImage]) {
     }
     std::fs::write(path, out).unwrap();
 }
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes (0 when either is empty).
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: [f64; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union <= 0.0 {
+        0.0
+    } else {
+        inter / union
+    }
+}
+
+/// A frame as PNG bytes, to send it through the API as a still.
+pub fn png(frame: &RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    frame.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Where a walker is at frame `n` on a path of `(frame, x, y)` keys, straight between keys;
+/// `None` before the first key and after the last (not in the scene).
+pub fn on_path(keys: &[(u32, i64, i64)], n: u32) -> Option<(i64, i64)> {
+    let first = keys.first()?;
+    if n < first.0 || n > keys.last()?.0 {
+        return None;
+    }
+    let i = keys.iter().rposition(|k| k.0 <= n)?;
+    let (f0, x0, y0) = keys[i];
+    let Some(&(f1, x1, y1)) = keys.get(i + 1) else {
+        return Some((x0, y0));
+    };
+    let t = i64::from(n - f0);
+    let span = i64::from(f1 - f0).max(1);
+    Some((x0 + (x1 - x0) * t / span, y0 + (y1 - y0) * t / span))
+}
