@@ -435,7 +435,6 @@ fn events_of(rx: &Receiver) -> Vec<Value> {
 /// The camera plays the video once at 10 fps; the receiver's events are held against the truth.
 /// Needs `metadata.frame_seq` and `metadata.tracks` on camera events (issue 13's tracker).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs metadata.frame_seq and metadata.tracks from issue 13's tracker; un-ignore on merge"]
 async fn a_camera_names_everyone_in_the_scenario_and_misnames_nobody() {
     if !common::netns::loopback_only("a_camera_names_everyone_in_the_scenario_and_misnames_nobody")
     {
@@ -534,7 +533,7 @@ fn judge(events: &[Value], truth: &[Vec<Truth>]) -> Vec<String> {
                 "{name} was never named (in an event that could be checked)"
             )),
             Some(frames) => println!(
-                "{name}: first face_recognized {} frames after appearing",
+                "{name}: first face_recognized on frame {} of the face's track (1: the frame it appeared)",
                 frames.map_or("?".into(), |f| f.to_string())
             ),
         }

@@ -13,7 +13,8 @@
 //! * ambiguous views (over the threshold, but close to it or to someone else) decide only when a
 //!   majority of at least three agree, and the track keeps looking, for at most `max_views` views,
 //!   after which it is looked at only every `recheck`;
-//! * a stranger needs `stranger_views` unknown views in a row;
+//! * a stranger needs `stranger_views` unknown views in a row, and is looked at on each of its
+//!   first `max_views` frames, so that its alert, too, comes from a frame that confirms it;
 //! * a decided track that disagrees with itself twice running becomes undecided again, and a clear
 //!   view of someone else renames it at once.
 
@@ -199,6 +200,11 @@ impl TrackIdentity {
             }
             Verdict::Undecided => None,
             _ if self.doubt > 0 => Some(Look::Doubt),
+            // A stranger is alerted on a frame that confirms it (the policy's
+            // `stranger_min_frames`): it is looked at on each of its first frames.
+            Verdict::Unknown if (self.agreeing as usize) < config.max_views => {
+                Some(Look::Undecided)
+            }
             _ if due => Some(Look::Recheck),
             _ if rank >= self.best_rank * config.better_view => Some(Look::BetterView),
             _ => None,
@@ -426,6 +432,12 @@ pub(crate) mod tests {
         t.add(view(None, 0.31, 0.2), 0.5, now, &c);
         assert_eq!(t.verdict(), &Verdict::Unknown);
         assert_eq!((t.views(), t.similarity()), (3, 0.31));
+        // Still looked at on each frame until max_views, so the alert comes from a fresh view.
+        for _ in 3..c.max_views {
+            assert_eq!(t.needs_look(0.5, now, &c), Some(Look::Undecided));
+            t.add(view(None, 0.3, 0.2), 0.5, now, &c);
+        }
+        assert_eq!(t.needs_look(0.5, now, &c), None);
 
         // Views that never agree: after max_views the track rests until the recheck.
         let mut u = TrackIdentity::new(&c);

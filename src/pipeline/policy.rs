@@ -134,8 +134,7 @@ impl Policy {
     }
 
     /// Looks at the tracks visible in the latest frame and appends the events they call for.
-    /// Only a fresh verdict (confirmed by a view since the track last crossed another or was
-    /// lost) is announced: a track that may have changed hands waits for its next view.
+    /// Who a face is, is announced only on a frame whose view confirmed it (`confirmed`).
     pub fn on_frame(&mut self, tracker: &mut Tracker, now: Instant, out: &mut Vec<Sighting>) {
         let identity = tracker.config().identity;
         let mut detected = Vec::new();
@@ -153,19 +152,20 @@ impl Policy {
                 });
                 detected_tracks.push(note(track));
             }
-            if !track.identity.fresh(now, &identity) {
+            // Who a face is, is said only on a frame whose view of it confirmed it, never from
+            // memory: since the last view the tracker may have followed someone else. Tracks
+            // are looked at every few seconds (and strangers on each of their first frames), so
+            // a repeat waits at most one re-check.
+            let confirmed = track.identity.last_view() == Some(now);
+            if !confirmed || !track.identity.fresh(now, &identity) {
                 continue;
             }
             match track.identity.verdict().clone() {
                 Verdict::Known(id) => {
                     let someone_else =
                         track.recognized_as.as_deref() != Some(id.person_id.as_str());
-                    // A repeat is said only of a face looked at since it was last announced
-                    // (the recheck sees to it), never from memory: the person may have changed.
-                    let looked_since = track.identity.last_view() > track.recognized_at;
                     if someone_else
-                        || (looked_since
-                            && due(track.recognized_at, self.config.recognized_interval, now))
+                        || due(track.recognized_at, self.config.recognized_interval, now)
                     {
                         track.recognized_at = Some(now);
                         track.recognized_as = Some(id.person_id.clone());
@@ -178,10 +178,7 @@ impl Policy {
                         });
                         recognized_tracks.push(note(track));
                     }
-                    // Attendance is judged on the frames a view confirmed the person.
-                    if track.identity.last_view() == Some(now) {
-                        self.attendance(&id, note(track), now, &mut attendance);
-                    }
+                    self.attendance(&id, note(track), now, &mut attendance);
                 }
                 Verdict::Unknown
                     if track.frames >= self.config.stranger_min_frames
