@@ -12,7 +12,7 @@
 //! * **pose**: yaw and pitch estimated from the keypoints (the nose's offset from the eyes' line
 //!   and midline, in units of the eye distance), so no extra model runs;
 //! * **sharpness**: the variance of the Laplacian of the aligned crop's luma, inside the face
-//!   (the crop's border is the aligner's grey fill). The crop has the same size for every face,
+//!   (see [`sharpness`]). The crop has the same size for every face,
 //!   so sharpness is comparable between faces, cameras and photos.
 
 use super::detector::{keypoint, Detection};
@@ -96,8 +96,10 @@ impl Quality {
     }
 }
 
-/// The variance of the Laplacian of the crop's luma, over its central part (the face; the corners
-/// of an aligned crop are background or the aligner's grey fill).
+/// The variance of the Laplacian of the crop's luma, over the eyes, nose and mouth of the
+/// template (the middle half across, from above the eyes to below the mouth). Only there: a tight
+/// photo's crop shows the aligner's grey fill past the photo's edges, and that border, sharp in
+/// a blurred photo too, counted as detail when the whole crop was measured.
 pub fn sharpness(crop: &[u8], side: u32) -> f32 {
     let s = side as usize;
     if s < 8 || crop.len() < s * s * 3 {
@@ -107,10 +109,10 @@ pub fn sharpness(crop: &[u8], side: u32) -> f32 {
         let p = &crop[(y * s + x) * 3..][..3];
         (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) as f32 / 256.0
     };
-    let (lo, hi) = (s / 8, s - s / 8);
+    let (x0, x1, y0, y1) = (s / 4, s - s / 4, s * 3 / 8, s - s / 8);
     let (mut n, mut sum, mut sq) = (0f32, 0f32, 0f32);
-    for y in lo.max(1)..hi.min(s - 1) {
-        for x in lo.max(1)..hi.min(s - 1) {
+    for y in y0.max(1)..y1.min(s - 1) {
+        for x in x0.max(1)..x1.min(s - 1) {
             let l = luma(x - 1, y) + luma(x + 1, y) + luma(x, y - 1) + luma(x, y + 1)
                 - 4.0 * luma(x, y);
             n += 1.0;
