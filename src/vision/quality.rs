@@ -15,6 +15,8 @@
 //!   (see [`sharpness`]). The crop has the same size for every face,
 //!   so sharpness is comparable between faces, cameras and photos.
 
+use super::align::Aligner;
+use super::config::{AlignMode, EmbedderKind};
 use super::detector::{keypoint, Detection};
 
 /// What one view of a face is worth.
@@ -93,6 +95,31 @@ impl Quality {
         let size = (self.size_px / FULL_SIZE_PX).clamp(0.0, 1.0);
         let turn = (self.yaw.abs() + self.pitch.abs()).min(1.0);
         self.score * size * (1.0 - turn)
+    }
+}
+
+/// Measures faces found in frames where no engine is at hand (enrolment from a running camera,
+/// whose engine belongs to the camera's thread): aligns each onto the 112 px template, as the
+/// embedder's aligner does, so that its sharpness is the one [`Quality::measure`] gives.
+#[derive(Debug)]
+pub struct QualityMeter {
+    aligner: Aligner,
+}
+
+impl Default for QualityMeter {
+    fn default() -> Self {
+        QualityMeter {
+            aligner: Aligner::new(EmbedderKind::MobileFaceNet, AlignMode::Keypoints),
+        }
+    }
+}
+
+impl QualityMeter {
+    /// The quality of `det`, found in this RGB8 frame.
+    pub fn measure(&mut self, rgb: &[u8], width: u32, height: u32, det: &Detection) -> Quality {
+        self.aligner.align(rgb, width, height, det);
+        let (crop, side) = self.aligner.last_crop();
+        Quality::measure(det, crop, side)
     }
 }
 
