@@ -8,7 +8,9 @@
 //! 2. frames per second on one core, and the share of a frame spent outside model invoke;
 //! 3. the process's RSS with the models loaded and after the frames;
 //! 4. the same models, frames and work through Python's `ai-edge-litert` Interpreter
-//!    (`benches/vision_py.py`, `num_threads=1`, pinned to the same CPU), and Rust fps / Python fps
+//!    (`benches/vision_py.py`, `num_threads=1`, pinned to the same CPU), twice: pre-processing with
+//!    numpy, and with OpenCV as FaceCV itself does (`--preproc opencv`: cv2.resize, cv2.warpAffine;
+//!    `pip install opencv-python-headless==4.10.0.84`); and Rust fps / Python fps against each,
 //!    with and without pre-processing.
 //!
 //! One CPU: the main thread is pinned with `sched_setaffinity` before the runtime is loaded, so
@@ -116,7 +118,7 @@ fn main() -> Result<()> {
     let rust_time = started.elapsed();
 
     let py_started = Instant::now();
-    let python = run_python(cpu, &[&one, &five]);
+    let python = ["numpy", "opencv"].map(|pre| (pre, run_python(cpu, &[&one, &five], pre)));
     let py_time = py_started.elapsed();
 
     // ---- report ----
@@ -267,9 +269,12 @@ fn main() -> Result<()> {
     }
 
     println!();
-    match python {
-        Ok(py) => report_python(&py, &r1, &r5)?,
-        Err(e) => println!("Python comparison skipped: {e:#}"),
+    for (pre, py) in python {
+        match py {
+            Ok(py) => report_python(&py, &r1, &r5)?,
+            Err(e) => println!("Python ({pre}) comparison skipped: {e:#}"),
+        }
+        println!();
     }
     println!();
     println!(
@@ -571,16 +576,27 @@ fn num_cpus() -> usize {
 }
 
 /// Run `benches/vision_py.py` on the same frames, pinned to the same CPU, and parse its JSON.
-fn run_python(cpu: usize, frames: &[&Frame]) -> Result<Value> {
-    let check = Command::new("python3")
-        .args(["-c", "import numpy, ai_edge_litert.interpreter"])
-        .output();
-    match check {
-        Err(e) => bail!("python3 not found ({e}); install Python 3.11 and then: pip install ai-edge-litert==2.3.0 numpy"),
-        Ok(o) if !o.status.success() => bail!(
-            "python3 cannot import ai_edge_litert / numpy ({}); install them with: pip install ai-edge-litert==2.3.0 numpy",
-            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").trim()
+/// `preproc` is `numpy` or `opencv` (FaceCV's own cv2.resize and cv2.warpAffine).
+fn run_python(cpu: usize, frames: &[&Frame], preproc: &str) -> Result<Value> {
+    let (import, install) = match preproc {
+        "opencv" => (
+            "import numpy, cv2, ai_edge_litert.interpreter",
+            "pip install ai-edge-litert==2.3.0 numpy opencv-python-headless==4.10.0.84",
         ),
+        _ => (
+            "import numpy, ai_edge_litert.interpreter",
+            "pip install ai-edge-litert==2.3.0 numpy",
+        ),
+    };
+    let check = Command::new("python3").args(["-c", import]).output();
+    match check {
+        Err(e) => bail!("python3 not found ({e}); install Python 3.11 and then: {install}"),
+        Ok(o) if !o.status.success() => {
+            bail!(
+            "python3 cannot import what the {preproc} variant needs ({}); install with: {install}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").trim()
+        )
+        }
         Ok(_) => {}
     }
     let dir = tempfile::tempdir()?;
@@ -594,7 +610,8 @@ fn run_python(cpu: usize, frames: &[&Frame]) -> Result<Value> {
             &WARMUP.to_string(),
         ])
         .args(["--gallery", &GALLERY.to_string(), "--threads", "1"])
-        .args(["--cpu", &cpu.to_string()]);
+        .args(["--cpu", &cpu.to_string()])
+        .args(["--preproc", preproc]);
     for (i, f) in frames.iter().enumerate() {
         let path = dir.path().join(format!("frame{i}.rgb"));
         std::fs::write(&path, &f.rgb)?;
@@ -621,8 +638,12 @@ fn report_python(py: &Value, r1: &Run, r5: &Run) -> Result<()> {
     };
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
     let stage = |v: &Value, k: &str| v["stages_ms"][k].as_f64().unwrap_or(f64::NAN);
+    let preproc = match py["opencv"].as_str() {
+        Some(v) => format!("OpenCV {v} pre-processing"),
+        None => "numpy pre-processing".to_string(),
+    };
     println!(
-        "Python {} + numpy {} + ai-edge-litert {}: Interpreter(num_threads={}), pinned to CPU {}, same frames and models",
+        "Python {} + numpy {} + ai-edge-litert {}, {preproc}: Interpreter(num_threads={}), pinned to CPU {}, same frames and models",
         py["python"].as_str().unwrap_or("?"),
         py["numpy"].as_str().unwrap_or("?"),
         py["litert"].as_str().unwrap_or("?"),
@@ -631,7 +652,12 @@ fn report_python(py: &Value, r1: &Run, r5: &Run) -> Result<()> {
     );
     println!(
         "{:<32} {:>17}  {:>17}",
-        "Python, per frame (mean)", "1 face", "5 faces"
+        format!(
+            "Python ({}), per frame (mean)",
+            py["preproc"].as_str().unwrap_or("?")
+        ),
+        "1 face",
+        "5 faces"
     );
     let found = |v: &Value, rust: &Run| {
         let n = f(v, "faces") as usize;
@@ -645,7 +671,7 @@ fn report_python(py: &Value, r1: &Run, r5: &Run) -> Result<()> {
     };
     row("faces found (embedded)", &found(p1, r1), &found(p5, r5));
     for (label, key) in [
-        ("convert (numpy letterbox)", "convert"),
+        ("convert (letterbox)", "convert"),
         ("detect (invoke+decode+NMS)", "detect"),
     ] {
         row_f(label, stage(p1, key), stage(p5, key), "ms");
@@ -656,12 +682,7 @@ fn report_python(py: &Value, r1: &Run, r5: &Run) -> Result<()> {
         f(p5, "detect_invoke_ms"),
         "ms",
     );
-    row_f(
-        "align (numpy warp)",
-        stage(p1, "align"),
-        stage(p5, "align"),
-        "ms",
-    );
+    row_f("align (warp)", stage(p1, "align"), stage(p5, "align"), "ms");
     row_f(
         "embed (all faces)",
         stage(p1, "embed"),

@@ -3,7 +3,7 @@
 `ai-edge-litert`'s Interpreter, so the Rust figures have a baseline.
 
     python3 benches/vision_py.py --frame FILE:WIDTH:HEIGHT [--frame ...] --iters N --warmup W
-        [--gallery G] [--threads 1] [--cpu C]
+        [--gallery G] [--threads 1] [--cpu C] [--preproc numpy|opencv]
 
 Each FILE is a packed RGB8 frame. Per frame, as the Rust engine does it: letterbox into 192x192
 with the same area-averaged bilinear taps and scale to [-1, 1] (numpy), one detector invoke,
@@ -11,6 +11,10 @@ BlazeFace decode + weighted NMS, then for each face a keypoint-aligned 112x112 c
 similarity, bilinear), (x - 127.5) / 128, one embedder invoke, L2 normalisation, and a cosine top-1
 against a gallery of G unit vectors. Prints one JSON object on stdout (times in ms, means per
 frame); `ai_edge_litert` missing is exit code 3 with the install command on stderr.
+
+`--preproc opencv` does the letterbox with cv2.resize and the alignment with cv2.warpAffine, as
+FaceCV itself does (pip install opencv-python-headless==4.10.0.84): the fair peer; numpy is the
+default.
 """
 
 import argparse
@@ -210,7 +214,40 @@ def align(img, keypoints, size=112):
     return out
 
 
-def frame_bench(img, det, emb, gallery, iters, warmup):
+def letterbox_cv2(img):
+    """The detector's letterbox as FaceCV makes it: cv2.resize (INTER_AREA, which averages when
+    shrinking, like the Rust taps) into the middle of a canvas whose border is 0, as the Rust one."""
+    h, w = img.shape[:2]
+    scale = INPUT / max(w, h)
+    pad_x = (INPUT - w * scale) / 2
+    pad_y = (INPUT - h * scale) / 2
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    out = np.zeros((1, INPUT, INPUT, 3), dtype=np.float32)
+    x0, y0 = int(round(pad_x)), int(round(pad_y))
+    out[0, y0 : y0 + nh, x0 : x0 + nw] = small.astype(np.float32) / 127.5 - 1
+    return out, (scale, pad_x, pad_y)
+
+
+def align_cv2(img, keypoints, size=112):
+    """The 112x112 alignment as FaceCV makes it: the same similarity, cv2.warpAffine (bilinear),
+    grey outside the frame."""
+    src = keypoints[:4].astype(np.float32)
+    dst = TEMPLATE * (size / 112)
+    ms, md = src.mean(0), dst.mean(0)
+    xs, xd = src - ms, dst - md
+    norm = (xs**2).sum()
+    a = (xs * xd).sum() / norm
+    b = (xs[:, 0] * xd[:, 1] - xs[:, 1] * xd[:, 0]).sum() / norm
+    tx = md[0] - (a * ms[0] - b * ms[1])
+    ty = md[1] - (b * ms[0] + a * ms[1])
+    m = np.array([[a, -b, tx], [b, a, ty]], dtype=np.float32)
+    return cv2.warpAffine(
+        img, m, (size, size), flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128)
+    )
+
+
+def frame_bench(img, det, emb, gallery, iters, warmup, letterbox=letterbox, align=align):
     h, w = img.shape[:2]
     stages = dict(convert=0.0, detect=0.0, align=0.0, embed=0.0, match=0.0)
     frames, invokes = [], []
@@ -279,7 +316,24 @@ def main():
     p.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
     p.add_argument("--detector", default="blazeface_full_int8.tflite")
     p.add_argument("--embedder", default="mobilefacenet_expo_f32.tflite")
+    p.add_argument(
+        "--preproc",
+        choices=["numpy", "opencv"],
+        default="numpy",
+        help="letterbox and alignment with numpy, or with OpenCV (cv2.resize, cv2.warpAffine) as FaceCV does",
+    )
     a = p.parse_args()
+    steps = {}
+    if a.preproc == "opencv":
+        global cv2
+        try:
+            import cv2
+        except ImportError as e:
+            sys.exit(
+                f"vision_py: {e}; install with: pip install opencv-python-headless==4.10.0.84"
+            )
+        cv2.setNumThreads(1)
+        steps = dict(letterbox=letterbox_cv2, align=align_cv2)
     if a.cpu is not None:
         os.sched_setaffinity(0, {a.cpu})
     rss_start = status_kb("VmRSS")
@@ -293,7 +347,7 @@ def main():
     for spec in a.frame:
         path, w, h = spec.rsplit(":", 2)
         img = np.fromfile(path, dtype=np.uint8).reshape(int(h), int(w), 3)
-        r = frame_bench(img, det, emb, gallery, a.iters, a.warmup)
+        r = frame_bench(img, det, emb, gallery, a.iters, a.warmup, **steps)
         r["frame"] = os.path.basename(path)
         results.append(r)
     import ai_edge_litert
@@ -304,6 +358,8 @@ def main():
             dict(
                 python=sys.version.split()[0],
                 numpy=numpy.__version__,
+                preproc=a.preproc,
+                opencv=cv2.__version__ if a.preproc == "opencv" else None,
                 litert=getattr(ai_edge_litert, "__version__", "?"),
                 num_threads=a.threads,
                 affinity=sorted(os.sched_getaffinity(0)),

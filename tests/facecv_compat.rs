@@ -177,6 +177,25 @@ async fn registration(api: &Api) {
     assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["detail"], "No faces detected in the image");
     assert_eq!(v["error"]["code"], "bad_request");
+    // A blurred face: FaceCV's 400, whose message says what failed and by how much.
+    let blurred = {
+        let face = image::load_from_memory(&salley[4]).unwrap().to_rgb8();
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::imageops::blur(&face, 4.0)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    let (code, v) = post_form(
+        api,
+        &format!("{NEW}/register"),
+        &[("name", "John Salley")],
+        &[("file", blurred)],
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the face is blurred (sharpness "), "{v}");
     // A missing field is FastAPI's 422 with `loc`, `msg` and `type`.
     let (code, v) = post_form(
         api,

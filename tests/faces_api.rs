@@ -179,7 +179,15 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
         image::imageops::overlay(&mut canvas, &face, 180, 130);
         png(&canvas)
     };
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    // The same photo that enrols in the test above, blurred past `vision.quality.min_sharpness`
+    // (sigma 3% of the face's width; tests/quality.rs measures where the limit sits).
+    let blurred = {
+        let face = image::load_from_memory(&john("John_Salley", 1))
+            .unwrap()
+            .to_rgb8();
+        png(&image::imageops::blur(&face, 4.0))
+    };
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "bytes that are not an image",
             b"no picture, just text".to_vec(),
@@ -188,6 +196,7 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
         ("a picture with no face", grey, "no_face"),
         ("two faces where one is needed", png(&two), "multiple_faces"),
         ("a face too small to enrol", tiny, "face_too_small"),
+        ("a blurred face", blurred, "face_blurred"),
     ];
     for (what, bytes, code) in cases {
         let (status, v) = common::post_form(
@@ -199,6 +208,14 @@ async fn the_wrong_pictures_get_a_clear_422_and_nothing_is_enrolled() {
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}: {v}");
         assert_eq!(v["error"]["code"], code, "{what}: {v}");
+        if code == "face_blurred" {
+            // What failed and by how much, and the limit.
+            let message = v["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("blurred (sharpness") && message.contains("at least 30"),
+                "{v}"
+            );
+        }
     }
     // One bad photo among good ones fails the registration as a whole.
     let (status, v) = common::post_form(

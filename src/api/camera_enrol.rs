@@ -100,9 +100,12 @@ pub(super) async fn enrol_from_camera(
     check_range("shots", body.shots.into(), 1.0, 10.0, "")?;
     check_range("timeout_s", body.timeout_s.into(), 1.0, 60.0, " s")?;
     let tap = super::live::running_tap(state, id)?;
+    // The gate a photo passes (vision.quality), from the API's engine's config.
+    let gate = super::engine::with_engine(state, |e| Ok(e.config().enrol_gate())).await?;
     let collector = Arc::new(Mutex::new(ShotCollector::new(
         body.shots as usize,
         DEFAULT_MIN_CONFIDENCE,
+        gate,
     )));
     let feed = collector.clone();
     let watching = tap

@@ -9,9 +9,10 @@
 
 use serde::Serialize;
 
-use super::rank::{judge, others, quality, sharpest, Pick, Verdict};
+use super::rank::{judge, others, Pick, Verdict};
 use super::video::VideoReport;
 use crate::camera::Frame;
+use crate::vision::quality::{QualityGate, QualityMeter};
 use crate::vision::Face;
 
 /// Candidates kept per shot asked for: enough to choose sharp frontal views from a few seconds of
@@ -23,7 +24,8 @@ pub enum ShotsError {
     #[error(
         "{usable} of the {seen} frames analysed showed one clear face wide enough to enrol and \
          {needed} are needed ({no_face} without a face, {multiple_faces} with several faces, \
-         {too_small} with a face too small: come closer, alone, facing the camera)"
+         {too_small} with a face too small, {poor_quality} turned away or blurred: come closer, \
+         alone, facing the camera, and hold still)"
     )]
     NoGoodShots {
         needed: usize,
@@ -32,6 +34,7 @@ pub enum ShotsError {
         no_face: usize,
         multiple_faces: usize,
         too_small: usize,
+        poor_quality: usize,
     },
     #[error("{others} of the {single} good shots show someone else than the clearest one; enrol one person at a time")]
     MultiplePeople { others: usize, single: usize },
@@ -65,6 +68,8 @@ pub struct Shot {
 pub struct ShotCollector {
     shots: usize,
     min_confidence: f32,
+    gate: QualityGate,
+    meter: QualityMeter,
     report: VideoReport,
     candidates: Vec<Pick>,
     /// The best `shots` candidates so far with their frames, in no order.
@@ -72,11 +77,14 @@ pub struct ShotCollector {
 }
 
 impl ShotCollector {
-    /// A collection of `shots` shots whose faces the detector is at least `min_confidence` sure of.
-    pub fn new(shots: usize, min_confidence: f32) -> Self {
+    /// A collection of `shots` shots whose faces the detector is at least `min_confidence` sure of
+    /// and that pass `gate` (`VisionConfig::enrol_gate`; its size is each frame's `min_px`).
+    pub fn new(shots: usize, min_confidence: f32, gate: QualityGate) -> Self {
         ShotCollector {
             shots,
             min_confidence,
+            gate,
+            meter: QualityMeter::default(),
             report: VideoReport::new(0),
             candidates: Vec::with_capacity(shots * CANDIDATES_PER_SHOT),
             best: Vec::with_capacity(shots),
@@ -97,10 +105,22 @@ impl ShotCollector {
         let index = self.report.frames;
         self.report.frames += 1;
         self.report.sampled += 1;
-        let (pick, face) = match judge(index, frame, faces, self.min_confidence, min_px) {
+        let gate = QualityGate {
+            min_face_px: min_px,
+            ..self.gate
+        };
+        let (pick, face) = match judge(
+            index,
+            frame,
+            faces,
+            self.min_confidence,
+            &gate,
+            &mut self.meter,
+        ) {
             Verdict::NoFace => return self.report.no_face += 1,
             Verdict::MultipleFaces => return self.report.multiple_faces += 1,
             Verdict::TooSmall => return self.report.too_small += 1,
+            Verdict::Poor(_) => return self.report.poor_quality += 1,
             Verdict::Candidate { pick, face } => (pick, face),
         };
         self.keep_frame(&pick, frame, faces[face].keypoints);
@@ -110,7 +130,7 @@ impl ShotCollector {
     /// Keeps the frame if its candidate is among the best `shots` so far; the frame it displaces
     /// lends its buffer.
     fn keep_frame(&mut self, pick: &Pick, frame: &Frame, keypoints: [[f32; 2]; 6]) {
-        let quality = pick.provisional_quality();
+        let quality = pick.quality;
         if self.best.len() < self.shots {
             self.best.push(Shot {
                 pick: pick.clone(),
@@ -122,13 +142,9 @@ impl ShotCollector {
         let worst = self
             .best
             .iter_mut()
-            .min_by(|a, b| {
-                a.pick
-                    .provisional_quality()
-                    .total_cmp(&b.pick.provisional_quality())
-            })
+            .min_by(|a, b| a.pick.quality.total_cmp(&b.pick.quality))
             .expect("shots is at least 1");
-        if quality > worst.pick.provisional_quality() {
+        if quality > worst.pick.quality {
             worst.pick = pick.clone();
             worst.frame.clone_from(frame);
             worst.keypoints = keypoints;
@@ -149,6 +165,7 @@ impl ShotCollector {
                 no_face: r.no_face,
                 multiple_faces: r.multiple_faces,
                 too_small: r.too_small,
+                poor_quality: r.poor_quality,
             });
         }
         let others = others(&self.candidates, same_person);
@@ -158,13 +175,8 @@ impl ShotCollector {
                 single: self.candidates.len(),
             });
         }
-        // The shots kept are the best by the provisional order, which is the final one; their
-        // quality is told relative to the sharpest candidate seen, as a video's is.
-        let sharpest = sharpest(&self.candidates);
+        // The shots kept are the best by quality, best first, as `rank` orders a video's.
         let mut shots = std::mem::take(&mut self.best);
-        for shot in &mut shots {
-            shot.pick.quality = quality(&shot.pick, sharpest);
-        }
         shots.sort_by(|a, b| b.pick.quality.total_cmp(&a.pick.quality));
         self.report.picked = shots.iter().map(|s| s.pick.clone()).collect();
         Ok((self.report, shots))
@@ -177,31 +189,50 @@ mod tests {
     use crate::vision::Embedding;
 
     /// A frame whose face area holds stripes `period` pixels wide: narrower stripes are sharper.
+    /// Faint ones, so that every frame's sharpness stays below `rank::FULL_SHARPNESS`.
     fn frame(period: usize) -> Frame {
         let mut f = Frame::new();
         let rgb = f.resize(64, 64);
         for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
             px.fill(if ((i % 64) / period).is_multiple_of(2) {
-                20
+                120
             } else {
-                230
+                130
             });
         }
         f
     }
 
+    /// The enrolment gate with sharpness left to the ranking (the stripes are no face).
+    fn gate() -> QualityGate {
+        QualityGate {
+            min_face_px: 0,
+            max_turn: 0.35,
+            min_sharpness: 0.0,
+        }
+    }
+
+    /// A frontal face: eyes level, the nose midway between them and the mouth.
     fn face(score: f32, width: f32, embedding: Option<[f32; 2]>) -> Face {
+        let (x, w) = (2.0, width);
         Face {
-            bbox: [2.0, 2.0, 2.0 + width, 2.0 + width],
+            bbox: [x, x, x + w, x + w],
             score,
-            keypoints: [[0.0; 2]; 6],
+            keypoints: [
+                [x + 0.3 * w, x + 0.4 * w],
+                [x + 0.7 * w, x + 0.4 * w],
+                [x + 0.5 * w, x + 0.55 * w],
+                [x + 0.5 * w, x + 0.7 * w],
+                [x + 0.1 * w, x + 0.45 * w],
+                [x + 0.9 * w, x + 0.45 * w],
+            ],
             embedding: embedding.and_then(|e| Embedding::from_raw(&e)),
         }
     }
 
     #[test]
     fn the_sharpest_shots_are_chosen_and_the_collection_is_bounded() {
-        let mut c = ShotCollector::new(2, 0.7);
+        let mut c = ShotCollector::new(2, 0.7, gate());
         let one = |s| [face(s, 50.0, Some([1.0, 0.0]))];
         c.frame(&frame(16), &one(0.9), 40); // blurred
         c.frame(&frame(1), &one(0.9), 40); // sharpest
@@ -236,14 +267,14 @@ mod tests {
 
     #[test]
     fn too_few_good_frames_or_two_people_are_refused() {
-        let mut c = ShotCollector::new(3, 0.7);
+        let mut c = ShotCollector::new(3, 0.7, gate());
         c.frame(&frame(1), &[face(0.9, 50.0, Some([1.0, 0.0]))], 40);
         c.frame(&frame(1), &[], 40);
         let e = c.finish(0.5).unwrap_err();
         assert_eq!(e.code(), "no_good_shots");
         assert!(e.to_string().starts_with("1 of the 2 frames"), "{e}");
 
-        let mut c = ShotCollector::new(2, 0.7);
+        let mut c = ShotCollector::new(2, 0.7, gate());
         c.frame(&frame(1), &[face(0.95, 50.0, Some([1.0, 0.0]))], 40);
         c.frame(&frame(2), &[face(0.9, 50.0, Some([0.0, 1.0]))], 40);
         let e = c.finish(0.5).unwrap_err();

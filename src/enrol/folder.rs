@@ -9,6 +9,7 @@ use serde_json::Map;
 use super::shot::{self, Shot};
 use crate::confine::{ConfineError, Root};
 use crate::store::{Store, StoreError};
+use crate::vision::quality::Rejection;
 use crate::vision::{FaceEngine, VisionError};
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +201,9 @@ pub fn photo_code(e: &VisionError) -> Option<&'static str> {
         VisionError::NoFace => "no_face",
         VisionError::MultipleFaces { .. } => "multiple_faces",
         VisionError::FaceTooSmall { .. } => "face_too_small",
+        VisionError::PoorFace(Rejection::Turned { .. }) => "face_turned",
+        VisionError::PoorFace(Rejection::Blurred { .. }) => "face_blurred",
+        VisionError::PoorFace(Rejection::TooSmall { .. }) => "face_too_small",
         VisionError::ImageDecode(_) => "not_an_image",
         VisionError::ImageFormat(_) => "unsupported_image_format",
         VisionError::ImageTooLarge { .. } => "image_too_large",

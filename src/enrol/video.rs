@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::rank::{judge, others, rank, Pick, Verdict};
 use super::shot::{self, Shot};
 use crate::camera::{CameraError, FileSource, Frame, Source};
+use crate::vision::quality::{QualityMeter, Rejection};
 use crate::vision::{Face, FaceEngine, VisionError, MAX_FACES};
 
 /// Frames analysed at most, spread evenly over the video: enough to find good views of a face in
@@ -41,6 +42,9 @@ pub enum VideoError {
     MultiplePeople { others: usize, single: usize },
     #[error("the faces in the video are narrower than {min_px} pixels; come closer to the camera")]
     FaceTooSmall { min_px: u32 },
+    /// Every one-face frame failed the enrolment gate; the last one's reason.
+    #[error("no frame shows a face good enough to enrol ({0}); face the camera and hold still")]
+    PoorFace(Rejection),
     #[error(transparent)]
     Vision(#[from] VisionError),
 }
@@ -55,6 +59,9 @@ impl VideoError {
             VideoError::MultipleFaces { .. } => "multiple_faces",
             VideoError::MultiplePeople { .. } => "multiple_people",
             VideoError::FaceTooSmall { .. } => "face_too_small",
+            VideoError::PoorFace(Rejection::Turned { .. }) => "face_turned",
+            VideoError::PoorFace(Rejection::Blurred { .. }) => "face_blurred",
+            VideoError::PoorFace(Rejection::TooSmall { .. }) => "face_too_small",
             VideoError::Vision(_) => "vision_unavailable",
         }
     }
@@ -98,6 +105,8 @@ pub struct VideoReport {
     pub no_face: usize,
     pub multiple_faces: usize,
     pub too_small: usize,
+    /// Frames with one clear face turned away or blurred past `vision.quality`.
+    pub poor_quality: usize,
     pub usable: usize,
     pub picked: Vec<Pick>,
 }
@@ -111,6 +120,7 @@ impl VideoReport {
             no_face: 0,
             multiple_faces: 0,
             too_small: 0,
+            poor_quality: 0,
             usable: 0,
             picked: Vec::new(),
         }
@@ -133,16 +143,23 @@ pub fn pick_faces(
     let mut report = VideoReport::new(frames);
     let mut candidates = Vec::new();
     let mut faces = heapless::Vec::<Face, MAX_FACES>::new();
+    let gate = engine.config().enrol_gate();
+    let mut meter = QualityMeter::default();
+    let mut poor = None;
     for_each_frame(path, |i, frame| {
         if i % stride != 0 {
             return Ok(());
         }
         report.sampled += 1;
         engine.analyze(&frame.rgb, frame.width, frame.height, &mut faces)?;
-        match judge(i, frame, &faces, opts.min_confidence, min_px) {
+        match judge(i, frame, &faces, opts.min_confidence, &gate, &mut meter) {
             Verdict::NoFace => report.no_face += 1,
             Verdict::MultipleFaces => report.multiple_faces += 1,
             Verdict::TooSmall => report.too_small += 1,
+            Verdict::Poor(why) => {
+                report.poor_quality += 1;
+                poor = Some(why);
+            }
             Verdict::Candidate { mut pick, face } => {
                 // The face's aligned crop is the thumbnail kept with it.
                 let (crop, side) =
@@ -154,7 +171,7 @@ pub fn pick_faces(
         Ok(())
     })?;
     report.usable = candidates.len();
-    check(&report, &candidates, opts, min_px)?;
+    check(&report, &candidates, opts, min_px, poor)?;
     rank(&mut candidates);
     candidates.truncate(opts.count);
     let shots = photos(path, &candidates)?;
@@ -193,6 +210,7 @@ fn check(
     candidates: &[Pick],
     opts: VideoOptions,
     min_px: u32,
+    poor: Option<Rejection>,
 ) -> Result<(), VideoError> {
     if report.multiple_faces > candidates.len() {
         return Err(VideoError::MultipleFaces {
@@ -202,13 +220,17 @@ fn check(
         });
     }
     if candidates.is_empty() {
-        return Err(if report.too_small > 0 {
-            VideoError::FaceTooSmall { min_px }
-        } else {
-            VideoError::NoFace {
-                sampled: report.sampled,
-            }
-        });
+        return Err(
+            if let Some(why) = poor.filter(|_| report.poor_quality >= report.too_small) {
+                VideoError::PoorFace(why)
+            } else if report.too_small > 0 {
+                VideoError::FaceTooSmall { min_px }
+            } else {
+                VideoError::NoFace {
+                    sampled: report.sampled,
+                }
+            },
+        );
     }
     let others = others(candidates, opts.same_person);
     if others > 0 {

@@ -12,6 +12,7 @@ use super::decode::ImageLimits;
 use super::detector::{Detection, Detector, MAX_FACES};
 use super::embedder::{Embedder, Embedding};
 use super::pad::{pad_image, Padded};
+use super::quality::{Quality, Rejection};
 use super::runtime::Runtime;
 use super::{decode_image, Gallery, VisionConfig, VisionError};
 
@@ -271,7 +272,8 @@ impl FaceEngine {
     }
 
     /// The embedding of the one face in an RGB8 photo. Refuses a photo with no face, with
-    /// several, or with a face narrower than `vision.enrol.min_face_px`. A tight crop (a face
+    /// several, with a face narrower than `vision.enrol.min_face_px`, or with one turned or
+    /// blurred past `vision.quality` (the enrolment gate). A tight crop (a face
     /// filling the photo) is found as in [`FaceEngine::detect_still`]; the face is then aligned
     /// from the photo itself, whose surroundings the aligner fills with the same grey as the
     /// padding.
@@ -305,7 +307,15 @@ impl FaceEngine {
                 min_px: self.config.enrol.min_face_px,
             });
         }
-        self.embed_detection(rgb, width, height, det)
+        let gate = self.config.enrol_gate();
+        let (crop, side) = self.align(rgb, width, height, det);
+        match gate.check(&Quality::measure(det, crop, side)) {
+            Ok(()) => self.embed_aligned(),
+            Err(Rejection::TooSmall { min_px, .. }) => {
+                Err(VisionError::FaceTooSmall { size_px, min_px })
+            }
+            Err(why) => Err(VisionError::PoorFace(why)),
+        }
     }
 }
 

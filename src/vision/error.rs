@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use super::config::Accelerator;
+use super::quality::Rejection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VisionError {
@@ -147,6 +148,11 @@ pub enum VisionError {
     /// The face is too small to give a reliable embedding.
     #[error("face is {size_px} px wide, smaller than vision.enrol.min_face_px = {min_px}; use a closer or larger photo")]
     FaceTooSmall { size_px: u32, min_px: u32 },
+
+    /// The face is turned away or blurred past `vision.quality` (the size is [`Self::FaceTooSmall`]):
+    /// its embedding would sit between people and misname for as long as it is enrolled.
+    #[error("{0}; enrolment needs a sharp, frontal photo (vision.quality)")]
+    PoorFace(Rejection),
 
     /// Embeddings of different sizes (different embedders) cannot be compared.
     #[error("embedding has {got} dimensions but the gallery holds {expected}-dimensional ones (was the embedder changed? re-enrol)")]

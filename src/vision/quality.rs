@@ -12,9 +12,11 @@
 //! * **pose**: yaw and pitch estimated from the keypoints (the nose's offset from the eyes' line
 //!   and midline, in units of the eye distance), so no extra model runs;
 //! * **sharpness**: the variance of the Laplacian of the aligned crop's luma, inside the face
-//!   (the crop's border is the aligner's grey fill). The crop has the same size for every face,
+//!   (see [`sharpness`]). The crop has the same size for every face,
 //!   so sharpness is comparable between faces, cameras and photos.
 
+use super::align::Aligner;
+use super::config::{AlignMode, EmbedderKind};
 use super::detector::{keypoint, Detection};
 
 /// What one view of a face is worth.
@@ -96,8 +98,35 @@ impl Quality {
     }
 }
 
-/// The variance of the Laplacian of the crop's luma, over its central part (the face; the corners
-/// of an aligned crop are background or the aligner's grey fill).
+/// Measures faces found in frames where no engine is at hand (enrolment from a running camera,
+/// whose engine belongs to the camera's thread): aligns each onto the 112 px template, as the
+/// embedder's aligner does, so that its sharpness is the one [`Quality::measure`] gives.
+#[derive(Debug)]
+pub struct QualityMeter {
+    aligner: Aligner,
+}
+
+impl Default for QualityMeter {
+    fn default() -> Self {
+        QualityMeter {
+            aligner: Aligner::new(EmbedderKind::MobileFaceNet, AlignMode::Keypoints),
+        }
+    }
+}
+
+impl QualityMeter {
+    /// The quality of `det`, found in this RGB8 frame.
+    pub fn measure(&mut self, rgb: &[u8], width: u32, height: u32, det: &Detection) -> Quality {
+        self.aligner.align(rgb, width, height, det);
+        let (crop, side) = self.aligner.last_crop();
+        Quality::measure(det, crop, side)
+    }
+}
+
+/// The variance of the Laplacian of the crop's luma, over the eyes, nose and mouth of the
+/// template (the middle half across, from above the eyes to below the mouth). Only there: a tight
+/// photo's crop shows the aligner's grey fill past the photo's edges, and that border, sharp in
+/// a blurred photo too, counted as detail when the whole crop was measured.
 pub fn sharpness(crop: &[u8], side: u32) -> f32 {
     let s = side as usize;
     if s < 8 || crop.len() < s * s * 3 {
@@ -107,11 +136,14 @@ pub fn sharpness(crop: &[u8], side: u32) -> f32 {
         let p = &crop[(y * s + x) * 3..][..3];
         (77 * p[0] as i32 + 150 * p[1] as i32 + 29 * p[2] as i32) as f32 / 256.0
     };
-    let (lo, hi) = (s / 8, s - s / 8);
+    // Measured on a 112 px grid whatever the embedder's input (FaceRes aligns to 224 px), so
+    // that one `min_sharpness` serves every embedder.
+    let k = (s / 112).max(1);
+    let (x0, x1, y0, y1) = (s / 4, s - s / 4, s * 3 / 8, s - s / 8);
     let (mut n, mut sum, mut sq) = (0f32, 0f32, 0f32);
-    for y in lo.max(1)..hi.min(s - 1) {
-        for x in lo.max(1)..hi.min(s - 1) {
-            let l = luma(x - 1, y) + luma(x + 1, y) + luma(x, y - 1) + luma(x, y + 1)
+    for y in (y0.max(k)..y1.min(s - k)).step_by(k) {
+        for x in (x0.max(k)..x1.min(s - k)).step_by(k) {
+            let l = luma(x - k, y) + luma(x + k, y) + luma(x, y - k) + luma(x, y + k)
                 - 4.0 * luma(x, y);
             n += 1.0;
             sum += l;

@@ -247,9 +247,10 @@ async fn facecv_register(state: Arc<State>, req: Request<Incoming>, _p: Params) 
     ))
 }
 
-/// FaceCV's 400s for a registration photo without exactly one face; other problems of the
-/// photo are the appliance's own answers (415 for a format it cannot read, 422 for a face too
-/// small), which say what to change.
+/// FaceCV's 400s for a registration photo without exactly one face, or with one too turned or
+/// blurred to enrol (FaceCV's clients show a 400's message to the person enrolling); other
+/// problems of the photo are the appliance's own answers (415 for a format it cannot read, 422
+/// for a face too small), which say what to change.
 fn one_face(field: &str, e: VisionError) -> ApiError {
     match e {
         VisionError::NoFace => ApiError::BadRequest("No faces detected in the image".into()),
@@ -257,6 +258,9 @@ fn one_face(field: &str, e: VisionError) -> ApiError {
             "Multiple faces detected ({count} faces). Please provide an image with only one clear \
              face for registration."
         )),
+        VisionError::PoorFace(why) => {
+            ApiError::BadRequest(format!("{why}. Please provide a sharp, frontal photo."))
+        }
         e => image_error(field, e),
     }
 }
