@@ -61,6 +61,9 @@ pub struct CameraCounters {
     /// Frames the camera delivered, and those replaced by a newer one before analysis took them.
     pub frames_captured: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Frames converted to RGB for analysis, and those that could not be.
+    pub frames_decoded: AtomicU64,
+    pub decode_failures: AtomicU64,
     pub reconnects: AtomicU64,
     pub frames_analysed: AtomicU64,
     pub events_recorded: AtomicU64,
@@ -107,6 +110,9 @@ impl CameraCounters {
         self.frames_captured
             .store(stats.captured, Ordering::Relaxed);
         self.frames_dropped.store(stats.dropped, Ordering::Relaxed);
+        self.frames_decoded.store(stats.decoded, Ordering::Relaxed);
+        self.decode_failures
+            .store(stats.decode_failures, Ordering::Relaxed);
         self.reconnects.store(stats.reconnects, Ordering::Relaxed);
         *self.flaps.lock().unwrap_or_else(|p| p.into_inner()) = Flaps::from(&stats);
         let error = match stats.state {
@@ -272,6 +278,11 @@ impl CameraRun {
                 continue;
             }
             next_due = (next_due + period).max(now);
+            match capture.decode(&mut frame) {
+                Ok(()) => {}
+                Err(CameraError::Decode(_)) => continue,
+                Err(e) => return (StopReason::Error, Some(e.to_string())),
+            }
             if let Err(e) = self
                 .engine
                 .analyze(&frame.rgb, frame.width, frame.height, &mut faces)
