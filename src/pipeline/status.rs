@@ -37,7 +37,8 @@ pub struct CameraStatus {
     pub frames_captured: u64,
     /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
     pub frames_dropped: u64,
-    /// Frames converted to RGB for analysis: only those analysed are decoded, not every capture.
+    /// Frames converted to RGB for analysis: only those analysed are decoded, not every capture
+    /// (0 for y4m files, image folders and the synthetic pattern, which are RGB as they are read).
     pub frames_decoded: u64,
     /// Frames that could not be decoded (a corrupt JPEG); they are skipped, and a steady run of
     /// them makes the camera reconnect.
