@@ -16,6 +16,9 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 # The MQTT tests start their own Mosquitto brokers (Debian puts it in /usr/sbin).
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
+# tests/camera_stream.rs encodes an H.264 clip and serves it as a network camera with ffmpeg, the
+# program the appliance reads network cameras through.
+command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 if [ -f src/camera/v4l2.rs ]; then
   [ -e /usr/lib/llvm-14/lib/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang*.so >/dev/null 2>&1 || need_apt+=(libclang-dev clang)
 fi

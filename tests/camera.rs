@@ -92,8 +92,8 @@ fn read_all(spec: &SourceSpec, limit: usize) -> (Vec<Frame>, Option<CameraError>
     let mut frames = Vec::new();
     while frames.len() < limit {
         let mut frame = Frame::new();
-        match source.next_frame(&mut frame) {
-            Ok(()) => frames.push(frame),
+        match source.next_frame(&mut frame).and_then(|()| frame.decode()) {
+            Ok(_) => frames.push(frame),
             Err(e) => return (frames, Some(e)),
         }
     }
@@ -394,6 +394,7 @@ fn stopping_a_capture_kills_the_whole_camera_command() {
     let capture = Capture::start(spec, "csi");
     let mut frame = Frame::new();
     assert_eq!(capture.next(&mut frame, WAIT).unwrap(), CaptureEvent::Frame);
+    capture.decode(&mut frame).unwrap();
     assert_eq!((frame.width, frame.height), (32, 32));
     let helper: u32 = std::fs::read_to_string(&pid_file)
         .unwrap()

@@ -13,6 +13,10 @@
 //! has run long enough to count as healthy again.
 //! Files end ([`SourceState::Ended`]) unless looped; a source that cannot work (a wrong setting, a
 //! missing program, a corrupt file) fails for good ([`SourceState::Failed`]) rather than spinning.
+//!
+//! Frames leave the slot as the source gave them (see [`Frame::set_encoded`]); the consumer
+//! converts only those it analyses, through [`Capture::decode`], which also keeps the books on
+//! decodes and on frames that cannot be decoded, as the capture thread did when it decoded them.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,7 +29,8 @@ use crate::shutdown::Shutdown;
 
 /// State changes kept for a consumer that is not reading; beyond this the oldest are forgotten.
 const MAX_EVENTS: usize = 32;
-/// Undecodable frames in a row a live source may send before it is reopened.
+/// Undecodable frames in a row a live source may send before it is reopened (counted by the
+/// capture thread for what a source refuses, and by [`Capture::decode`] for what analysis took).
 const MAX_BAD_FRAMES: u32 = 30;
 
 /// How long to wait before reopening a lost source, and when a source counts as healthy again.
@@ -107,6 +112,10 @@ pub struct CaptureStats {
     pub captured: u64,
     /// Frames replaced by a newer one before the consumer took them.
     pub dropped: u64,
+    /// Frames converted to RGB by [`Capture::decode`]: the analysed ones, not all captured.
+    pub decoded: u64,
+    /// Frames [`Capture::decode`] could not decode (skipped, or the end of a file camera).
+    pub decode_failures: u64,
     /// Times the source was reopened after a loss (each attempt counts).
     pub reconnects: u64,
     pub state: SourceState,
@@ -134,6 +143,10 @@ struct Shared {
     /// or its owner stops. Wakes the back-off sleep; each opening of the source gets a child of
     /// it, so a cancel also wakes the source out of a blocking read.
     stop: Shutdown,
+    /// A live source is reopened after a run of bad frames; a file fails at its first.
+    live: bool,
+    /// The camera id, for the log.
+    name: String,
 }
 
 struct Slot {
@@ -143,6 +156,13 @@ struct Slot {
     state: SourceState,
     captured: u64,
     dropped: u64,
+    decoded: u64,
+    decode_failures: u64,
+    /// Frames in a row [`Capture::decode`] could not decode.
+    bad_in_row: u32,
+    /// Set by [`Capture::decode`] when the source must be reopened (live) or given up (a file):
+    /// the capture thread acts on it after its next frame.
+    verdict: Option<String>,
     reconnects: u64,
     description: Option<String>,
     /// Since the source last ran healthily: times it came back, and times it was lost after
@@ -172,6 +192,10 @@ impl Capture {
                 state: SourceState::Starting,
                 captured: 0,
                 dropped: 0,
+                decoded: 0,
+                decode_failures: 0,
+                bad_in_row: 0,
+                verdict: None,
                 reconnects: 0,
                 description: None,
                 restarts: 0,
@@ -181,6 +205,8 @@ impl Capture {
             }),
             ready: Condvar::new(),
             stop: owner.child_token(),
+            live: spec.is_live(),
+            name: name.to_string(),
         });
         let runner = Runner {
             shared: shared.clone(),
@@ -236,11 +262,50 @@ impl Capture {
         }
     }
 
+    /// Converts a frame [`Capture::next`] returned into RGB, and counts it. Call it only for a
+    /// frame that will be analysed: that is the point. A frame that cannot be decoded is
+    /// [`CameraError::Decode`] (skip it); after [`MAX_BAD_FRAMES`] of them in a row a live source
+    /// is reopened (it shows as lost), and for a file the first one is [`CameraError::Failed`]
+    /// and capture ends, as when the capture thread decoded.
+    pub fn decode(&self, frame: &mut Frame) -> Result<(), CameraError> {
+        let result = frame.decode();
+        let mut slot = lock(&self.shared.slot);
+        match result {
+            Ok(converted) => {
+                slot.decoded += u64::from(converted);
+                slot.bad_in_row = 0;
+                Ok(())
+            }
+            Err(e) => {
+                slot.decode_failures += 1;
+                slot.bad_in_row += 1;
+                if !self.shared.live {
+                    let why = format!("frame {}: {e}", frame.seq);
+                    slot.verdict = Some(why.clone());
+                    slot.state = SourceState::Failed(why.clone());
+                    slot.fresh = false;
+                    return Err(CameraError::Failed(why));
+                }
+                if slot.bad_in_row == 1 {
+                    tracing::warn!(camera = %self.shared.name, "skipping undecodable frame {}: {e}", frame.seq);
+                }
+                if slot.bad_in_row >= MAX_BAD_FRAMES {
+                    slot.bad_in_row = 0;
+                    slot.verdict =
+                        Some(format!("{MAX_BAD_FRAMES} undecodable frames in a row: {e}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
     pub fn stats(&self) -> CaptureStats {
         let slot = lock(&self.shared.slot);
         CaptureStats {
             captured: slot.captured,
             dropped: slot.dropped,
+            decoded: slot.decoded,
+            decode_failures: slot.decode_failures,
             reconnects: slot.reconnects,
             state: slot.state.clone(),
             restarts: slot.restarts,
@@ -374,7 +439,13 @@ impl Runner {
                         *delay = self.backoff.min;
                         self.steady();
                     }
-                    self.publish(work);
+                    if let Some(why) = self.publish(work) {
+                        return if live {
+                            Outcome::Lost(why)
+                        } else {
+                            Outcome::Failed(why)
+                        };
+                    }
                 }
                 Err(CameraError::Stopped) => return Outcome::Stopped,
                 Err(CameraError::Ended) => return Outcome::Ended,
@@ -394,9 +465,13 @@ impl Runner {
         }
     }
 
-    /// Puts `work` in the slot and takes the slot's old buffer back to fill next.
-    fn publish(&self, work: &mut Frame) {
+    /// Puts `work` in the slot and takes the slot's old buffer back to fill next. Returns the
+    /// consumer's verdict on the source (see [`Capture::decode`]) if it gave one.
+    fn publish(&self, work: &mut Frame) -> Option<String> {
         let mut slot = lock(&self.shared.slot);
+        if let Some(why) = slot.verdict.take() {
+            return Some(why);
+        }
         slot.captured += 1;
         work.seq = slot.captured;
         if slot.fresh {
@@ -412,6 +487,7 @@ impl Runner {
         slot.state = SourceState::Running;
         drop(slot);
         self.shared.ready.notify_all();
+        None
     }
 
     fn lost(&self, why: String, retry_in: Duration) {
@@ -457,7 +533,12 @@ impl Runner {
     }
 
     fn finish(&self, state: SourceState) {
-        lock(&self.shared.slot).state = state;
+        let mut slot = lock(&self.shared.slot);
+        // A file the consumer could not decode has failed, even if it then ran to its end.
+        if !matches!(slot.state, SourceState::Failed(_)) {
+            slot.state = state;
+        }
+        drop(slot);
         self.shared.ready.notify_all();
     }
 }

@@ -32,9 +32,9 @@ pub struct FileSource {
 
 enum Reader {
     Y4m(Y4m),
+    /// Its JPEGs are handed on undecoded: an unpaced file gives far more frames than are analysed.
     Mjpeg {
         file: BufReader<File>,
-        jpeg: Vec<u8>,
     },
     Images {
         paths: Vec<PathBuf>,
@@ -55,7 +55,6 @@ impl FileSource {
                 Kind::Y4m => Reader::Y4m(Y4m::open(path)?),
                 Kind::Mjpeg => Reader::Mjpeg {
                     file: open_file(path)?,
-                    jpeg: Vec::new(),
                 },
                 Kind::Image => Reader::images(vec![path.to_path_buf()]),
             }
@@ -143,26 +142,20 @@ impl Reader {
     fn read(&mut self, path: &Path, frame: &mut Frame) -> Result<bool, CameraError> {
         match self {
             Reader::Y4m(y) => y.read(path, frame),
-            Reader::Mjpeg { file, jpeg } => match read_jpeg(file, jpeg) {
-                Ok(false) => Ok(false),
-                Ok(true) => {
-                    decode_jpeg(jpeg, frame)
-                        .map(|()| true)
-                        .map_err(|e| CameraError::Format {
-                            path: path.to_path_buf(),
-                            message: e.to_string(),
-                        })
+            Reader::Mjpeg { file } => {
+                match read_jpeg(file, frame.set_encoded(super::PixelFormat::Mjpeg, 0, 0, 0)) {
+                    Ok(found) => Ok(found),
+                    // A recording cut short (power loss, a killed recorder) ends at its last whole frame.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        tracing::warn!(path = %path.display(), "MJPEG file ends mid-frame");
+                        Ok(false)
+                    }
+                    Err(e) => Err(CameraError::Format {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    }),
                 }
-                // A recording cut short (power loss, a killed recorder) ends at its last whole frame.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    tracing::warn!(path = %path.display(), "MJPEG file ends mid-frame");
-                    Ok(false)
-                }
-                Err(e) => Err(CameraError::Format {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                }),
-            },
+            }
             Reader::Images {
                 paths,
                 next,

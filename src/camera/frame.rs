@@ -18,16 +18,26 @@ use zune_jpeg::JpegDecoder;
 
 use super::CameraError;
 
-/// One picture, always RGB24 (3 bytes a pixel, rows packed, no padding).
+/// One picture: RGB24 (3 bytes a pixel, rows packed, no padding) once decoded.
 ///
-/// Frames are reused: a source overwrites one in place, the capture slot swaps them, so `rgb` keeps
-/// its capacity across frames. `seq` counts frames from the capture that produced them and only
-/// grows; gaps mean frames were dropped because the consumer was busy.
+/// Frames are reused: a source overwrites one in place, the capture slot swaps them, so `rgb` and
+/// `encoded` keep their capacity across frames. `seq` counts frames from the capture that produced
+/// them and only grows; gaps mean frames were dropped because the consumer was busy.
+///
+/// A source may leave its bytes as it got them (a JPEG, raw YUYV) with [`Frame::set_encoded`]:
+/// the latest-frame slot and the runner's pacing throw most frames of a fast camera away, and
+/// converting those was most of the capture's CPU. [`Frame::decode`] converts, once, when a
+/// consumer takes the frame. Until then `rgb` is empty and `width`/`height` are 0 (a JPEG's size
+/// is only known by decoding it), so a consumer that forgets to decode meets an empty picture, not
+/// the pixels of an older frame.
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub width: u32,
     pub height: u32,
     pub rgb: Vec<u8>,
+    /// The source's bytes while `pending` says how to read them.
+    encoded: Vec<u8>,
+    pending: Option<Encoded>,
     pub seq: u64,
     /// Monotonic time of capture, for latency and pacing maths.
     pub captured_at: Instant,
@@ -48,6 +58,8 @@ impl Frame {
             width: 0,
             height: 0,
             rgb: Vec::new(),
+            encoded: Vec::new(),
+            pending: None,
             seq: 0,
             captured_at: Instant::now(),
             timestamp: OffsetDateTime::UNIX_EPOCH,
@@ -55,7 +67,9 @@ impl Frame {
     }
 
     /// Sets the size and returns the pixel buffer sized for it. Allocates only when the frame grows.
+    /// The frame is decoded from then on: whatever was written there is its picture.
     pub fn resize(&mut self, width: u32, height: u32) -> &mut [u8] {
+        self.pending = None;
         self.width = width;
         self.height = height;
         self.rgb.resize(rgb_len(width, height), 0);
@@ -69,11 +83,112 @@ impl Frame {
         self.timestamp = OffsetDateTime::now_utc();
     }
 
+    /// Empties the frame's buffer for a source to fill with one frame of `format` (for MJPEG the size
+    /// is the JPEG's own and `width`/`height` are ignored); `stride` is the bytes per row of a raw
+    /// format (drivers may pad rows), 0 for packed rows. The RGB pixels are gone until
+    /// [`Frame::decode`]. Allocates only when the source's frames grow.
+    pub fn set_encoded(
+        &mut self,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+        stride: usize,
+    ) -> &mut Vec<u8> {
+        self.rgb.clear();
+        self.width = 0;
+        self.height = 0;
+        self.pending = Some(Encoded {
+            format,
+            width,
+            height,
+            stride,
+        });
+        self.encoded.clear();
+        &mut self.encoded
+    }
+
+    /// Whether `rgb` holds the frame's picture (the source gave RGB, or it was decoded).
+    pub fn is_decoded(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// Converts the source's bytes into `rgb`; true if it did, false if the frame had nothing to
+    /// convert (decoded already, or the source gave RGB). Allocation-free once the buffers are
+    /// warm. A frame that cannot be decoded stays empty (0x0): the error is the only answer.
+    pub fn decode(&mut self) -> Result<bool, CameraError> {
+        let Some(p) = self.pending.take() else {
+            return Ok(false);
+        };
+        let data = std::mem::take(&mut self.encoded);
+        let done = convert_strided(p.format, &data, (p.width, p.height, p.stride), self);
+        self.encoded = data;
+        if done.is_err() {
+            self.rgb.clear();
+            self.width = 0;
+            self.height = 0;
+        }
+        done.map(|()| true)
+    }
+
     /// The RGB triple at (x, y), for tests and debugging.
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
         let i = (y as usize * self.width as usize + x as usize) * 3;
         [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
     }
+}
+
+/// How to read a frame's `encoded` bytes.
+#[derive(Clone, Copy, Debug)]
+struct Encoded {
+    format: PixelFormat,
+    width: u32,
+    height: u32,
+    stride: usize,
+}
+
+/// Converts one raw frame whose rows are `stride` bytes apart (0: packed), as drivers hand them.
+fn convert_strided(
+    format: PixelFormat,
+    data: &[u8],
+    (width, height, stride): (u32, u32, usize),
+    frame: &mut Frame,
+) -> Result<(), CameraError> {
+    let (w, h) = (width as usize, height as usize);
+    let packed = match format {
+        PixelFormat::Yuyv => w.div_ceil(2) * 4,
+        PixelFormat::Rgb24 => w * 3,
+        _ => w,
+    };
+    if format != PixelFormat::Mjpeg && (w == 0 || h == 0) {
+        return Err(CameraError::Decode(format!(
+            "the source reports a {w}x{h} frame"
+        )));
+    }
+    if stride == 0 || stride == packed || matches!(format, PixelFormat::I420 | PixelFormat::Mjpeg) {
+        return format.convert(data, width, height, frame);
+    }
+    let need = match format {
+        PixelFormat::Yuyv => stride * (h - 1) + w.div_ceil(2) * 4,
+        PixelFormat::Nv12 => stride * h + stride * (h.div_ceil(2) - 1) + w.div_ceil(2) * 2,
+        _ => stride * (h - 1) + w * 3,
+    };
+    if data.len() < need {
+        return Err(CameraError::Decode(format!(
+            "short {format} buffer: {} of {need} bytes",
+            data.len()
+        )));
+    }
+    let dst = frame.resize(width, height);
+    match format {
+        PixelFormat::Yuyv => yuyv_to_rgb(data, w, h, stride, dst),
+        PixelFormat::Nv12 => nv12_to_rgb(data, w, h, stride, dst),
+        _ => {
+            for (row, out) in dst.chunks_exact_mut(w * 3).enumerate() {
+                out.copy_from_slice(&data[row * stride..row * stride + w * 3]);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Bytes in an RGB24 frame of this size.

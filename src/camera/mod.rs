@@ -1,7 +1,8 @@
 //! Cameras: where frames come from (v4l2, a command's pipe, files, synthetic), and the latest-frame
 //! slot that keeps capture from ever blocking inference.
 //!
-//! A [`Source`] produces RGB24 [`Frame`]s into a buffer the caller reuses; [`open`] builds one from a
+//! A [`Source`] produces [`Frame`]s into a buffer the caller reuses, RGB24 or still as the source
+//! gave them (JPEG, YUV) until [`Frame::decode`]; [`open`] builds one from a
 //! [`SourceSpec`] (the config's `[camera.source]` table, or one of FaceCV's `source` strings through
 //! [`parse_source`]). [`Capture`] runs a source on its own thread, keeps only the newest frame, and
 //! reopens live sources (cameras, pipes) that go away, with capped exponential back-off.
@@ -329,7 +330,8 @@ pub fn parse_source(s: &str, fps: f32) -> Result<SourceSpec, CameraError> {
     Ok(spec)
 }
 
-/// A source of RGB24 frames. `next_frame` blocks until a frame is there; it returns
+/// A source of frames, left as the source gave them ([`Frame::set_encoded`]) or RGB24: whoever reads
+/// the pixels calls [`Frame::decode`] first. `next_frame` blocks until a frame is there; it returns
 /// [`CameraError::Ended`] when a file has no more, [`CameraError::Lost`] when a device or pipe went
 /// away, and [`CameraError::Stopped`] once the [`Shutdown`] it was opened with is cancelled.
 ///

@@ -79,6 +79,15 @@ impl fmt::Display for StreamUrl {
 /// The `ffmpeg` command that turns a network stream into raw RGB24 frames of a fixed size, so the
 /// pipe source never has to learn the stream's resolution. TCP for RTSP: UDP loses packets over
 /// Wi-Fi and smears whole frames. The URL is one argument, right after `-i`, and nowhere else.
+///
+/// The stream keeps its aspect ratio: it is scaled to fit inside `width`x`height` and centred on
+/// black bars (`force_original_aspect_ratio=decrease,pad`). Squeezing a 16:9 camera into 4:3
+/// made faces a quarter narrower than the detector and the embedder were trained on. Fitting
+/// gives a face the same pixels as learning the stream's size first (`ffprobe`) and scaling to
+/// the largest frame of its shape inside the box would, since the detector letterboxes its input
+/// anyway; it needs no second process and no wait before the first frame, and the frame size
+/// stays the one configured even when the camera changes its resolution mid-stream. Boxes are in
+/// the padded frame's pixels, which is what the live view and the snapshots show.
 pub fn ffmpeg_command(url: &StreamUrl, width: u32, height: u32, fps: f32) -> Vec<String> {
     let mut cmd: Vec<String> = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
         .map(String::from)
@@ -88,7 +97,13 @@ pub fn ffmpeg_command(url: &StreamUrl, width: u32, height: u32, fps: f32) -> Vec
         cmd.extend(["-rtsp_transport", "tcp"].map(String::from));
     }
     cmd.extend(["-i".into(), url.as_str().into(), "-an".into()]);
-    cmd.extend(["-vf".into(), format!("scale={width}:{height}")]);
+    cmd.extend([
+        "-vf".into(),
+        format!(
+            "scale={width}:{height}:force_original_aspect_ratio=decrease,\
+             pad={width}:{height}:(ow-iw)/2:(oh-ih)/2"
+        ),
+    ]);
     if fps > 0.0 {
         cmd.extend(["-r".into(), format!("{fps}")]);
     }
@@ -124,6 +139,12 @@ mod tests {
         assert_eq!(cmd.iter().filter(|a| a.contains("cam.local")).count(), 1);
         let wl = cmd.iter().position(|a| a == "-protocol_whitelist").unwrap();
         assert!(wl < at && !cmd[wl + 1].contains("file"), "{cmd:?}");
+        let vf = cmd.iter().position(|a| a == "-vf").unwrap();
+        assert_eq!(
+            cmd[vf + 1],
+            "scale=640:480:force_original_aspect_ratio=decrease,pad=640:480:(ow-iw)/2:(oh-ih)/2",
+            "the stream keeps its shape"
+        );
         let http = ffmpeg_command(
             &StreamUrl::parse("https://cam/v.mjpg").unwrap(),
             64,

@@ -32,7 +32,8 @@ pub struct PipeSource {
     width: u32,
     height: u32,
     format: PixelFormat,
-    raw: Vec<u8>,
+    /// Bytes in one raw frame (0 for MJPEG, whose frames vary).
+    frame_len: usize,
     seq: u64,
     /// Kills the command's process group when cancelled, which ends a blocked read.
     stop: Shutdown,
@@ -87,7 +88,7 @@ impl PipeSource {
             width,
             height,
             format,
-            raw: vec![0; frame_len],
+            frame_len,
             seq: 0,
             stop,
             reaped: false,
@@ -188,25 +189,26 @@ impl Source for PipeSource {
                 self.program
             )));
         }
+        // Read straight into the frame and converted only if analysis takes it.
+        let raw = frame.set_encoded(self.format, self.width, self.height, 0);
         if self.format == PixelFormat::Mjpeg {
-            match read_jpeg(&mut self.stdout, &mut self.raw) {
+            match read_jpeg(&mut self.stdout, raw) {
                 Ok(true) => {}
                 Ok(false) => return Err(self.exited("exited")),
                 Err(e) => return Err(self.exited(&format!("broke off mid-frame: {e}"))),
             }
         } else {
-            match read_full(&mut self.stdout, &mut self.raw) {
-                Ok(n) if n == self.raw.len() => {}
+            raw.resize(self.frame_len, 0);
+            match read_full(&mut self.stdout, raw) {
+                Ok(n) if n == self.frame_len => {}
                 Ok(0) => return Err(self.exited("exited")),
                 Ok(n) => {
-                    let what = format!("exited mid-frame ({n} of {} bytes)", self.raw.len());
+                    let what = format!("exited mid-frame ({n} of {} bytes)", self.frame_len);
                     return Err(self.exited(&what));
                 }
                 Err(e) => return Err(self.exited(&format!("output failed: {e}"))),
             }
         }
-        self.format
-            .convert(&self.raw, self.width, self.height, frame)?;
         self.seq += 1;
         frame.stamp(self.seq);
         Ok(())

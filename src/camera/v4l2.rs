@@ -17,7 +17,6 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture as _;
 use v4l::{Device, Format, FourCC, Fraction};
 
-use super::frame::{nv12_to_rgb, yuyv_to_rgb};
 use super::{CameraError, Frame, PixelFormat, Source, SourceSpec};
 use crate::shutdown::Shutdown;
 
@@ -236,46 +235,6 @@ fn negotiate_fps(dev: &Device, fps: f32) -> io::Result<f32> {
     })
 }
 
-/// Converts one driver buffer, honouring the row stride the driver chose.
-fn convert(
-    format: PixelFormat,
-    data: &[u8],
-    (width, height, stride): (u32, u32, usize),
-    frame: &mut Frame,
-) -> Result<(), CameraError> {
-    let (w, h) = (width as usize, height as usize);
-    if w == 0 || h == 0 {
-        return Err(CameraError::Decode(format!(
-            "driver reports a {w}x{h} frame"
-        )));
-    }
-    let need = match format {
-        PixelFormat::Yuyv => stride * (h - 1) + w.div_ceil(2) * 4,
-        PixelFormat::Nv12 => stride * h + stride * (h.div_ceil(2) - 1) + w.div_ceil(2) * 2,
-        PixelFormat::Rgb24 => stride * (h - 1) + w * 3,
-        PixelFormat::I420 | PixelFormat::Mjpeg => {
-            return format.convert(data, width, height, frame)
-        }
-    };
-    if data.len() < need {
-        return Err(CameraError::Decode(format!(
-            "short {format} buffer: {} of {need} bytes",
-            data.len()
-        )));
-    }
-    let dst = frame.resize(width, height);
-    match format {
-        PixelFormat::Yuyv => yuyv_to_rgb(data, w, h, stride, dst),
-        PixelFormat::Nv12 => nv12_to_rgb(data, w, h, stride, dst),
-        _ => {
-            for (row, out) in dst.chunks_exact_mut(w * 3).enumerate() {
-                out.copy_from_slice(&data[row * stride..row * stride + w * 3]);
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Source for V4l2Source {
     fn next_frame(&mut self, frame: &mut Frame) -> Result<(), CameraError> {
         let geometry = (self.width, self.height, self.stride);
@@ -296,7 +255,11 @@ impl Source for V4l2Source {
                         continue;
                     }
                     let used = (meta.bytesused as usize).min(buf.len());
-                    convert(self.format, &buf[..used], geometry, frame)?;
+                    // Copied as the driver gave it; converted only if analysis takes it.
+                    let (width, height, stride) = geometry;
+                    frame
+                        .set_encoded(self.format, width, height, stride)
+                        .extend_from_slice(&buf[..used]);
                     self.last_frame = Instant::now();
                     self.seq += 1;
                     frame.stamp(self.seq);

@@ -261,8 +261,8 @@ fn for_each_frame(
     let mut frame = Frame::new();
     let mut n = 0;
     loop {
-        match source.next_frame(&mut frame) {
-            Ok(()) => {}
+        match source.next_frame(&mut frame).and_then(|()| frame.decode()) {
+            Ok(_) => {}
             Err(CameraError::Ended) => break,
             Err(e) => return Err(decode(e)),
         }

@@ -68,6 +68,9 @@ pub struct CameraCounters {
     /// Frames the camera delivered, and those replaced by a newer one before analysis took them.
     pub frames_captured: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Frames converted to RGB for analysis, and those that could not be.
+    pub frames_decoded: AtomicU64,
+    pub decode_failures: AtomicU64,
     pub reconnects: AtomicU64,
     pub frames_analysed: AtomicU64,
     /// Faces embedded (tracks that needed a look, and every face while an enrolment reads the
@@ -118,6 +121,9 @@ impl CameraCounters {
         self.frames_captured
             .store(stats.captured, Ordering::Relaxed);
         self.frames_dropped.store(stats.dropped, Ordering::Relaxed);
+        self.frames_decoded.store(stats.decoded, Ordering::Relaxed);
+        self.decode_failures
+            .store(stats.decode_failures, Ordering::Relaxed);
         self.reconnects.store(stats.reconnects, Ordering::Relaxed);
         *self.flaps.lock().unwrap_or_else(|p| p.into_inner()) = Flaps::from(&stats);
         let error = match stats.state {
@@ -285,6 +291,11 @@ impl CameraRun {
                 continue;
             }
             next_due = (next_due + period).max(now);
+            match capture.decode(&mut frame) {
+                Ok(()) => {}
+                Err(CameraError::Decode(_)) => continue,
+                Err(e) => return (StopReason::Error, Some(e.to_string())),
+            }
             let generation = self.gallery.generation();
             if generation != gallery_seen {
                 gallery_seen = generation;

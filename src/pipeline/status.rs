@@ -37,6 +37,12 @@ pub struct CameraStatus {
     pub frames_captured: u64,
     /// Frames the camera delivered faster than they could be analysed (the newest is always taken).
     pub frames_dropped: u64,
+    /// Frames converted to RGB for analysis: only those analysed are decoded, not every capture
+    /// (0 for y4m files, image folders and the synthetic pattern, which are RGB as they are read).
+    pub frames_decoded: u64,
+    /// Frames that could not be decoded (a corrupt JPEG); they are skipped, and a steady run of
+    /// them makes the camera reconnect.
+    pub decode_failures: u64,
     pub reconnects: u64,
     pub frames_analysed: u64,
     /// Faces embedded: a face is embedded when its track needs a look (new, undecided, crossed
@@ -158,6 +164,8 @@ pub(super) fn status_of(entry: &Entry) -> CameraStatus {
         reason: entry.refused.clone().filter(|_| !running),
         frames_captured: load(&counters.frames_captured),
         frames_dropped: load(&counters.frames_dropped),
+        frames_decoded: load(&counters.frames_decoded),
+        decode_failures: load(&counters.decode_failures),
         reconnects: load(&counters.reconnects),
         frames_analysed: load(&counters.frames_analysed),
         faces_embedded: load(&counters.faces_embedded),
