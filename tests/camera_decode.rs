@@ -1,5 +1,6 @@
 //! Frames are decoded only when analysis takes them: a camera much faster than its analysis
-//! rate costs its captures, not a JPEG decode each. Told through the real binary's camera
+//! rate costs its captures, not a JPEG decode each, and an unpaced file is read only as fast as
+//! analysis takes its frames. Told through the real binary's camera
 //! status, and through the capture itself for frames that cannot be decoded.
 
 mod common;
@@ -73,10 +74,20 @@ async fn a_fast_mjpeg_camera_decodes_only_the_frames_it_analyses() {
             decoded.abs_diff(analysed) <= 1,
             "{id}: {decoded} decodes for {analysed} analysed frames: {v}"
         );
-        assert!(
-            captured >= 2 * analysed,
-            "{id}: {captured} captured for {analysed} analysed: {v}"
-        );
+        if id == "thirty" {
+            // A camera at 30 fps analysed at 10: two captures in three are replaced unseen.
+            assert!(
+                captured >= 2 * analysed,
+                "{id}: {captured} captured for {analysed} analysed: {v}"
+            );
+        } else {
+            // An unpaced file is read as analysis takes it: one frame may wait in the slot
+            // and one in the reader, but no reading ahead of analysis.
+            assert!(
+                captured <= analysed + 3,
+                "{id}: {captured} captured for {analysed} analysed: {v}"
+            );
+        }
         assert_eq!(v["decode_failures"], 0, "{v}");
     }
     bin.sigterm();

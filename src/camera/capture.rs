@@ -145,6 +145,8 @@ struct Shared {
     stop: Shutdown,
     /// A live source is reopened after a run of bad frames; a file fails at its first.
     live: bool,
+    /// An unpaced source waits for its last frame to be taken before it publishes the next.
+    unpaced: bool,
     /// The camera id, for the log.
     name: String,
 }
@@ -206,6 +208,7 @@ impl Capture {
             ready: Condvar::new(),
             stop: owner.child_token(),
             live: spec.is_live(),
+            unpaced: spec.is_unpaced(),
             name: name.to_string(),
         });
         let runner = Runner {
@@ -241,6 +244,10 @@ impl Capture {
             if slot.fresh {
                 std::mem::swap(into, &mut slot.frame);
                 slot.fresh = false;
+                if self.shared.unpaced {
+                    // The source waits for this (see `Runner::publish`).
+                    self.shared.ready.notify_all();
+                }
                 return Ok(CaptureEvent::Frame);
             }
             match &slot.state {
@@ -469,6 +476,17 @@ impl Runner {
     /// consumer's verdict on the source (see [`Capture::decode`]) if it gave one.
     fn publish(&self, work: &mut Frame) -> Option<String> {
         let mut slot = lock(&self.shared.slot);
+        // An unpaced source is read at the pace frames are taken (see `SourceSpec::is_unpaced`).
+        while self.shared.unpaced && slot.fresh && !self.shared.stop.is_cancelled() {
+            slot = match self
+                .shared
+                .ready
+                .wait_timeout(slot, Duration::from_millis(100))
+            {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
         if let Some(why) = slot.verdict.take() {
             return Some(why);
         }

@@ -249,6 +249,13 @@ impl SourceSpec {
     pub fn is_live(&self) -> bool {
         matches!(self, SourceSpec::V4l2 { .. } | SourceSpec::Pipe { .. })
     }
+
+    /// A file read without pacing (`fps = 0`): nothing is lost by waiting, so capture reads
+    /// the next frame only once the last was taken, rather than read (and throw away) thousands
+    /// a second. (An unpaced test pattern stays as fast as it can be drawn: it is a load.)
+    pub fn is_unpaced(&self) -> bool {
+        matches!(self, SourceSpec::File { fps, .. } if *fps <= 0.0)
+    }
 }
 
 fn check_size(width: u32, height: u32) -> Result<(), CameraError> {

@@ -264,6 +264,12 @@ impl CameraRun {
         let mut next_due = Instant::now();
         let mut gallery_seen = self.gallery.generation();
         loop {
+            // Wait for the next analysis rather than take frames only to skip them: the slot
+            // keeps the newest frame meanwhile, and an unpaced file waits for it to be taken.
+            let wake = next_due.checked_sub(period / 4).unwrap_or(next_due);
+            if Instant::now() < wake && !self.stop.sleep_until(wake) {
+                return (self.stop_reason(), None);
+            }
             if self.stop.is_cancelled() {
                 return (self.stop_reason(), None);
             }
