@@ -106,22 +106,11 @@ fn blur(img: &Image, sigma: f32) -> Image {
 /// The photo shrunk `factor` times (box average) and blown up again (nearest, then a light blur
 /// as a display scaler would): the detail a distant or low-resolution camera loses.
 fn down_up(img: &Image, factor: u32) -> Image {
-    let (w, h) = (img.width / factor, img.height / factor);
-    let mut small = vec![0u8; (w * h * 3) as usize];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                let mut acc = 0u32;
-                for yy in 0..factor {
-                    for xx in 0..factor {
-                        let (sx, sy) = (x * factor + xx, y * factor + yy);
-                        acc += img.rgb[((sy * img.width + sx) * 3 + c) as usize] as u32;
-                    }
-                }
-                small[((y * w + x) * 3 + c) as usize] = (acc / (factor * factor)) as u8;
-            }
-        }
-    }
+    let Image {
+        rgb: small,
+        width: w,
+        height: h,
+    } = shrink(img, factor);
     let (bw, bh) = (w * factor, h * factor);
     let mut big = vec![0u8; (bw * bh * 3) as usize];
     for y in 0..bh {

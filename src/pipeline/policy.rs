@@ -272,6 +272,7 @@ impl Policy {
 mod tests {
     use super::super::identity::tests::person;
     use super::super::identity::View;
+    use super::super::tracker::tests::frontal;
     use super::super::tracker::TrackerConfig;
     use super::*;
     use crate::events::EventType;
@@ -286,19 +287,7 @@ mod tests {
     /// 0.55, nobody else above 0.3).
     fn frame(x: f32, identity: Option<Identity>) -> Option<(Detection, View)> {
         let similarity = identity.as_ref().map_or(0.31, |i| i.similarity);
-        let (y, s) = (50.0, 120.0);
-        let det = Detection {
-            bbox: [x, y, x + s, y + s],
-            score: 0.93,
-            keypoints: [
-                [x + 36.0, y + 48.0],
-                [x + 84.0, y + 48.0],
-                [x + 60.0, y + 72.0],
-                [x + 60.0, y + 96.0],
-                [x + 12.0, y + 54.0],
-                [x + 108.0, y + 54.0],
-            ],
-        };
+        let det = frontal(x, 50.0, 120.0, 0.93);
         Some((det, View::judge(identity, similarity, 0.3, 0.55, 0.1)))
     }
 

@@ -281,18 +281,23 @@ pub(crate) mod tests {
     use crate::pipeline::identity::tests::view;
     use crate::pipeline::identity::Verdict;
 
-    pub(crate) fn det(x: f32) -> Detection {
-        let (y, s) = (100.0, 100.0);
+    fn det(x: f32) -> Detection {
+        frontal(x, 100.0, 100.0, 0.9)
+    }
+
+    /// A frontal face `side` px wide with its top-left corner at (x, y).
+    pub(crate) fn frontal(x: f32, y: f32, side: f32, score: f32) -> Detection {
+        let k = |fx: f32, fy: f32| [x + fx * side, y + fy * side];
         Detection {
-            bbox: [x, y, x + s, y + s],
-            score: 0.9,
+            bbox: [x, y, x + side, y + side],
+            score,
             keypoints: [
-                [x + 30.0, y + 40.0],
-                [x + 70.0, y + 40.0],
-                [x + 50.0, y + 60.0],
-                [x + 50.0, y + 80.0],
-                [x + 10.0, y + 45.0],
-                [x + 90.0, y + 45.0],
+                k(0.3, 0.4),
+                k(0.7, 0.4),
+                k(0.5, 0.6),
+                k(0.5, 0.8),
+                k(0.1, 0.45),
+                k(0.9, 0.45),
             ],
         }
     }
