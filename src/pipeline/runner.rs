@@ -31,7 +31,7 @@ use crate::camera::{
 use crate::events::{format_timestamp, EventData, EventId, EventMetadata, NewEvent, StopReason};
 use crate::shutdown::Shutdown;
 use crate::store::Outbox;
-use crate::vision::quality::{Quality, QualityGate};
+use crate::vision::quality::{sharpness, Quality, QualityGate};
 use crate::vision::{Detection, Embedding, Face, FaceEngine, VisionError, MAX_FACES};
 
 /// One analysed frame, for live viewers (FaceCV's SSE messages: each `data:` line is one).
@@ -369,7 +369,7 @@ impl CameraRun {
             if wanted || enrolling {
                 let (e, passed) = self.look(frame, &det, quality, enrolling)?;
                 if let (Some(e), true, true) = (&e, passed, wanted) {
-                    let view = self.judge(e);
+                    let view = self.judge(e, config.identity.clear_margin);
                     track
                         .identity
                         .add(view, quality.rank(), now, &config.identity);
@@ -408,7 +408,11 @@ impl CameraRun {
         let (crop, side) = self
             .engine
             .align(&frame.rgb, frame.width, frame.height, det);
-        let passed = gate.check(&Quality::measure(det, crop, side)).is_ok();
+        let measured = Quality {
+            sharpness: Some(sharpness(crop, side)),
+            ..quality
+        };
+        let passed = gate.check(&measured).is_ok();
         if !passed && !embeddable {
             return Ok((None, false));
         }
@@ -417,11 +421,10 @@ impl CameraRun {
         Ok((Some(e), passed))
     }
 
-    /// What the gallery says of one embedded view.
-    fn judge(&self, embedding: &Embedding) -> View {
+    /// What the gallery says of one embedded view; `margin` is the tracker's clear margin.
+    fn judge(&self, embedding: &Embedding, margin: f32) -> View {
         let gallery = self.gallery.read();
         let threshold = self.config.threshold.unwrap_or(gallery.threshold());
-        let margin = TrackerConfig::default().identity.clear_margin;
         match gallery.best_with_rival(embedding, |a, b| a.name == b.name) {
             None => View::judge(None, 0.0, 0.0, threshold, margin),
             Some((m, rival)) => View::judge(
