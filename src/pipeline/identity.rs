@@ -170,11 +170,6 @@ impl TrackIdentity {
         }
     }
 
-    /// When the track was last embedded.
-    pub fn last_view(&self) -> Option<Instant> {
-        self.last_view
-    }
-
     /// The latest view's best similarity in the gallery.
     pub fn similarity(&self) -> f32 {
         self.similarity
@@ -211,15 +206,12 @@ impl TrackIdentity {
         }
     }
 
-    /// Whether the verdict is current enough to announce: confirmed by a view since the track
-    /// last crossed another or was lost, not in doubt, and not older than one and a half
-    /// rechecks (a face turned away for long is not re-announced from memory).
-    pub fn fresh(&self, now: Instant, config: &IdentityConfig) -> bool {
-        !self.contested
-            && self.doubt == 0
-            && self
-                .last_view
-                .is_some_and(|t| now.saturating_duration_since(t) <= config.recheck * 3 / 2)
+    /// Whether the verdict may be announced on the frame at `now`: a view of the face was taken
+    /// on that very frame (never from memory: since the last view the tracker may have followed
+    /// someone else), it did not leave the verdict in doubt, and nothing contested the track
+    /// since.
+    pub fn confirmed(&self, now: Instant) -> bool {
+        !self.contested && self.doubt == 0 && self.last_view == Some(now)
     }
 
     /// Takes one embedded view (of rank `rank`) into the verdict.
@@ -383,7 +375,7 @@ pub(crate) mod tests {
         t.add(view(Some("Ana"), 0.8, 0.3), 0.5, t0, &c);
         assert!(matches!(t.verdict(), Verdict::Known(id) if id.name == "Ana"));
         assert_eq!(t.views(), 1);
-        assert!(t.fresh(t0, &c));
+        assert!(t.confirmed(t0));
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(
             t.needs_look(0.5, t1, &c),
@@ -393,7 +385,7 @@ pub(crate) mod tests {
         assert_eq!(t.needs_look(0.7, t1, &c), Some(Look::BetterView));
         assert_eq!(t.needs_look(0.5, t0 + c.recheck, &c), Some(Look::Recheck));
         assert!(
-            !t.fresh(t0 + c.recheck * 2, &c),
+            !t.confirmed(t0 + c.recheck * 2),
             "not announced from memory"
         );
     }
@@ -460,16 +452,16 @@ pub(crate) mod tests {
         let mut t = TrackIdentity::new(&c);
         t.add(view(Some("Ana"), 0.8, 0.3), 0.5, now, &c);
         t.contest();
-        assert!(!t.fresh(now, &c));
+        assert!(!t.confirmed(now));
         assert_eq!(t.needs_look(0.1, now, &c), Some(Look::Contested));
         t.add(view(Some("Bo"), 0.85, 0.3), 0.5, now, &c);
         assert!(matches!(t.verdict(), Verdict::Known(id) if id.name == "Bo"));
-        assert!(t.fresh(now, &c));
+        assert!(t.confirmed(now));
 
         // One unclear disagreeing view is doubt (not announced), two undecide.
         t.add(view(None, 0.4, 0.3), 0.5, now, &c);
         assert!(matches!(t.verdict(), Verdict::Known(id) if id.name == "Bo"));
-        assert!(!t.fresh(now, &c));
+        assert!(!t.confirmed(now));
         assert_eq!(t.needs_look(0.1, now, &c), Some(Look::Doubt));
         t.add(view(None, 0.4, 0.3), 0.5, now, &c);
         assert_eq!(t.verdict(), &Verdict::Undecided);

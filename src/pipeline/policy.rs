@@ -136,7 +136,6 @@ impl Policy {
     /// Looks at the tracks visible in the latest frame and appends the events they call for.
     /// Who a face is, is announced only on a frame whose view confirmed it (`confirmed`).
     pub fn on_frame(&mut self, tracker: &mut Tracker, now: Instant, out: &mut Vec<Sighting>) {
-        let identity = tracker.config().identity;
         let mut detected = Vec::new();
         let mut detected_tracks = Vec::new();
         let mut recognized = Vec::new();
@@ -152,12 +151,10 @@ impl Policy {
                 });
                 detected_tracks.push(note(track));
             }
-            // Who a face is, is said only on a frame whose view of it confirmed it, never from
-            // memory: since the last view the tracker may have followed someone else. Tracks
-            // are looked at every few seconds (and strangers on each of their first frames), so
-            // a repeat waits at most one re-check.
-            let confirmed = track.identity.last_view() == Some(now);
-            if !confirmed || !track.identity.fresh(now, &identity) {
+            // Who a face is, is said only on a frame whose view of it confirmed it. Tracks are
+            // looked at every few seconds (and strangers on each of their first frames), so a
+            // repeat waits at most one re-check.
+            if !track.identity.confirmed(now) {
                 continue;
             }
             match track.identity.verdict().clone() {

@@ -337,10 +337,7 @@ pub(crate) mod tests {
         let resumed = t.visible().next().unwrap();
         assert_eq!(resumed.frames, 2, "the same track resumes, not a new one");
         assert!(matches!(resumed.identity.verdict(), Verdict::Known(_)));
-        assert!(
-            !resumed.identity.fresh(now, &config.identity),
-            "not announced unchecked"
-        );
+        assert!(!resumed.identity.confirmed(now), "not announced unchecked");
         assert_eq!(resumed.needs_look(&q, now, &config), Some(Look::Contested));
         for _ in 0..6 {
             t.update(&[]);
