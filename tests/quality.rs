@@ -6,6 +6,10 @@
 //! are where the defaults of `vision.quality.max_turn` and `vision.quality.min_sharpness` come
 //! from, and the test keeps those defaults honest when the models or the aligner change.
 
+#[path = "common/video.rs"]
+#[allow(dead_code)]
+mod video;
+
 use std::path::{Path, PathBuf};
 
 use facecv::vision::quality::{Quality, Rejection};
@@ -26,20 +30,10 @@ fn engine() -> FaceEngine {
 /// Every photo of the test set: the 55 Johns and the misc portraits.
 fn photo_paths() -> Vec<PathBuf> {
     let faces = root().join("tests/data/faces");
-    let mut out = Vec::new();
-    let mut people: Vec<_> = std::fs::read_dir(faces.join("johns"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut out: Vec<PathBuf> = video::johns()
+        .iter()
+        .flat_map(|person| video::photos_of(person))
         .collect();
-    people.sort();
-    for dir in people {
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        out.extend(files);
-    }
     for f in ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png"] {
         out.push(faces.join("misc").join(f));
     }

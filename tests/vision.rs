@@ -5,6 +5,10 @@
 //! recognises each of them in their other photos, never takes Obama for Biden, and refuses the
 //! things an enrolment form will be sent (no face, two faces, not an image, a broken install).
 
+#[path = "common/video.rs"]
+#[allow(dead_code)]
+mod video;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,19 +55,9 @@ struct Photo {
 /// The 55 Johns (five people, eleven tight crops each) and the Obama and Biden portraits.
 fn photos() -> Vec<Photo> {
     let mut out = Vec::new();
-    let mut people: Vec<_> = std::fs::read_dir(faces_dir().join("johns"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    people.sort();
-    for dir in people {
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files {
-            out.push(photo(dir.file_name().unwrap().to_str().unwrap(), &f));
+    for person in video::johns() {
+        for f in video::photos_of(&person) {
+            out.push(photo(&person, &f));
         }
     }
     let misc = faces_dir().join("misc");

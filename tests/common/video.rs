@@ -11,6 +11,16 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The people of `tests/data/faces/johns` (one folder each), sorted by name.
+pub fn johns() -> Vec<String> {
+    let mut people: Vec<String> = std::fs::read_dir(root().join("tests/data/faces/johns"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    people.sort();
+    people
+}
+
 /// The photos of one person of `tests/data/faces/johns`, sorted by name.
 pub fn photos_of(person: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
